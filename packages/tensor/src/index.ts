@@ -1,0 +1,8 @@
+// @aunet/tensor: WebGPU tensors, reverse-mode autodiff, WGSL kernels.
+export { init, runtime, grid1d, WebGPUError, Runtime, type AdapterReport, type InitOptions, type Dispatch, type StorageBinding } from './runtime';
+export { Tensor, tidy, scope, keep, dispose, shapeSize, type DType, type Shape, type GradFn } from './tensor';
+export { backward, noGrad, isGradEnabled, record, type BackwardOptions } from './autograd';
+export { Rng } from './random';
+export { sizeClass, type MemoryStats } from './pool';
+export { Uniforms, empty, launch1d, stridesOf } from './kernel';
+export * from './ops/index';

@@ -1,0 +1,53 @@
+// Matrix product for the small fully connected layers of channel attention.
+
+import { record } from '../autograd';
+import { Uniforms, assertFloat, empty } from '../kernel';
+import { runtime } from '../runtime';
+import { Tensor } from '../tensor';
+
+// out[M,N] = op(A) op(B); op(A)[m,k] = A[m*sam + k*sak], op(B)[k,n] = B[k*sbk + n*sbn].
+const MATMUL = `
+struct P { m: u32, n: u32, k: u32, sam: u32, sak: u32, sbk: u32, sbn: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(8, 8) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let col = gid.x; let row = gid.y;
+  if (row >= p.m || col >= p.n) { return; }
+  var acc = 0.0;
+  for (var k = 0u; k < p.k; k++) { acc += a[row * p.sam + k * p.sak] * b[k * p.sbk + col * p.sbn]; }
+  out[row * p.n + col] = acc;
+}`;
+
+function matmulRaw(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
+  const [ar, ac] = a.shape;
+  const [br, bc] = b.shape;
+  const m = transA ? ac : ar;
+  const k = transA ? ar : ac;
+  const kb = transB ? bc : br;
+  const n = transB ? br : bc;
+  if (k !== kb) throw new Error(`matmul: inner dimensions differ: [${a.shape}]${transA ? 'ᵀ' : ''} x [${b.shape}]${transB ? 'ᵀ' : ''}`);
+  const out = empty([m, n]);
+  const u = new Uniforms().u32(m, n, k, transA ? 1 : ac, transA ? ac : 1, transB ? 1 : bc, transB ? bc : 1);
+  runtime().dispatch({
+    kernel: 'matmul',
+    code: MATMUL,
+    workgroups: [Math.ceil(n / 8), Math.ceil(m / 8)],
+    storage: [a.binding(), b.binding(), out.binding()],
+    uniforms: u.bytes(),
+  });
+  return out;
+}
+
+/** a [M,K] x b [K,N] -> [M,N]. */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  assertFloat(a, 'matmul');
+  assertFloat(b, 'matmul');
+  if (a.rank !== 2 || b.rank !== 2) throw new Error(`matmul: expects 2-D tensors, got [${a.shape}] and [${b.shape}]`);
+  const out = matmulRaw(a, b, false, false);
+  return record(out, 'matmul', [a, b], (g) => [
+    a.requiresGrad ? matmulRaw(g, b, false, true) : null, // dA = G Bᵀ
+    b.requiresGrad ? matmulRaw(a, g, true, false) : null, // dB = Aᵀ G
+  ]);
+}

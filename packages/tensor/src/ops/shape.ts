@@ -1,0 +1,90 @@
+// Shape ops: reshape (a view, no copy), concat and slice along an axis (one strided copy kernel).
+
+import { record } from '../autograd';
+import { ENTRY_1D, Uniforms, empty, launch1d, linearIndex, normAxis } from '../kernel';
+import { Tensor, shapeSize, type Shape } from '../tensor';
+import { zeros } from './creation';
+
+/** Same values, new shape (one dimension may be -1). Shares the buffer. */
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  const s = [...shape];
+  const free = s.indexOf(-1);
+  if (free >= 0) {
+    const known = s.reduce((a, d, i) => (i === free ? a : a * d), 1);
+    if (known === 0 || x.size % known !== 0) throw new Error(`reshape: cannot reshape [${x.shape}] to [${shape}]`);
+    s[free] = x.size / known;
+  }
+  if (shapeSize(s) !== x.size) throw new Error(`reshape: [${x.shape}] (${x.size} elements) cannot become [${shape}]`);
+  const y = x.view(s);
+  return record(y, 'reshape', [x], (g) => [g.view(x.shape)]);
+}
+
+// dst[r * dstRow + dstOff + c] = src[r * srcRow + srcOff + c] for r < rows, c < cols.
+const COPY_BLOCK = `
+struct P { n: u32, cols: u32, srcRow: u32, srcOff: u32, dstRow: u32, dstOff: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+${ENTRY_1D(256)} {
+  ${linearIndex(256)}
+  if (i >= p.n) { return; }
+  let r = i / p.cols; let c = i % p.cols;
+  dst[r * p.dstRow + p.dstOff + c] = src[r * p.srcRow + p.srcOff + c];
+}`;
+
+/** Copy a [rows, cols] block between row-major buffers with given row lengths and offsets. */
+function copyBlock(src: Tensor, dst: Tensor, rows: number, cols: number, srcRow: number, srcOff: number, dstRow: number, dstOff: number): void {
+  launch1d('copyBlock', COPY_BLOCK, rows * cols, 256, [src, dst], new Uniforms().u32(rows * cols, cols, srcRow, srcOff, dstRow, dstOff));
+}
+
+function outerInner(shape: Shape, axis: number): [number, number] {
+  return [shapeSize(shape.slice(0, axis)), shapeSize(shape.slice(axis + 1))];
+}
+
+/** The elements [start, start + length) of `axis`. */
+export function slice(x: Tensor, axis: number, start: number, length: number): Tensor {
+  const a = normAxis(axis, x.rank, 'slice');
+  const d = x.shape[a];
+  if (!Number.isInteger(start) || !Number.isInteger(length) || start < 0 || length < 0 || start + length > d) {
+    throw new Error(`slice: [${start}, ${start + length}) is outside axis ${a} of size ${d} in [${x.shape}]`);
+  }
+  const shape = x.shape.map((v, i) => (i === a ? length : v));
+  const [outer, inner] = outerInner(x.shape, a);
+  const y = empty(shape);
+  copyBlock(x, y, outer, length * inner, d * inner, start * inner, length * inner, 0);
+  return record(y, 'slice', [x], (g) => {
+    const gx = zeros(x.shape);
+    copyBlock(g, gx, outer, length * inner, length * inner, 0, d * inner, start * inner);
+    return [gx];
+  });
+}
+
+/** Join tensors along `axis`; the other dimensions must agree. */
+export function concat(xs: Tensor[], axis: number): Tensor {
+  if (xs.length === 0) throw new Error('concat: no tensors given');
+  const a = normAxis(axis, xs[0].rank, 'concat');
+  for (const t of xs) {
+    if (t.rank !== xs[0].rank || t.shape.some((d, i) => i !== a && d !== xs[0].shape[i])) {
+      throw new Error(`concat: shapes [${xs.map((t) => `[${t.shape}]`).join(', ')}] differ outside axis ${a}`);
+    }
+  }
+  const total = xs.reduce((s, t) => s + t.shape[a], 0);
+  const shape = xs[0].shape.map((v, i) => (i === a ? total : v));
+  const [outer, inner] = outerInner(shape, a);
+  const y = empty(shape);
+  let off = 0;
+  const offsets = xs.map((t) => {
+    const o = off;
+    copyBlock(t, y, outer, t.shape[a] * inner, t.shape[a] * inner, 0, total * inner, o * inner);
+    off += t.shape[a];
+    return o;
+  });
+  return record(y, 'concat', xs, (g) =>
+    xs.map((t, k) => {
+      if (!t.requiresGrad) return null;
+      const gt = empty(t.shape);
+      copyBlock(g, gt, outer, t.shape[a] * inner, total * inner, offsets[k] * inner, t.shape[a] * inner, 0);
+      return gt;
+    }),
+  );
+}

@@ -1,0 +1,2 @@
+// The float64 reference implementation, used as the oracle by the tests.
+export * from './core';

@@ -1,0 +1,361 @@
+// The WebGPU runtime: one device per process, a pending command encoder that collects
+// dispatches and submits them in batches, a pipeline cache keyed by WGSL source, a uniform
+// arena that is rewritten per batch (so uniforms never leak), the buffer pool, and errors
+// turned into exceptions that name the kernel.
+
+import { BufferPool, type MemoryStats } from './pool';
+
+export interface AdapterReport {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** True for software adapters such as lavapipe or SwiftShader. */
+  isFallback: boolean;
+  /** "cpu" for software adapters, "gpu" otherwise. */
+  type: 'cpu' | 'gpu';
+  features: string[];
+  limits: Record<string, number>;
+}
+
+export interface InitOptions {
+  powerPreference?: GPUPowerPreference;
+  /** Dispatches collected before an automatic submit. */
+  maxDispatchesPerSubmit?: number;
+}
+
+export interface StorageBinding {
+  buffer: GPUBuffer;
+  /** Bytes bound, from offset 0; a multiple of 4. */
+  size: number;
+}
+
+export interface Dispatch {
+  /** Kernel name, used for labels and in error messages. */
+  kernel: string;
+  /** Complete WGSL source; pipelines are cached by it. */
+  code: string;
+  /** Workgroup counts; use `grid1d` for 1-D problems larger than 65535 workgroups. */
+  workgroups: [number, number?, number?];
+  /** Storage buffers, bound at @group(0) @binding(1), (2), ... in order. */
+  storage: StorageBinding[];
+  /** Uniform data, bound at @group(0) @binding(0) when present. */
+  uniforms?: ArrayBuffer | ArrayBufferView;
+}
+
+export class WebGPUError extends Error {
+  override name = 'WebGPUError';
+}
+
+const STORAGE_USAGE = 0x0080 /* STORAGE */ | 0x0004 /* COPY_SRC */ | 0x0008; /* COPY_DST */
+const READBACK_USAGE = 0x0001 /* MAP_READ */ | 0x0008; /* COPY_DST */
+const UNIFORM_USAGE = 0x0040 /* UNIFORM */ | 0x0008; /* COPY_DST */
+const MAP_MODE_READ = 0x0001;
+
+// Dawn's node instance. Kept referenced for the life of the process: if it is garbage-collected
+// while a device lives, Dawn crashes later in a random callback.
+let dawnInstance: unknown = null;
+let current: Runtime | null = null;
+let initializing: Promise<Runtime> | null = null;
+
+function noAdapterMessage(): string {
+  const lines = ['No WebGPU adapter is available, so no tensor can be created.'];
+  const icd = typeof process !== 'undefined' ? process.env?.VK_ICD_FILENAMES ?? process.env?.VK_DRIVER_FILES : undefined;
+  if (icd) lines.push(`VK_ICD_FILENAMES/VK_DRIVER_FILES is set to "${icd}": check that this Vulkan driver file exists, or unset it.`);
+  if (typeof process !== 'undefined' && process.platform === 'linux') {
+    lines.push(
+      'On Linux without a GPU, WebGPU runs on Mesa\'s lavapipe (Vulkan on the CPU). Debian 12\'s own Mesa 22 is too old for Dawn;',
+      'install Mesa from bookworm-backports (as root):',
+      '  echo "deb http://deb.debian.org/debian bookworm-backports main" > /etc/apt/sources.list.d/backports.list',
+      '  apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers',
+      'or run `bash scripts/setup.sh` from the repository root, which does this. Dawn printed the underlying reason above.',
+    );
+  } else {
+    lines.push('Install a Vulkan, Metal or D3D12 driver for your GPU, or use a browser with WebGPU enabled.');
+  }
+  return lines.join('\n');
+}
+
+async function getGPU(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  // Node: Dawn's bindings. The module name is in a variable so that browser bundlers skip it.
+  const moduleName = 'webgpu';
+  const mod = (await import(/* @vite-ignore */ moduleName)) as {
+    create: (flags: string[]) => GPU;
+    globals: Record<string, unknown>;
+  };
+  // GPUBufferUsage, GPUMapMode etc. as globals, as in a browser.
+  for (const [k, v] of Object.entries(mod.globals)) {
+    if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+  }
+  if (!dawnInstance) dawnInstance = mod.create([]);
+  return dawnInstance as GPU;
+}
+
+/** Create the device (once per process) and return the runtime. */
+export function init(options: InitOptions = {}): Promise<Runtime> {
+  if (current) return Promise.resolve(current);
+  if (!initializing) {
+    initializing = Runtime.create(options).then(
+      (rt) => (current = rt),
+      (err) => {
+        initializing = null;
+        throw err;
+      },
+    );
+  }
+  return initializing;
+}
+
+/** The runtime created by `init()`; throws if `init()` has not completed. */
+export function runtime(): Runtime {
+  if (!current) throw new WebGPUError('The WebGPU runtime is not initialised: `await init()` before creating tensors.');
+  return current;
+}
+
+const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment on every adapter seen
+
+export class Runtime {
+  readonly pool: BufferPool;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private dispatchesInBatch = 0;
+  private kernelsInBatch = new Set<string>();
+  private uniformCpu = new Uint8Array(64 * 1024);
+  private uniformGpu: GPUBuffer;
+  private uniformBytes = 0;
+  private pendingError: WebGPUError | null = null;
+  private lost: WebGPUError | null = null;
+  private readonly maxDispatches: number;
+  /** Counters for benchmarks and tests. */
+  readonly counters = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly adapter: AdapterReport,
+    options: InitOptions,
+  ) {
+    this.pool = new BufferPool(device, STORAGE_USAGE, 'tensor');
+    this.uniformGpu = device.createBuffer({ size: this.uniformCpu.byteLength, usage: UNIFORM_USAGE, label: 'uniform-arena' });
+    this.maxDispatches = options.maxDispatchesPerSubmit ?? 256;
+    device.addEventListener('uncapturederror', (ev) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      this.recordError(`WebGPU error in a batch with kernels [${[...this.kernelsInBatch].join(', ')}]: ${e.message}`);
+    });
+    device.lost.then((info) => {
+      if (info.reason !== 'destroyed') this.lost = new WebGPUError(`The WebGPU device was lost (${info.reason}): ${info.message}`);
+    });
+  }
+
+  static async create(options: InitOptions): Promise<Runtime> {
+    const gpu = await getGPU();
+    const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+    if (!adapter) throw new WebGPUError(noAdapterMessage());
+    const wanted: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];
+    const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+    const L = adapter.limits;
+    const requiredLimits: Record<string, number> = {
+      maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
+      maxBufferSize: L.maxBufferSize,
+      maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: L.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: L.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: L.maxComputeWorkgroupSizeY,
+      maxStorageBuffersPerShaderStage: L.maxStorageBuffersPerShaderStage,
+      maxComputeWorkgroupsPerDimension: L.maxComputeWorkgroupsPerDimension,
+    };
+    const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'aunet' });
+    const info = adapter.info ?? ({} as GPUAdapterInfo);
+    const isFallback = Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter)
+      || /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description} ${info.architecture}`);
+    const limits: Record<string, number> = {};
+    for (const k of Object.keys(requiredLimits)) limits[k] = (device.limits as unknown as Record<string, number>)[k];
+    limits.minUniformBufferOffsetAlignment = device.limits.minUniformBufferOffsetAlignment;
+    const report: AdapterReport = {
+      vendor: info.vendor ?? '',
+      architecture: info.architecture ?? '',
+      device: info.device ?? '',
+      description: info.description ?? '',
+      isFallback,
+      type: isFallback ? 'cpu' : 'gpu',
+      features: [...device.features].sort(),
+      limits,
+    };
+    return new Runtime(device, report, options);
+  }
+
+  /** Human-readable one-line description of the adapter. */
+  describe(): string {
+    const a = this.adapter;
+    const name = a.description || a.device || a.architecture || 'unknown adapter';
+    return `${name} (${a.vendor || 'unknown vendor'}, ${a.type}${a.isFallback ? ', fallback' : ''})`;
+  }
+
+  private recordError(message: string): void {
+    if (!this.pendingError) this.pendingError = new WebGPUError(message);
+  }
+
+  /** Throw the first WebGPU error seen since the last check, if any. */
+  throwIfError(): void {
+    if (this.lost) throw this.lost;
+    const e = this.pendingError;
+    if (e) {
+      this.pendingError = null;
+      throw e;
+    }
+  }
+
+  pipeline(kernel: string, code: string): GPUComputePipeline {
+    let p = this.pipelines.get(code);
+    if (p) return p;
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ code, label: kernel });
+    p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: kernel });
+    this.device.popErrorScope().then((err) => {
+      // A compile error explains the errors that follow it, so it replaces them.
+      if (err) this.pendingError = new WebGPUError(`Kernel "${kernel}" failed to compile: ${err.message}\n--- WGSL ---\n${numbered(code)}`);
+    });
+    this.pipelines.set(code, p);
+    this.counters.pipelinesCompiled++;
+    return p;
+  }
+
+  /** Encode one compute dispatch into the pending batch. */
+  dispatch(d: Dispatch): void {
+    if (this.lost) throw this.lost;
+    const pipeline = this.pipeline(d.kernel, d.code);
+    const entries: GPUBindGroupEntry[] = [];
+    if (d.uniforms) {
+      const bytes = d.uniforms instanceof ArrayBuffer
+        ? new Uint8Array(d.uniforms)
+        : new Uint8Array(d.uniforms.buffer, d.uniforms.byteOffset, d.uniforms.byteLength);
+      if (bytes.byteLength > UNIFORM_SLOT) throw new WebGPUError(`Kernel "${d.kernel}": uniforms of ${bytes.byteLength} B exceed ${UNIFORM_SLOT} B`);
+      if (this.uniformBytes + UNIFORM_SLOT > this.uniformCpu.byteLength) this.flush();
+      const offset = this.uniformBytes;
+      this.uniformCpu.set(bytes, offset);
+      this.uniformBytes += UNIFORM_SLOT;
+      entries.push({ binding: 0, resource: { buffer: this.uniformGpu, offset, size: Math.ceil(bytes.byteLength / 16) * 16 } });
+    }
+    d.storage.forEach((s, i) => entries.push({ binding: i + 1, resource: { buffer: s.buffer, offset: 0, size: s.size } }));
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: d.kernel });
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'batch' });
+    if (!this.pass) this.pass = this.encoder.beginComputePass({ label: 'batch' });
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    const [x, y = 1, z = 1] = d.workgroups;
+    if (x > 0 && y > 0 && z > 0) this.pass.dispatchWorkgroups(x, y, z);
+    this.kernelsInBatch.add(d.kernel);
+    this.counters.dispatches++;
+    if (++this.dispatchesInBatch >= this.maxDispatches) this.flush();
+  }
+
+  /** Encode a buffer-to-buffer copy into the pending batch. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    const enc = this.openEncoder();
+    enc.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  private openEncoder(): GPUCommandEncoder {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'batch' });
+    return this.encoder;
+  }
+
+  /** Submit the pending batch (does not wait for it). */
+  flush(): void {
+    if (!this.encoder) return;
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    if (this.uniformBytes > 0) this.device.queue.writeBuffer(this.uniformGpu, 0, this.uniformCpu, 0, this.uniformBytes);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.uniformBytes = 0;
+    this.dispatchesInBatch = 0;
+    this.kernelsInBatch = new Set();
+    this.counters.submits++;
+    // Errors are thrown at the next sync point (read or sync), once any compile error that
+    // explains them has arrived.
+  }
+
+  /** Submit pending work and wait until the GPU has finished it. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.throwIfError();
+  }
+
+  /** Write host data into a buffer, ordered after every dispatch encoded so far. */
+  write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    // queue.writeBuffer runs before any not-yet-submitted command, so submit those first:
+    // the buffer may have been recycled from a tensor that pending dispatches still read.
+    this.flush();
+    this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Copy `bytes` from the start of `buffer` back to the host. Flushes pending work. */
+  async read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.device.createBuffer({ size, usage: READBACK_USAGE, label: 'readback' });
+    try {
+      this.openEncoder().copyBufferToBuffer(buffer, 0, staging, 0, size);
+      this.flush();
+      await staging.mapAsync(MAP_MODE_READ, 0, size);
+      const out = staging.getMappedRange(0, size).slice(0, bytes);
+      staging.unmap();
+      this.counters.readbacks++;
+      this.throwIfError();
+      return out;
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** Testing aid: when on, every new tensor buffer is filled with NaN first, so that elements
+   *  an op fails to write show up as NaN. */
+  poisonNewBuffers = false;
+
+  /** Fill a whole buffer with one 32-bit pattern, in stream order. */
+  fillWords(buffer: GPUBuffer, bits: number): void {
+    const words = buffer.size / 4;
+    this.dispatch({
+      kernel: 'fillWords',
+      code: FILL_WORDS,
+      workgroups: grid1d(words, 256),
+      storage: [{ buffer, size: buffer.size }],
+      uniforms: new Uint32Array([words, bits >>> 0, 0, 0]),
+    });
+  }
+
+  memory(): MemoryStats {
+    return this.pool.stats();
+  }
+}
+
+/** Workgroup counts for `n` invocations in workgroups of `size`, split over y past the 65535 limit.
+ *  Kernels recover the linear index as `(wid.y * nwg.x + wid.x) * size + lid.x`. */
+export function grid1d(n: number, size: number): [number, number] {
+  const groups = Math.ceil(n / size);
+  if (groups <= 65535) return [Math.max(groups, 1), 1];
+  const y = Math.ceil(groups / 65535);
+  return [Math.ceil(groups / y), y];
+}
+
+function numbered(code: string): string {
+  return code.split('\n').map((l, i) => `${String(i + 1).padStart(4)}  ${l}`).join('\n');
+}
+
+const FILL_WORDS = `
+struct P { n: u32, bits: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = (wid.y * nwg.x + wid.x) * 256u + lid.x;
+  if (i < p.n) { out[i] = p.bits; }
+}`;

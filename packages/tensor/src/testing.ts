@@ -1,0 +1,140 @@
+// Test support shared by the packages' suites: seeded data, GPU-vs-reference checks with
+// poisoned outputs, gradients against the reference's backward and finite differences.
+
+import { backward } from './autograd';
+import { tensor } from './ops/creation';
+import { finiteDifference, relativeError, type Ref } from './reference/core';
+import { Rng } from './random';
+import { init, runtime } from './runtime';
+import { Tensor, scope } from './tensor';
+
+let seedLogged = false;
+
+/** The run's seed: $SEED if set, else fresh; printed once so a failure can be replayed. */
+export function testSeed(): number {
+  const env = typeof process !== 'undefined' ? process.env.SEED : undefined;
+  const seed = env !== undefined ? Number(env) >>> 0 : (globalThis as { __testSeed?: number }).__testSeed ?? Math.floor(Math.random() * 2 ** 31);
+  (globalThis as { __testSeed?: number }).__testSeed = seed;
+  if (!seedLogged) {
+    console.log(`  seed ${seed} (replay with SEED=${seed})`);
+    seedLogged = true;
+  }
+  return seed;
+}
+
+/** A generator for one test, derived from the run's seed and the test's name. */
+export function testRng(name: string): Rng {
+  let h = testSeed();
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619) >>> 0;
+  return new Rng(h);
+}
+
+/** Initialise WebGPU and switch on output poisoning (every new buffer starts as NaN). */
+export async function setupGPU(): Promise<void> {
+  await init();
+  runtime().poisonNewBuffers = true;
+}
+
+export interface RandomOptions {
+  low?: number;
+  high?: number;
+  /** Keep values at least this far from these points (kinks of relu, clamp bounds). */
+  avoid?: number[];
+  margin?: number;
+}
+
+/** Random float32-representable values, as a reference tensor. */
+export function randomRef(rng: Rng, shape: number[], o: RandomOptions = {}): Ref {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const lo = o.low ?? -1;
+  const hi = o.high ?? 1;
+  const data = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let v: number;
+    do v = Math.fround(rng.range(lo, hi));
+    while ((o.avoid ?? []).some((p) => Math.abs(v - p) < (o.margin ?? 1e-2)));
+    data[i] = v;
+  }
+  return { shape: [...shape], data };
+}
+
+export function toTensor(r: Ref, requiresGrad = false): Tensor {
+  return tensor(r.data, r.shape, { requiresGrad });
+}
+
+export async function toRef(t: Tensor): Promise<Ref> {
+  return { shape: [...t.shape], data: Float64Array.from(await t.data()) };
+}
+
+/** Throw unless `actual` matches `expected` to relative error `tol` (NaN always fails). */
+export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
+  const err = relativeError(actual, expected);
+  if (!(err <= tol)) {
+    let worst = 0;
+    let at = 0;
+    for (let i = 0; i < expected.length; i++) {
+      const e = Math.abs(actual[i] - expected[i]);
+      if (!(e <= worst)) {
+        worst = Number.isNaN(e) ? Infinity : e;
+        at = i;
+      }
+    }
+    throw new Error(`${what}: relative error ${err.toExponential(3)} > ${tol} (length ${actual.length} vs ${expected.length}; worst at [${at}]: got ${actual[at]}, expected ${expected[at]})`);
+  }
+}
+
+export interface OpCheck {
+  name: string;
+  inputs: Ref[];
+  /** Which inputs get gradients (default: all). */
+  grad?: boolean[];
+  gpu: (xs: Tensor[]) => Tensor;
+  ref: (xs: Ref[]) => Ref;
+  /** The reference's vector-Jacobian product: dL/dx for every input, given dL/dy = g. */
+  refBackward?: (xs: Ref[], g: Ref) => Ref[];
+  forwardTol?: number;
+  gradTol?: number;
+  /** Finite-difference step (float64). */
+  h?: number;
+  /** Elements per input checked by finite differences (default 48; smaller inputs: all). */
+  fdSamples?: number;
+  rng: Rng;
+}
+
+/**
+ * Forward output against the reference; then, with a random upstream gradient, GPU gradients
+ * against the reference's backward, and the reference's backward against finite differences.
+ */
+export async function checkOp(c: OpCheck): Promise<void> {
+  await scope(async () => {
+    const wantGrad = c.grad ?? c.inputs.map(() => true);
+    const xs = c.inputs.map((r, i) => toTensor(r, Boolean(c.refBackward) && wantGrad[i]));
+    const y = c.gpu(xs);
+    const expected = c.ref(c.inputs);
+    if (y.shape.join() !== expected.shape.join()) throw new Error(`${c.name}: shape [${y.shape}], reference [${expected.shape}]`);
+    expectClose(await y.data(), expected.data, c.forwardTol ?? 1e-5, `${c.name} forward`);
+    if (!c.refBackward) return;
+    const g = randomRef(c.rng, expected.shape);
+    backward(y, { grad: toTensor(g) });
+    const refGrads = c.refBackward(c.inputs, g);
+    for (let i = 0; i < xs.length; i++) {
+      if (!wantGrad[i]) continue;
+      const gpuGrad = xs[i].grad;
+      if (!gpuGrad) throw new Error(`${c.name}: no gradient reached input ${i}`);
+      const gpuData = await gpuGrad.data();
+      expectClose(gpuData, refGrads[i].data, c.gradTol ?? 1e-3, `${c.name} grad[${i}] vs reference backward`);
+      // Finite differences cost two forward passes per element: check a random sample of them.
+      const n = c.inputs[i].data.length;
+      const at = n <= (c.fdSamples ?? 48) ? undefined : Array.from({ length: c.fdSamples ?? 48 }, () => c.rng.int(n));
+      const fd = finiteDifference((xi) => c.ref(c.inputs.map((r, k) => (k === i ? xi : r))), c.inputs[i], g, c.h, at);
+      const pick = (d: ArrayLike<number>) => (at ? at.map((k) => d[k]) : Array.from(d));
+      expectClose(pick(refGrads[i].data), fd, c.gradTol ?? 1e-3, `${c.name} reference grad[${i}] vs finite differences`);
+      expectClose(pick(gpuData), fd, c.gradTol ?? 1e-3, `${c.name} grad[${i}] vs finite differences`);
+      gpuGrad.dispose();
+      xs[i].grad = null;
+    }
+  });
+}
+
+/** Shapes chosen to be no multiple of any workgroup or tile size. */
+export const ODD_SHAPES: number[][] = [[1], [7], [3, 5], [2, 3, 17, 23], [1, 5, 9, 13]];
