@@ -1,0 +1,676 @@
+// 2-D convolution, NCHW float32, weights [Cout, Cin, kh, kw], zero padding, stride, dilation;
+// forward, input gradient and weight gradient, each with its own kernel.
+//
+// How the kernels are built (see DESIGN.md, "The runtime facts that shape the code"):
+// - The input (or, for the input gradient, the output gradient) is first copied into a zero-
+//   padded plane per (n, c) whose row length is a multiple of 4, so that the inner loops need no
+//   bounds checks and every activation load is an aligned vec4 load.
+// - Weights are re-laid out per call (they are small) so that one vec4 load brings one tap of
+//   4 output channels: lanes run over groups of 4 output channels.
+// - Each invocation computes a tile of PW pixels x PR rows for its 4 channels (register
+//   blocking). The tap structure (kernel size, stride, dilation) is unrolled at code-generation
+//   time, so an input row is loaded once as a few vec4s and every value is picked from them by a
+//   constant swizzle; rows that several (output row, kernel row) pairs share are loaded once. With
+//   dilation d and stride 1 a tile's rows are spaced d apart, so rows are shared for every d.
+// - The input gradient is the same correlation kernel run on the padded output gradient with the
+//   weights re-laid out with Cin and Cout swapped: each input pixel gathers the taps whose
+//   (pixel + padding - tap * dilation) is a multiple of the stride. Tiles are aligned to the
+//   stride, so which taps reach which pixel of a tile is known when the WGSL is generated (phase
+//   decomposition): no multiply by an inserted zero, no atomics, no copy-transpose of the forward.
+// - The weight gradient accumulates, per invocation, 4 output channels x CB input channels x all
+//   taps in registers over a band of tile rows, reading the output gradient re-laid out with 4
+//   channels per vec4; the bands' partial sums are then added by a small second kernel.
+// - Pipelines depend only on (kernel size, stride, dilation, padding mod stride for the input
+//   gradient, tile sizes); shapes are uniforms.
+//
+// Variants: on a fallback (CPU) adapter such as lavapipe, large tiles (8 x 4 pixels, 4 input
+// channels per weight-gradient invocation): register blocking past the register file still pays
+// there, because each storage load is a per-lane loop. On a GPU, small tiles (4 x 2 pixels, one
+// input channel), so that an invocation stays within a few dozen registers and occupancy is high.
+
+import { record } from '../autograd';
+import { Uniforms, assertFloat, empty } from '../kernel';
+import { grid1d, runtime } from '../runtime';
+import { Tensor } from '../tensor';
+import { sum } from './reduce';
+
+export interface Conv2dOptions {
+  /** Step between output pixels (default 1). */
+  stride?: number;
+  /** Zeros added on each side of both spatial axes (default 0). */
+  padding?: number;
+  /** Spacing between kernel taps (default 1). */
+  dilation?: number;
+}
+
+interface Tile {
+  /** Pixels per row (a multiple of 4). */
+  pw: number;
+  /** Rows. */
+  pr: number;
+  /** With stride 1 and dilation d, space a tile's rows d apart so that they share input rows. */
+  spaced: boolean;
+}
+
+interface Tuning {
+  name: 'fallback' | 'gpu';
+  /** Share activation loads across a subgroup (see tapCode). */
+  share: boolean;
+  fwd: Tile;
+  dx: Tile;
+  dw: Tile & { cb: number; minInvocations: number };
+}
+
+function process_env(k: string): string | undefined {
+  return (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env[k];
+}
+
+const FALLBACK: Tuning = {
+  name: 'fallback',
+  share: process_env('CONV_SHARE') !== '0',
+  fwd: { pw: 8, pr: 4, spaced: true },
+  dx: { pw: 8, pr: 4, spaced: true },
+  dw: { pw: 8, pr: 4, spaced: true, cb: 4, minInvocations: 2048 },
+};
+
+const GPU: Tuning = {
+  name: 'gpu',
+  share: false,
+  fwd: { pw: 4, pr: 2, spaced: true },
+  dx: { pw: 4, pr: 2, spaced: true },
+  dw: { pw: 4, pr: 2, spaced: true, cb: 1, minInvocations: 65536 },
+};
+
+let variant: 'auto' | 'fallback' | 'gpu' = 'auto';
+
+/** Choose the conv2d kernel variant: 'auto' (by adapter: fallback on CPU adapters, gpu otherwise) or force one (tests, benchmarks). */
+export function setConv2dVariant(v: 'auto' | 'fallback' | 'gpu'): void {
+  variant = v;
+}
+
+/**
+ * The subgroup size to share activation loads over for `channels` output channels, or 0. Only on
+ * fallback adapters (where a load is a per-lane loop; on a GPU the cache does this job), only with
+ * a fixed subgroup size of 8 (lavapipe's on AVX2), and only when rounding the groups of 4
+ * channels up to whole subgroups wastes at most a quarter of the lanes.
+ */
+function shareFor(channels: number): number {
+  if (!tuning().share) return 0;
+  const rt = runtime();
+  if (!rt.device.features.has('subgroups')) return 0;
+  const info = (rt.device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+  if (info?.subgroupMinSize !== 8 || info?.subgroupMaxSize !== 8) return 0;
+  const o4 = Math.ceil(channels / 4);
+  const o4p = Math.ceil(o4 / 8) * 8;
+  return o4 * 4 >= o4p * 3 ? 8 : 0;
+}
+
+function tuning(): Tuning {
+  if (variant === 'fallback') return FALLBACK;
+  if (variant === 'gpu') return GPU;
+  return runtime().adapter.isFallback ? FALLBACK : GPU;
+}
+
+const WG = 64;
+const COMP = ['x', 'y', 'z', 'w'];
+
+// ---- tap planning ------------------------------------------------------------------------------
+
+/** For each position of a tile along one axis: the taps that reach it, as [tap, input offset]. */
+interface AxisPlan {
+  taps: [number, number][][];
+  maxOffset: number;
+}
+
+function plan(taps: [number, number][][]): AxisPlan {
+  let maxOffset = 0;
+  for (const list of taps) for (const [, t] of list) maxOffset = Math.max(maxOffset, t);
+  return { taps, maxOffset };
+}
+
+/** Forward / weight gradient: position i is output (origin + i*spacing), reading input (origin*s + i*spacing*s + tap*d). */
+function forwardAxis(size: number, spacing: number, k: number, s: number, d: number): AxisPlan {
+  return plan(Array.from({ length: size }, (_, i) => Array.from({ length: k }, (_, kk) => [kk, i * spacing * s + kk * d] as [number, number])));
+}
+
+/**
+ * Input gradient: position i is input pixel (origin + i*spacing) in coordinates shifted by the
+ * padding, origin a multiple of the stride s. It receives tap kk from output gradient pixel
+ * (origin + i*spacing + pm - kk*d)/s + pq where p = pq*s + pm, when that division is exact. Offsets
+ * are relative to origin/s in a gradient plane padded by `base - pq` in front.
+ */
+function inputGradAxis(size: number, spacing: number, k: number, s: number, d: number, pm: number): { axis: AxisPlan; base: number } {
+  const raw: [number, number][][] = [];
+  let min = 0;
+  for (let i = 0; i < size; i++) {
+    const list: [number, number][] = [];
+    for (let kk = 0; kk < k; kk++) {
+      const num = i * spacing + pm - kk * d;
+      if (((num % s) + s) % s !== 0) continue;
+      list.push([kk, num / s]);
+      min = Math.min(min, num / s);
+    }
+    raw.push(list);
+  }
+  const base = -min;
+  return { axis: plan(raw.map((list) => list.map(([kk, t]) => [kk, t + base] as [number, number]))), base };
+}
+
+// ---- the correlation kernel (forward and input gradient) ----------------------------------------
+
+interface CorrSpec {
+  kh: number;
+  kw: number;
+  tile: Tile;
+  sigma: number;
+  rows: AxisPlan;
+  cols: AxisPlan;
+  /** Input row origin = output row origin * num / den. */
+  rowNum: number;
+  rowDen: number;
+  /** Input columns per tile (a multiple of 4). */
+  colStep: number;
+  /** Output rows are a multiple of 4 long: store vec4s. */
+  vec4Out: boolean;
+  /** Subgroup size when the lanes of a subgroup share activation loads, else 0. */
+  share: number;
+}
+
+interface TapCode {
+  /** Module-scope declarations. */
+  consts: string[];
+  /** Loop-invariant setup, before the channel loop. */
+  pre: string[];
+  /** One channel's loads and multiply-adds. */
+  body: string[];
+}
+
+/**
+ * Loads and multiply-adds of one input channel, shared by the correlation and weight-gradient
+ * kernels. Each distinct input row that the tile needs is loaded once, as the vec4s that hold
+ * the columns it needs, and every (output row, kernel row) pair that reads it takes its values
+ * by constant swizzles.
+ *
+ * With `share` (the subgroup size, when the subgroup's lanes work on the same tile), the lanes
+ * split those vec4 loads between them and pass the values on with subgroupBroadcast: on lavapipe
+ * a storage load is a per-lane loop, so this divides the count of activation loads by the
+ * subgroup size, while a broadcast is a register shuffle.
+ */
+function tapCode(
+  rows: AxisPlan,
+  cols: AxisPlan,
+  share: number,
+  channels: number,
+  /** Non-shared: the vec4 index where channel b's tile starts. */
+  chanBase: (b: number) => string,
+  /** Shared: the vec4 offset of channel b (a WGSL u32 expression in `b`) from `base`. */
+  chanOff: (b: string) => string,
+  base: string,
+  mac: (b: number, r: number, ky: number, j: number, kx: number, value: string) => string,
+): TapCode {
+  const byRow = new Map<number, [number, number][]>();
+  rows.taps.forEach((list, r) => {
+    for (const [ky, t] of list) {
+      if (!byRow.has(t)) byRow.set(t, []);
+      byRow.get(t)!.push([r, ky]);
+    }
+  });
+  const quadSet = new Set<number>();
+  for (const list of cols.taps) for (const [, t] of list) quadSet.add(t >> 2);
+  const quads = [...quadSet].sort((a, b) => a - b);
+  const rhos = [...byRow.keys()].sort((a, b) => a - b);
+  const consts: string[] = [];
+  const pre: string[] = [];
+  const body: string[] = [];
+  const perChan = rhos.length * quads.length;
+  const L = channels * perChan;
+  const rounds = Math.ceil(L / Math.max(share, 1));
+  if (share) {
+    const range = Array.from({ length: channels }, (_, b) => b);
+    consts.push(`const OFF_C = array<u32, ${L}>(${range.flatMap((b) => rhos.flatMap(() => quads.map(() => `${b}u`))).join(', ')});`);
+    consts.push(`const OFF_R = array<u32, ${L}>(${range.flatMap(() => rhos.flatMap((r) => quads.map(() => `${r}u`))).join(', ')});`);
+    consts.push(`const OFF_Q = array<u32, ${L}>(${range.flatMap(() => rhos.flatMap(() => quads.map((q) => `${q}u`))).join(', ')});`);
+    for (let k = 0; k < rounds; k++) {
+      pre.push(`  let e${k} = min(${k * share}u + lane, ${L - 1}u);`);
+      pre.push(`  let off${k} = ${chanOff(`OFF_C[e${k}]`)} + OFF_R[e${k}] * p.wp4 + OFF_Q[e${k}];`);
+    }
+    for (let k = 0; k < rounds; k++) body.push(`    let s${k} = x[${base} + off${k}];`);
+  }
+  for (let b = 0; b < channels; b++) {
+    const prefix = channels > 1 ? `v${b}_` : 'v';
+    rhos.forEach((rho, ri) => {
+      const users = byRow.get(rho)!;
+      body.push(`    {`);
+      if (!share) body.push(`      let rb = ${chanBase(b)} + ${rho}u * p.wp4;`);
+      quads.forEach((q, qi) => {
+        const e = b * perChan + ri * quads.length + qi;
+        if (share) body.push(`      let ${prefix}${q} = subgroupBroadcast(s${Math.floor(e / share)}, ${e % share}u);`);
+        else body.push(`      let ${prefix}${q} = x[rb + ${q}u];`);
+      });
+      for (const [r, ky] of users) {
+        cols.taps.forEach((list, j) => {
+          for (const [kx, t] of list) body.push(`      ${mac(b, r, ky, j, kx, `${prefix}${t >> 2}.${COMP[t & 3]}`)}`);
+        });
+      }
+      body.push(`    }`);
+    });
+  }
+  return { consts, pre, body };
+}
+
+function corrCode(c: CorrSpec): string {
+  const { pw, pr } = c.tile;
+  const T = c.kh * c.kw;
+  const used = new Set<number>();
+  c.rows.taps.forEach((rl) => c.cols.taps.forEach((cl) => rl.forEach(([ky]) => cl.forEach(([kx]) => used.add(ky * c.kw + kx)))));
+  const tc = tapCode(c.rows, c.cols, c.share, 1, () => 'xb', () => '0u', 'xb', (_b, r, ky, j, kx, v) => `a${r}_${j} += w${ky * c.kw + kx} * ${v};`);
+  const L: string[] = [];
+  if (c.share) L.push('enable subgroups;', 'diagnostic(off, subgroup_uniformity);');
+  L.push(`// conv2d correlation: tile ${pw}x${pr} spacing ${c.sigma}, k ${c.kh}x${c.kw}, rows *${c.rowNum}/${c.rowDen}, colStep ${c.colStep}, share ${c.share}`);
+  // o4: groups of 4 output channels; o4p: the same rounded up to the subgroup size when lanes share loads.
+  L.push(`struct P { c: u32, o4: u32, oc: u32, tilesX: u32, tilesY: u32, total: u32, wp4: u32, plane4: u32, ho: u32, wo: u32, o4p: u32 }`);
+  L.push(`@group(0) @binding(0) var<uniform> p: P;`);
+  L.push(`@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;`);
+  L.push(`@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;`);
+  L.push(`@group(0) @binding(3) var<storage, read_write> out: array<${c.vec4Out ? 'vec4<f32>' : 'f32'}>;`);
+  L.push(...tc.consts);
+  L.push(`@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${c.share ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {`);
+  L.push(`  let gi0 = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`);
+  // No early return: with shared loads every lane of a subgroup must take part.
+  L.push(`  let valid = gi0 < p.total;`);
+  L.push(`  let gi = min(gi0, p.total - 1u);`);
+  L.push(`  let o4 = gi % p.o4p; let r1 = gi / p.o4p;`);
+  L.push(`  let o4c = min(o4, p.o4 - 1u);`);
+  L.push(`  let tx = r1 % p.tilesX; let r2 = r1 / p.tilesX;`);
+  L.push(`  let ty = r2 % p.tilesY; let n = r2 / p.tilesY;`);
+  L.push(`  let oy0 = (ty / ${c.sigma}u) * ${pr * c.sigma}u + ty % ${c.sigma}u;`);
+  L.push(`  let ox0 = tx * ${pw}u;`);
+  L.push(`  var xb = n * p.c * p.plane4 + (oy0 * ${c.rowNum}u / ${c.rowDen}u) * p.wp4 + tx * ${c.colStep / 4}u;`);
+  L.push(`  var wb = o4c;`);
+  L.push(`  let wstep = ${T}u * p.o4;`);
+  L.push(...tc.pre);
+  for (let r = 0; r < pr; r++) for (let j = 0; j < pw; j++) L.push(`  var a${r}_${j} = vec4<f32>();`);
+  L.push(`  for (var ci = 0u; ci < p.c; ci++) {`);
+  for (const t of [...used].sort((a, b) => a - b)) L.push(`    let w${t} = w[wb + ${t}u * p.o4];`);
+  L.push(...tc.body);
+  L.push(`    xb += p.plane4; wb += wstep;`);
+  L.push(`  }`);
+  L.push(`  if (!valid || o4 >= p.o4) { return; }`);
+  L.push(`  let bias = w[p.c * wstep + o4];`);
+  L.push(`  let hw = p.ho * p.wo;`);
+  L.push(`  let co = o4 * 4u;`);
+  L.push(`  let ob = (n * p.oc + co) * hw;`);
+  L.push(`  let m1 = co + 1u < p.oc; let m2 = co + 2u < p.oc; let m3 = co + 3u < p.oc;`);
+  for (let r = 0; r < pr; r++) {
+    L.push(`  let ry${r} = oy0 + ${r * c.sigma}u;`);
+    L.push(`  if (ry${r} < p.ho) {`);
+    if (c.vec4Out) {
+      for (let j = 0; j < pw; j += 4) {
+        L.push(`    if (ox0 + ${j}u < p.wo) {`);
+        L.push(`      let q = (ob + ry${r} * p.wo + ox0 + ${j}u) / 4u; let h4 = hw / 4u;`);
+        const a = [0, 1, 2, 3].map((i) => `a${r}_${j + i}`);
+        L.push(`      out[q] = vec4<f32>(${a.map((s) => `${s}.x`).join(', ')}) + bias.x;`);
+        for (let i = 1; i < 4; i++) L.push(`      if (m${i}) { out[q + ${i}u * h4] = vec4<f32>(${a.map((s) => `${s}.${COMP[i]}`).join(', ')}) + bias.${COMP[i]}; }`);
+        L.push(`    }`);
+      }
+    } else {
+      for (let j = 0; j < pw; j++) {
+        L.push(`    if (ox0 + ${j}u < p.wo) {`);
+        L.push(`      let q = ob + ry${r} * p.wo + ox0 + ${j}u; let v = a${r}_${j} + bias;`);
+        L.push(`      out[q] = v.x; if (m1) { out[q + hw] = v.y; } if (m2) { out[q + 2u * hw] = v.z; } if (m3) { out[q + 3u * hw] = v.w; }`);
+        L.push(`    }`);
+      }
+    }
+    L.push(`  }`);
+  }
+  L.push(`}`);
+  return L.join('\n');
+}
+
+// ---- helper kernels -------------------------------------------------------------------------
+
+// Copy planes [planes][h][w] into zero-filled planes [planes][hp][wp] (wp a multiple of 4) at
+// offset (top, left); negative offsets crop.
+const PAD = `
+struct P { total: u32, wp4: u32, hp: u32, h: u32, w: u32, top: i32, left: i32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+  if (q >= p.total) { return; }
+  let xq = q % p.wp4; let r = q / p.wp4;
+  let y = r % p.hp; let plane = r / p.hp;
+  let iy = i32(y) - p.top;
+  var v = vec4<f32>();
+  if (iy >= 0 && iy < i32(p.h)) {
+    let ix0 = i32(xq * 4u) - p.left;
+    let row = plane * p.h * p.w + u32(iy) * p.w;
+    for (var i = 0; i < 4; i++) {
+      let ix = ix0 + i;
+      if (ix >= 0 && ix < i32(p.w)) { v[i] = src[row + u32(ix)]; }
+    }
+  }
+  out[q] = v;
+}`;
+
+// Weights [O, C, T] (forward: O = Cout, C = Cin) or [C, O, T] (transposed: input gradient, C = Cout,
+// O = Cin) into vec4s [C][T][O4] of 4 consecutive o, then O4 vec4s of bias (zero without one).
+const RELAYOUT = `
+struct P { total: u32, c: u32, o: u32, o4: u32, t: u32, transposed: u32, hasBias: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+  if (q >= p.total) { return; }
+  let o4 = q % p.o4; let r = q / p.o4;
+  var v = vec4<f32>();
+  if (r < p.c * p.t) {
+    let tap = r % p.t; let c = r / p.t;
+    for (var i = 0u; i < 4u; i++) {
+      let o = o4 * 4u + i;
+      if (o < p.o) {
+        if (p.transposed != 0u) { v[i] = w[(c * p.o + o) * p.t + tap]; } else { v[i] = w[(o * p.c + c) * p.t + tap]; }
+      }
+    }
+  } else if (p.hasBias != 0u) {
+    for (var i = 0u; i < 4u; i++) { if (o4 * 4u + i < p.o) { v[i] = b[o4 * 4u + i]; } }
+  }
+  out[q] = v;
+}`;
+
+// Output gradient [N][C][H][W] into vec4s [N][C4][hg][wg] of 4 consecutive channels, zero outside.
+const GRAD_RELAYOUT = `
+struct P { total: u32, c: u32, c4: u32, h: u32, w: u32, hg: u32, wg: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+  if (q >= p.total) { return; }
+  let xx = q % p.wg; let r1 = q / p.wg;
+  let y = r1 % p.hg; let r2 = r1 / p.hg;
+  let c4 = r2 % p.c4; let n = r2 / p.c4;
+  var v = vec4<f32>();
+  if (y < p.h && xx < p.w) {
+    for (var i = 0u; i < 4u; i++) {
+      let c = c4 * 4u + i;
+      if (c < p.c) { v[i] = g[((n * p.c + c) * p.h + y) * p.w + xx]; }
+    }
+  }
+  out[q] = v;
+}`;
+
+// Sum the weight-gradient partials [parts][Cin][T][O4*4] into dw [Cout][Cin][T].
+const DW_REDUCE = `
+struct P { total: u32, ci: u32, t: u32, o4: u32, parts: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+  if (q >= p.total) { return; }
+  let tap = q % p.t; let r = q / p.t;
+  let ci = r % p.ci; let co = r / p.ci;
+  let step = p.ci * p.t * p.o4 * 4u;
+  var i = (ci * p.t + tap) * p.o4 * 4u + co;
+  var acc = 0.0;
+  for (var k = 0u; k < p.parts; k++) { acc += part[i]; i += step; }
+  out[q] = acc;
+}`;
+
+function launch(kernel: string, code: string, n: number, storage: Tensor[], u: Uniforms): void {
+  if (n === 0) return;
+  runtime().dispatch({ kernel, code, workgroups: grid1d(n, WG), storage: storage.map((t) => t.binding()), uniforms: u.bytes() });
+}
+
+/** Zero-padded copy of the planes of `src` [N, C, h, w] as [N*C*hp*wp] with wp a multiple of 4. */
+function padPlanes(src: Tensor, top: number, left: number, hp: number, wp: number): Tensor {
+  const [n, c, h, w] = src.shape;
+  const out = empty([n * c * hp * wp]);
+  const total = (n * c * hp * wp) / 4;
+  launch('conv2d.pad', PAD, total, [src, out], new Uniforms().u32(total, wp / 4, hp, h, w).i32(top, left));
+  return out;
+}
+
+function relayoutWeights(w: Tensor, b: Tensor | null, transposed: boolean): Tensor {
+  const [co, ci, kh, kw] = w.shape;
+  const T = kh * kw;
+  const [c, o] = transposed ? [co, ci] : [ci, co];
+  const o4 = Math.ceil(o / 4);
+  const total = (c * T + 1) * o4;
+  const out = empty([total * 4]);
+  launch('conv2d.weights', RELAYOUT, total, [w, b ?? w, out], new Uniforms().u32(total, c, o, o4, T, transposed ? 1 : 0, b ? 1 : 0));
+  return out;
+}
+
+interface Geometry {
+  n: number; ci: number; h: number; w: number;
+  co: number; kh: number; kw: number;
+  s: number; p: number; d: number;
+  ho: number; wo: number;
+}
+
+function positiveInt(v: number, what: string, min: number): number {
+  if (!Number.isInteger(v) || v < min) throw new Error(`conv2d: ${what} must be an integer >= ${min}, got ${v}`);
+  return v;
+}
+
+function geometry(x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dOptions): Geometry {
+  assertFloat(x, 'conv2d');
+  assertFloat(w, 'conv2d');
+  if (x.rank !== 4) throw new Error(`conv2d: input must be 4-D [N, Cin, H, W], got shape [${x.shape}]`);
+  if (w.rank !== 4) throw new Error(`conv2d: weights must be 4-D [Cout, Cin, kh, kw], got shape [${w.shape}]`);
+  const [n, ci, h, wd] = x.shape;
+  const [co, ci2, kh, kw] = w.shape;
+  if (ci !== ci2) throw new Error(`conv2d: input has ${ci} channels but the weights [${w.shape}] expect ${ci2} (weights are [Cout, Cin, kh, kw])`);
+  if (n < 1 || ci < 1 || h < 1 || wd < 1) throw new Error(`conv2d: input [${x.shape}] has an empty dimension`);
+  if (co < 1 || kh < 1 || kw < 1) throw new Error(`conv2d: weights [${w.shape}] have an empty dimension`);
+  if (b) {
+    assertFloat(b, 'conv2d');
+    if (b.rank !== 1 || b.shape[0] !== co) throw new Error(`conv2d: bias must have shape [${co}] (one per output channel), got [${b.shape}]`);
+  }
+  const s = positiveInt(opts.stride ?? 1, 'stride', 1);
+  const p = positiveInt(opts.padding ?? 0, 'padding', 0);
+  const d = positiveInt(opts.dilation ?? 1, 'dilation', 1);
+  const ho = Math.floor((h + 2 * p - d * (kh - 1) - 1) / s) + 1;
+  const wo = Math.floor((wd + 2 * p - d * (kw - 1) - 1) / s) + 1;
+  if (ho < 1 || wo < 1) {
+    throw new Error(
+      `conv2d: the ${kh}x${kw} kernel with dilation ${d} spans ${d * (kh - 1) + 1}x${d * (kw - 1) + 1} pixels, more than the padded input ` +
+        `${h + 2 * p}x${wd + 2 * p} (input [${x.shape}], padding ${p}); use more padding or a smaller dilation`,
+    );
+  }
+  return { n, ci, h, w: wd, co, kh, kw, s, p, d, ho, wo };
+}
+
+function runCorr(spec: CorrSpec, src: Tensor, wt: Tensor, out: Tensor, u: { n: number; c: number; o: number; tilesX: number; tilesY: number; hp: number; wp: number; ho: number; wo: number }): void {
+  const o4 = Math.ceil(u.o / 4);
+  const o4p = spec.share ? Math.ceil(o4 / spec.share) * spec.share : o4;
+  const total = o4p * u.tilesX * u.tilesY * u.n;
+  const uni = new Uniforms().u32(u.c, o4, u.o, u.tilesX, u.tilesY, total, u.wp / 4, (u.hp * u.wp) / 4, u.ho, u.wo, o4p);
+  launch(`conv2d.corr`, corrCode(spec), total, [src, wt, out], uni);
+}
+
+function forwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Tensor {
+  const tile = tuning().fwd;
+  const sigma = tile.spaced && g.s === 1 ? g.d : 1;
+  const rows = forwardAxis(tile.pr, sigma, g.kh, g.s, g.d);
+  const cols = forwardAxis(tile.pw, 1, g.kw, g.s, g.d);
+  const tilesX = Math.ceil(g.wo / tile.pw);
+  const groups = Math.ceil(g.ho / (tile.pr * sigma));
+  const tilesY = groups * sigma;
+  const colStep = tile.pw * g.s;
+  const wp = (tilesX - 1) * colStep + 4 * ((cols.maxOffset >> 2) + 1);
+  const hp = ((groups - 1) * tile.pr * sigma + sigma - 1) * g.s + rows.maxOffset + 1;
+  const xp = padPlanes(x, g.p, g.p, hp, wp);
+  const wt = relayoutWeights(w, b, false);
+  const out = empty([g.n, g.co, g.ho, g.wo]);
+  const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma, rows, cols, rowNum: g.s, rowDen: 1, colStep, vec4Out: g.wo % 4 === 0, share: shareFor(g.co) };
+  runCorr(spec, xp, wt, out, { n: g.n, c: g.ci, o: g.co, tilesX, tilesY, hp, wp, ho: g.ho, wo: g.wo });
+  xp.dispose();
+  wt.dispose();
+  return out;
+}
+
+function inputGradRaw(gy: Tensor, w: Tensor, g: Geometry): Tensor {
+  const t = tuning().dx;
+  const s = g.s;
+  const pw = Math.ceil(t.pw / (4 * s)) * 4 * s;
+  const pr = Math.ceil(t.pr / s) * s;
+  const tile: Tile = { pw, pr, spaced: t.spaced };
+  const sigma = t.spaced && s === 1 ? g.d : 1;
+  const pm = g.p % s;
+  const pq = (g.p - pm) / s;
+  const rowPlan = inputGradAxis(pr, sigma, g.kh, s, g.d, pm);
+  const colPlan = inputGradAxis(pw, 1, g.kw, s, g.d, pm);
+  const tilesX = Math.ceil(g.w / pw);
+  const groups = Math.ceil(g.h / (pr * sigma));
+  const tilesY = groups * sigma;
+  const colStep = pw / s;
+  const wp = (tilesX - 1) * colStep + 4 * ((colPlan.axis.maxOffset >> 2) + 1);
+  const hp = ((groups - 1) * pr * sigma + sigma - 1) / s + rowPlan.axis.maxOffset + 1;
+  // (with s > 1, sigma is 1 and the last origin is a multiple of s)
+  const gp = padPlanes(gy, rowPlan.base - pq, colPlan.base - pq, Math.ceil(hp), wp);
+  const wt = relayoutWeights(w, null, true);
+  const dx = empty([g.n, g.ci, g.h, g.w]);
+  const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma, rows: rowPlan.axis, cols: colPlan.axis, rowNum: 1, rowDen: s, colStep, vec4Out: g.w % 4 === 0, share: shareFor(g.ci) };
+  runCorr(spec, gp, wt, dx, { n: g.n, c: g.co, o: g.ci, tilesX, tilesY, hp: Math.ceil(hp), wp, ho: g.h, wo: g.w });
+  gp.dispose();
+  wt.dispose();
+  return dx;
+}
+
+// ---- weight gradient ----------------------------------------------------------------------------
+
+interface DwSpec {
+  kh: number;
+  kw: number;
+  tile: Tile;
+  cb: number;
+  sigma: number;
+  s: number;
+  rows: AxisPlan;
+  cols: AxisPlan;
+  share: number;
+}
+
+function dwCode(c: DwSpec): string {
+  const { pw, pr } = c.tile;
+  const T = c.kh * c.kw;
+  const tc = tapCode(
+    c.rows, c.cols, c.share, c.cb,
+    (b) => `xt + ci${b} * plane`,
+    (b) => `min(cbi * ${c.cb}u + ${b}, p.ci - 1u) * plane`,
+    'xt',
+    (b, r, ky, j, kx, v) => `a${b}_${ky * c.kw + kx} += g${r}_${j} * ${v};`,
+  );
+  const L: string[] = [];
+  if (c.share) L.push('enable subgroups;', 'diagnostic(off, subgroup_uniformity);');
+  L.push(`// conv2d weight gradient: tile ${pw}x${pr} spacing ${c.sigma}, ${c.cb} input channels, k ${c.kh}x${c.kw}, stride ${c.s}, share ${c.share}`);
+  L.push(`struct P { ci: u32, nb: u32, o4: u32, tilesX: u32, tilesY: u32, rowsTotal: u32, rpp: u32, total: u32, wp4: u32, hp: u32, hg: u32, wg: u32, o4p: u32 }`);
+  L.push(`@group(0) @binding(0) var<uniform> p: P;`);
+  L.push(`@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;`);
+  L.push(`@group(0) @binding(2) var<storage, read> gt: array<vec4<f32>>;`);
+  L.push(`@group(0) @binding(3) var<storage, read_write> part: array<vec4<f32>>;`);
+  L.push(...tc.consts);
+  L.push(`@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${c.share ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {`);
+  L.push(`  let gi0 = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`);
+  L.push(`  let valid = gi0 < p.total;`);
+  L.push(`  let gi = min(gi0, p.total - 1u);`);
+  L.push(`  let o4 = gi % p.o4p; let r1 = gi / p.o4p;`);
+  L.push(`  let o4c = min(o4, p.o4 - 1u);`);
+  L.push(`  let cbi = r1 % p.nb; let prt = r1 / p.nb;`);
+  L.push(`  let plane = p.hp * p.wp4;`);
+  for (let b = 0; b < c.cb; b++) {
+    L.push(`  let ci${b} = min(cbi * ${c.cb}u + ${b}u, p.ci - 1u);`);
+    for (let t = 0; t < T; t++) L.push(`  var a${b}_${t} = vec4<f32>();`);
+  }
+  L.push(...tc.pre);
+  L.push(`  let rEnd = min((prt + 1u) * p.rpp, p.rowsTotal);`);
+  L.push(`  for (var R = prt * p.rpp; R < rEnd; R++) {`);
+  L.push(`    let n = R / p.tilesY; let ty = R % p.tilesY;`);
+  L.push(`    let oy0 = (ty / ${c.sigma}u) * ${pr * c.sigma}u + ty % ${c.sigma}u;`);
+  L.push(`    let gRow = ((n * p.o4 + o4c) * p.hg + oy0) * p.wg;`);
+  L.push(`    let xRow = (n * p.ci) * plane + oy0 * ${c.s}u * p.wp4;`);
+  L.push(`    for (var tx = 0u; tx < p.tilesX; tx++) {`);
+  L.push(`      let gb = gRow + tx * ${pw}u;`);
+  for (let r = 0; r < pr; r++) for (let j = 0; j < pw; j++) L.push(`      let g${r}_${j} = gt[gb + ${r * c.sigma}u * p.wg + ${j}u];`);
+  L.push(`      let xt = xRow + tx * ${(pw * c.s) / 4}u;`);
+  L.push(...tc.body.map((l) => `  ${l}`));
+  L.push(`    }`);
+  L.push(`  }`);
+  L.push(`  if (!valid || o4 >= p.o4) { return; }`);
+  for (let b = 0; b < c.cb; b++) {
+    L.push(`  if (cbi * ${c.cb}u + ${b}u < p.ci) {`);
+    L.push(`    let q = ((prt * p.ci + ci${b}) * ${T}u) * p.o4 + o4;`);
+    for (let t = 0; t < T; t++) L.push(`    part[q + ${t}u * p.o4] = a${b}_${t};`);
+    L.push(`  }`);
+  }
+  L.push(`}`);
+  return L.join('\n');
+}
+
+function weightGradRaw(x: Tensor, gy: Tensor, g: Geometry): Tensor {
+  const tn = tuning().dw;
+  const tile: Tile = tn;
+  const sigma = tn.spaced && g.s === 1 ? g.d : 1;
+  const rows = forwardAxis(tile.pr, sigma, g.kh, g.s, g.d);
+  const cols = forwardAxis(tile.pw, 1, g.kw, g.s, g.d);
+  const tilesX = Math.ceil(g.wo / tile.pw);
+  const groups = Math.ceil(g.ho / (tile.pr * sigma));
+  const tilesY = groups * sigma;
+  const colStep = tile.pw * g.s;
+  const wp = (tilesX - 1) * colStep + 4 * ((cols.maxOffset >> 2) + 1);
+  const hp = ((groups - 1) * tile.pr * sigma + sigma - 1) * g.s + rows.maxOffset + 1;
+  const hg = groups * tile.pr * sigma;
+  const wg = tilesX * tile.pw;
+  const o4 = Math.ceil(g.co / 4);
+  const cb = Math.min(tn.cb, g.ci);
+  const nb = Math.ceil(g.ci / cb);
+  const rowsTotal = g.n * tilesY;
+  const wanted = Math.min(rowsTotal, Math.max(1, Math.ceil(tn.minInvocations / (o4 * nb))));
+  const rpp = Math.ceil(rowsTotal / wanted);
+  const parts = Math.ceil(rowsTotal / rpp);
+  const T = g.kh * g.kw;
+
+  const xp = padPlanes(x, g.p, g.p, hp, wp);
+  const gtTotal = g.n * o4 * hg * wg;
+  const gt = empty([gtTotal * 4]);
+  launch('conv2d.gradLayout', GRAD_RELAYOUT, gtTotal, [gy, gt], new Uniforms().u32(gtTotal, g.co, o4, g.ho, g.wo, hg, wg));
+  const partial = empty([parts * g.ci * T * o4 * 4]);
+  const share = shareFor(g.co);
+  const o4p = share ? Math.ceil(o4 / share) * share : o4;
+  const total = o4p * nb * parts;
+  const spec: DwSpec = { kh: g.kh, kw: g.kw, tile, cb, sigma, s: g.s, rows, cols, share };
+  launch('conv2d.weightGrad', dwCode(spec), total, [xp, gt, partial], new Uniforms().u32(g.ci, nb, o4, tilesX, tilesY, rowsTotal, rpp, total, wp / 4, hp, hg, wg, o4p));
+  const dw = empty([g.co, g.ci, g.kh, g.kw]);
+  const n = g.co * g.ci * T;
+  launch('conv2d.weightGradSum', DW_REDUCE, n, [partial, dw], new Uniforms().u32(n, g.ci, T, o4, parts));
+  xp.dispose();
+  gt.dispose();
+  partial.dispose();
+  return dw;
+}
+
+/**
+ * 2-D convolution (cross-correlation, as in PyTorch) of x [N, Cin, H, W] with w [Cout, Cin, kh, kw]
+ * plus an optional bias [Cout]: y [N, Cout, Ho, Wo] with Ho = floor((H + 2p - d(kh-1) - 1)/s) + 1
+ * (likewise Wo). Zero padding p on every side, stride s, dilation d. Differentiable in x, w and b.
+ */
+export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
+  const g = geometry(x, w, b, opts);
+  const y = forwardRaw(x, w, b, g);
+  const inputs = b ? [x, w, b] : [x, w];
+  return record(y, 'conv2d', inputs, (gy) => {
+    const dx = x.requiresGrad ? inputGradRaw(gy, w, g) : null;
+    const dw = w.requiresGrad ? weightGradRaw(x, gy, g) : null;
+    if (!b) return [dx, dw];
+    return [dx, dw, b.requiresGrad ? sum(gy, [0, 2, 3]) : null];
+  });
+}
+
+/** @internal benchmarking hooks (temporary) */
+export const __conv2dInternals = { padPlanes, relayoutWeights, forwardRaw, inputGradRaw, weightGradRaw, geometry };

@@ -1,0 +1,272 @@
+// Instance normalisation (PyTorch's InstanceNorm2d, biased variance): per sample and channel,
+// y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c] over the H*W plane.
+//
+// Forward: 2 passes over the activation (the minimum: the statistics must be known before any
+// output is written).
+//   1. `instanceNorm.stats`: workgroup (part, plane), 64 threads striding over the plane in quads
+//      (vec4 loads when H*W % 4 == 0). Each thread-lane accumulates shifted sums of (x - K) and
+//      (x - K)^2, K = the first value that lane sees (so there is no E[x^2] - E[x]^2 cancellation
+//      unless one value lies many standard deviations from the rest), in blocked partial sums;
+//      lanes, threads and parts are merged as (count, mean, M2) triples with Chan's formula.
+//      Planes are split into parts when N*C < 64 so that enough workgroups run.
+//   2. `instanceNorm.finalize` (one invocation per plane, tiny) merges the parts and writes
+//      (mean, rstd, rstd*gamma, beta) per plane, kept for the backward.
+//   3. `instanceNorm.apply`: y = (x - mean) * (rstd*gamma) + beta, one vec4 load and store per quad.
+// Backward: 2 passes over the activation.
+//   1. `instanceNorm.backward.reduce`: per plane, sum g and sum g*(x - mean) (one read of g and x).
+//   2. `instanceNorm.backward.finalize` (one invocation per channel, tiny): dbeta[c] = sum g,
+//      dgamma[c] = sum g*xhat, and per plane the coefficients of dx = a*g + b*(x - mean) + c0 with
+//      a = rstd*gamma, b = -a*rstd*mean(g*xhat), c0 = -a*mean(g).
+//   3. `instanceNorm.backward.apply`: dx (one read of g and x, one write).
+
+import { record } from '../autograd';
+import { Uniforms, empty } from '../kernel';
+import { runtime } from '../runtime';
+import { Tensor } from '../tensor';
+import { LANES, RWG, planeBuffer, planeGeom, planeParts, planeReduceCode, type PlaneGeom } from './planes';
+
+const STATS = (vec: boolean) => `
+struct P { hw: u32, q: u32, parts: u32, chunk: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+${planeBuffer('x', 1, 'read', vec)}
+@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
+${LANES}
+// Merge two (count, mean, M2) triples (Chan et al.).
+fn chan(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
+  let n = a.x + b.x;
+  if (b.x == 0.0) { return a; }
+  if (a.x == 0.0) { return b; }
+  let d = b.y - a.y;
+  return vec3<f32>(n, a.y + d * (b.x / n), (a.z + b.z) + d * d * (a.x * b.x / n));
+}
+fn lane(n: f32, k: f32, s1: f32, s2: f32) -> vec3<f32> {
+  if (n == 0.0) { return vec3<f32>(0.0); }
+  return vec3<f32>(n, k + s1 / n, max(s2 - s1 * (s1 / n), 0.0));
+}
+var<workgroup> wn: array<f32, ${RWG}>;
+var<workgroup> wm: array<f32, ${RWG}>;
+var<workgroup> w2: array<f32, ${RWG}>;
+@compute @workgroup_size(${RWG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let part = wid.x; let plane = wid.y;
+  let base = plane * p.hw;
+  let q0 = part * p.chunk; let q1 = min(q0 + p.chunk, p.q);
+  var shift = vec4<f32>(0.0);
+  if (q0 + lid.x < q1) { shift = ld_x(base, q0 + lid.x); }
+  var a1 = vec4<f32>(0.0); var m1 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0);
+  var a2 = vec4<f32>(0.0); var m2 = vec4<f32>(0.0); var s2 = vec4<f32>(0.0);
+  var cnt = vec4<f32>(0.0);
+  var k = 0u;
+  for (var q = q0 + lid.x; q < q1; q += ${RWG}u) {
+    let inside = lanes(q);
+    let d = select(vec4<f32>(0.0), ld_x(base, q) - shift, inside);
+    s1 += d; s2 += d * d;
+    cnt += select(vec4<f32>(0.0), vec4<f32>(1.0), inside);
+    k++;
+    if ((k & 31u) == 0u) {
+      m1 += s1; s1 = vec4<f32>(0.0); m2 += s2; s2 = vec4<f32>(0.0);
+      if ((k & 1023u) == 0u) { a1 += m1; m1 = vec4<f32>(0.0); a2 += m2; m2 = vec4<f32>(0.0); }
+    }
+  }
+  let t1 = (a1 + m1) + s1; let t2 = (a2 + m2) + s2;
+  var r = chan(chan(lane(cnt.x, shift.x, t1.x, t2.x), lane(cnt.y, shift.y, t1.y, t2.y)),
+               chan(lane(cnt.z, shift.z, t1.z, t2.z), lane(cnt.w, shift.w, t1.w, t2.w)));
+  wn[lid.x] = r.x; wm[lid.x] = r.y; w2[lid.x] = r.z;
+  workgroupBarrier();
+  for (var s = ${RWG / 2}u; s > 0u; s >>= 1u) {
+    if (lid.x < s) {
+      let m = chan(vec3<f32>(wn[lid.x], wm[lid.x], w2[lid.x]), vec3<f32>(wn[lid.x + s], wm[lid.x + s], w2[lid.x + s]));
+      wn[lid.x] = m.x; wm[lid.x] = m.y; w2[lid.x] = m.z;
+    }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { out[plane * p.parts + part] = vec4<f32>(wn[0], wm[0], w2[0], 0.0); }
+}`;
+
+// stats[plane] = (mean, rstd, rstd * gamma[c], beta[c]).
+const FINALIZE = `
+struct P { planes: u32, c: u32, parts: u32, flags: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> partial: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> beta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> stats: array<vec4<f32>>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let plane = gid.x;
+  if (plane >= p.planes) { return; }
+  var r = vec3<f32>(0.0);
+  for (var t = 0u; t < p.parts; t++) {
+    let b = partial[plane * p.parts + t].xyz;
+    if (b.x > 0.0) {
+      if (r.x == 0.0) { r = b; } else {
+        let n = r.x + b.x; let d = b.y - r.y;
+        r = vec3<f32>(n, r.y + d * (b.x / n), (r.z + b.z) + d * d * (r.x * b.x / n));
+      }
+    }
+  }
+  let c = plane % p.c;
+  let rstd = 1.0 / sqrt(r.z / max(r.x, 1.0) + p.eps);
+  let g = select(1.0, gamma[c], (p.flags & 1u) != 0u);
+  let b = select(0.0, beta[c], (p.flags & 2u) != 0u);
+  stats[plane] = vec4<f32>(r.y, rstd, rstd * g, b);
+}`;
+
+// Element-wise over planes: workgroup (x: 256 quads, y: plane), 4 quads per thread, strided.
+const APPLY = (vec: boolean) => `
+struct P { hw: u32, q: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+${planeBuffer('x', 1, 'read', vec)}
+@group(0) @binding(2) var<storage, read> stats: array<vec4<f32>>;
+${planeBuffer('y', 3, 'read_write', vec)}
+@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let plane = wid.y; let base = plane * p.hw;
+  let s = stats[plane];
+  for (var k = 0u; k < 4u; k++) {
+    let q = wid.x * 256u + k * 64u + lid.x;
+    if (q < p.q) { st_y(base, q, (ld_x(base, q) - s.x) * s.z + s.w); }
+  }
+}`;
+
+const BACKWARD_REDUCE = (vec: boolean) =>
+  planeReduceCode(
+    2,
+    'struct P { hw: u32, q: u32, parts: u32, chunk: u32 }',
+    `${planeBuffer('g', 1, 'read', vec)}
+${planeBuffer('x', 2, 'read', vec)}
+@group(0) @binding(3) var<storage, read> stats: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;`,
+    'let mean = stats[plane].x;',
+    'let gv = ld_g(base, q); let t0 = gv; let t1 = gv * (ld_x(base, q) - mean);',
+  );
+
+// One invocation per channel: dgamma, dbeta, and the per-plane dx coefficients (a, b, c0, mean).
+const BACKWARD_FINALIZE = `
+struct P { n: u32, c: u32, parts: u32, flags: u32, hw: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> partial: array<f32>;
+@group(0) @binding(2) var<storage, read> stats: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;
+@group(0) @binding(4) var<storage, read_write> coef: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dbeta: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= p.c) { return; }
+  let g = select(1.0, gamma[c], (p.flags & 1u) != 0u);
+  var sg = 0.0; var sgx = 0.0;
+  for (var n = 0u; n < p.n; n++) {
+    let plane = n * p.c + c;
+    var a = 0.0; var b = 0.0;
+    for (var t = 0u; t < p.parts; t++) { a += partial[(plane * p.parts + t) * 2u]; b += partial[(plane * p.parts + t) * 2u + 1u]; }
+    let s = stats[plane];
+    let gx = b * s.y; // sum g * xhat
+    sg += a; sgx += gx;
+    let k = s.y * g;
+    coef[plane] = vec4<f32>(k, -k * s.y * (gx / p.hw), -k * (a / p.hw), s.x);
+  }
+  dgamma[c] = sgx;
+  dbeta[c] = sg;
+}`;
+
+const BACKWARD_APPLY = (vec: boolean) => `
+struct P { hw: u32, q: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+${planeBuffer('g', 1, 'read', vec)}
+${planeBuffer('x', 2, 'read', vec)}
+@group(0) @binding(3) var<storage, read> coef: array<vec4<f32>>;
+${planeBuffer('dx', 4, 'read_write', vec)}
+@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let plane = wid.y; let base = plane * p.hw;
+  let k = coef[plane];
+  for (var i = 0u; i < 4u; i++) {
+    let q = wid.x * 256u + i * 64u + lid.x;
+    if (q < p.q) { st_dx(base, q, k.x * ld_g(base, q) + (k.y * (ld_x(base, q) - k.w) + k.z)); }
+  }
+}`;
+
+function checkParam(t: Tensor | null, c: number, what: string): void {
+  if (!t) return;
+  if (t.dtype !== 'float32') throw new Error(`instanceNorm: ${what} must be float32, got ${t.dtype}`);
+  if (t.size !== c) throw new Error(`instanceNorm: ${what} has shape [${t.shape}] (${t.size} values), expected ${c} (one per channel)`);
+}
+
+/** Per (sample, channel) statistics as vec4 (mean, rstd, rstd*gamma, beta), [planes*4]. */
+function statistics(x: Tensor, g: PlaneGeom, gamma: Tensor | null, beta: Tensor | null, eps: number): Tensor {
+  const rt = runtime();
+  const { parts, chunk } = planeParts(g);
+  const partial = empty([g.planes * parts * 4]);
+  rt.dispatch({
+    kernel: 'instanceNorm.stats', code: STATS(g.vec), workgroups: [parts, g.planes],
+    storage: [x.binding(), partial.binding()], uniforms: new Uniforms().u32(g.hw, g.q, parts, chunk).bytes(),
+  });
+  const stats = empty([g.planes * 4]);
+  stats.name = 'instanceNorm.stats';
+  const flags = (gamma ? 1 : 0) | (beta ? 2 : 0);
+  rt.dispatch({
+    kernel: 'instanceNorm.finalize', code: FINALIZE, workgroups: [Math.ceil(g.planes / 64)],
+    storage: [partial.binding(), (gamma ?? partial).binding(), (beta ?? partial).binding(), stats.binding()],
+    uniforms: new Uniforms().u32(g.planes, g.c, parts, flags).f32(eps).bytes(),
+  });
+  partial.dispose();
+  return stats;
+}
+
+/**
+ * Instance normalisation of an NCHW tensor: per sample and channel, normalise over H*W with the
+ * biased variance (as PyTorch's InstanceNorm2d), then scale by gamma[C] and shift by beta[C]
+ * when given (any shape holding C values).
+ */
+export function instanceNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps = 1e-5): Tensor {
+  const g = planeGeom(x, 'instanceNorm');
+  checkParam(gamma, g.c, 'gamma');
+  checkParam(beta, g.c, 'beta');
+  const y = empty(x.shape);
+  if (x.size === 0) return y;
+  const rt = runtime();
+  const stats = statistics(x, g, gamma, beta, eps);
+  const tiles = Math.ceil(g.q / 256);
+  rt.dispatch({
+    kernel: 'instanceNorm.apply', code: APPLY(g.vec), workgroups: [tiles, g.planes],
+    storage: [x.binding(), stats.binding(), y.binding()], uniforms: new Uniforms().u32(g.hw, g.q).bytes(),
+  });
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+  const out = record(y, 'instanceNorm', inputs, (gy) => {
+    const { parts, chunk } = planeParts(g);
+    const partial = empty([g.planes * parts * 2]);
+    rt.dispatch({
+      kernel: 'instanceNorm.backward.reduce', code: BACKWARD_REDUCE(g.vec), workgroups: [parts, g.planes],
+      storage: [gy.binding(), x.binding(), stats.binding(), partial.binding()],
+      uniforms: new Uniforms().u32(g.hw, g.q, parts, chunk).bytes(),
+    });
+    const coef = empty([g.planes * 4]);
+    // Always written (tiny); freed below when not wanted.
+    let dgamma: Tensor | null = empty(gamma?.shape ?? [g.c]);
+    let dbeta: Tensor | null = empty(beta?.shape ?? [g.c]);
+    rt.dispatch({
+      kernel: 'instanceNorm.backward.finalize', code: BACKWARD_FINALIZE, workgroups: [Math.ceil(g.c / 64)],
+      storage: [partial.binding(), stats.binding(), (gamma ?? stats).binding(), coef.binding(), dgamma.binding(), dbeta.binding()],
+      uniforms: new Uniforms().u32(g.n, g.c, parts, gamma ? 1 : 0).f32(g.hw).bytes(),
+    });
+    partial.dispose();
+    if (!gamma?.requiresGrad) {
+      dgamma.dispose();
+      dgamma = null;
+    }
+    if (!beta?.requiresGrad) {
+      dbeta.dispose();
+      dbeta = null;
+    }
+    let dx: Tensor | null = null;
+    if (x.requiresGrad) {
+      dx = empty(x.shape);
+      rt.dispatch({
+        kernel: 'instanceNorm.backward.apply', code: BACKWARD_APPLY(g.vec), workgroups: [tiles, g.planes],
+        storage: [gy.binding(), x.binding(), coef.binding(), dx.binding()], uniforms: new Uniforms().u32(g.hw, g.q).bytes(),
+      });
+    }
+    coef.dispose();
+    return [dx, ...(gamma ? [dgamma] : []), ...(beta ? [dbeta] : [])];
+  });
+  // Nothing will run the backward: the statistics are not needed.
+  if (!out.gradFn) stats.dispose();
+  return out;
+}

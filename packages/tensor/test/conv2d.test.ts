@@ -1,0 +1,114 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as R from '../src/reference/index';
+import { checkOp, randomRef, setupGPU, testRng, toTensor } from '../src/testing';
+import * as T from '../src/index';
+import type { Rng } from '../src/random';
+
+test.before(setupGPU);
+test.after(() => T.setConv2dVariant('auto'));
+
+interface Case {
+  x: number[];
+  cout: number;
+  k: number;
+  stride?: number;
+  padding?: number;
+  dilation?: number;
+  bias?: boolean;
+}
+
+async function checkConv(rng: Rng, c: Case, label = ''): Promise<void> {
+  const opts = { stride: c.stride, padding: c.padding, dilation: c.dilation };
+  const bias = c.bias ?? true;
+  const x = randomRef(rng, c.x);
+  const w = randomRef(rng, [c.cout, c.x[1], c.k, c.k], { low: -0.5, high: 0.5 });
+  const inputs = bias ? [x, w, randomRef(rng, [c.cout])] : [x, w];
+  await checkOp({
+    name: `conv2d${label} x[${c.x}] -> ${c.cout}, ${c.k}x${c.k} s${c.stride ?? 1} p${c.padding ?? 0} d${c.dilation ?? 1}${bias ? '' : ' no bias'}`,
+    rng,
+    inputs,
+    gpu: (t) => T.conv2d(t[0], t[1], bias ? t[2] : null, opts),
+    ref: (r) => R.conv2d(r[0], r[1], bias ? r[2] : null, opts),
+    refBackward: (r, g) => R.conv2dBackward(r[0], r[1], bias ? r[2] : null, opts, g).slice(0, bias ? 3 : 2),
+  });
+}
+
+const CASES: Case[] = [
+  { x: [1, 3, 17, 23], cout: 5, k: 3, padding: 1 },
+  { x: [1, 3, 17, 23], cout: 5, k: 1 },
+  { x: [1, 3, 17, 23], cout: 5, k: 3 }, // no padding: 15x21 output
+  { x: [2, 5, 13, 11], cout: 13, k: 3, stride: 2, padding: 1 }, // odd input, stride 2
+  { x: [1, 3, 9, 12], cout: 3, k: 3, stride: 2 }, // stride 2, no padding
+  { x: [2, 4, 16, 16], cout: 8, k: 1, stride: 2 }, // 1x1 stride 2, aligned rows
+  { x: [3, 5, 11, 14], cout: 6, k: 3, padding: 2, dilation: 2, bias: false },
+  { x: [1, 13, 19, 9], cout: 5, k: 3, padding: 4, dilation: 4 },
+  { x: [2, 3, 5, 6], cout: 4, k: 3, padding: 4, dilation: 4 }, // input smaller than the dilated kernel's reach
+  { x: [1, 2, 3, 3], cout: 3, k: 3, padding: 3, dilation: 4 }, // 3x3 input, 9x9 reach: 1x1 output
+  { x: [2, 32, 5, 6], cout: 32, k: 3, padding: 1 },
+  { x: [1, 13, 10, 7], cout: 32, k: 3, padding: 2, dilation: 2, stride: 2 },
+  { x: [1, 32, 6, 9], cout: 13, k: 1, bias: false },
+  { x: [2, 6, 12, 8], cout: 7, k: 3, padding: 3, stride: 2 }, // padding larger than the stride
+];
+
+for (const variant of ['fallback', 'gpu'] as const) {
+  test(`conv2d (${variant} kernels): forward, input, weight and bias gradients`, async () => {
+    T.setConv2dVariant(variant);
+    const rng = testRng(`conv2d-${variant}`);
+    for (const c of CASES) await checkConv(rng, c, ` [${variant}]`);
+    T.setConv2dVariant('auto');
+  });
+}
+
+test('conv2d with the adapter-chosen variant on a larger AU-Net-like shape (forward only)', async () => {
+  const rng = testRng('conv2d-auto');
+  const x = randomRef(rng, [1, 32, 16, 20]);
+  const w = randomRef(rng, [32, 32, 3, 3], { low: -0.2, high: 0.2 });
+  const b = randomRef(rng, [32]);
+  for (const d of [1, 2, 4]) {
+    await checkOp({ name: `conv2d d${d}`, rng, inputs: [x, w, b], gpu: ([a, k, c]) => T.conv2d(a, k, c, { padding: d, dilation: d }), ref: ([a, k, c]) => R.conv2d(a, k, c, { padding: d, dilation: d }) });
+  }
+});
+
+test('conv2d rejects bad shapes and options with clear errors', async () => {
+  const x = toTensor(R.refZeros([1, 3, 8, 8]));
+  const w = toTensor(R.refZeros([4, 3, 3, 3]));
+  const throwsWith = (fn: () => unknown, re: RegExp) => assert.throws(fn, (e: Error) => re.test(e.message));
+  throwsWith(() => T.conv2d(toTensor(R.refZeros([3, 8, 8])), w, null), /input must be 4-D/);
+  throwsWith(() => T.conv2d(x, toTensor(R.refZeros([4, 3, 3])), null), /weights must be 4-D/);
+  throwsWith(() => T.conv2d(x, toTensor(R.refZeros([4, 2, 3, 3])), null), /3 channels .* expect 2/);
+  throwsWith(() => T.conv2d(x, w, toTensor(R.refZeros([3]))), /bias must have shape \[4\]/);
+  throwsWith(() => T.conv2d(x, w, null, { dilation: 4 }), /spans 9x9 pixels, more than the padded input 8x8/);
+  throwsWith(() => T.conv2d(x, w, null, { stride: 0 }), /stride must be an integer >= 1/);
+  throwsWith(() => T.conv2d(x, w, null, { padding: -1 }), /padding must be an integer >= 0/);
+  throwsWith(() => T.conv2d(x, w, null, { dilation: 1.5 }), /dilation must be an integer >= 1/);
+  x.dispose();
+  w.dispose();
+});
+
+test('conv2d backward frees its temporaries', async () => {
+  const rng = testRng('conv2d-memory');
+  const x = toTensor(randomRef(rng, [1, 5, 9, 10]), true);
+  const w = toTensor(randomRef(rng, [6, 5, 3, 3]), true);
+  const b = toTensor(randomRef(rng, [6]), true);
+  const step = () => {
+    const y = T.conv2d(x, w, b, { padding: 1, stride: 2 });
+    const l = T.sum(y);
+    T.backward(l);
+    y.dispose();
+    l.dispose();
+    T.dispose(x.grad, w.grad, b.grad);
+    x.grad = w.grad = b.grad = null;
+  };
+  step();
+  await T.runtime().sync();
+  const before = T.runtime().memory();
+  for (let i = 0; i < 3; i++) step();
+  await T.runtime().sync();
+  const after = T.runtime().memory();
+  assert.equal(after.bytesInUse, before.bytesInUse);
+  assert.equal(after.buffersInUse, before.buffersInUse);
+  T.dispose(x, w, b);
+});
+
+test.run();
