@@ -118,6 +118,8 @@ const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment on every adapter se
 
 export class Runtime {
   readonly pool: BufferPool;
+  /** Host-readable staging buffers for readback (not counted in memory()). */
+  private readonly staging: BufferPool;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
@@ -138,6 +140,7 @@ export class Runtime {
     options: InitOptions,
   ) {
     this.pool = new BufferPool(device, STORAGE_USAGE, 'tensor');
+    this.staging = new BufferPool(device, READBACK_USAGE, 'readback');
     this.uniformGpu = device.createBuffer({ size: this.uniformCpu.byteLength, usage: UNIFORM_USAGE, label: 'uniform-arena' });
     this.maxDispatches = options.maxDispatchesPerSubmit ?? 256;
     device.addEventListener('uncapturederror', (ev) => {
@@ -302,7 +305,8 @@ export class Runtime {
   /** Copy `bytes` from the start of `buffer` back to the host. Flushes pending work. */
   async read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
     const size = Math.ceil(bytes / 4) * 4;
-    const staging = this.device.createBuffer({ size, usage: READBACK_USAGE, label: 'readback' });
+    // Staging buffers are pooled: creating a fresh 16 MiB one per read costs 3x the copy itself.
+    const staging = this.staging.acquire(size);
     try {
       this.openEncoder().copyBufferToBuffer(buffer, 0, staging, 0, size);
       this.flush();
@@ -313,7 +317,8 @@ export class Runtime {
       this.throwIfError();
       return out;
     } finally {
-      staging.destroy();
+      if (staging.mapState !== 'unmapped') staging.unmap();
+      this.staging.release(staging);
     }
   }
 
@@ -331,6 +336,13 @@ export class Runtime {
       storage: [{ buffer, size: buffer.size }],
       uniforms: new Uint32Array([words, bits >>> 0, 0, 0]),
     });
+  }
+
+  /** Return every pooled (free) buffer, readback staging included, to the driver. */
+  trim(): void {
+    this.flush();
+    this.pool.trim();
+    this.staging.trim();
   }
 
   memory(): MemoryStats {

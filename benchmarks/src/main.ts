@@ -1,0 +1,115 @@
+// `pnpm bench <suite> [--json FILE] [--full] [--quick] [--only SUBSTRING] [--no-torch] [--no-tfjs]`
+// Runs one benchmark suite, prints its table and, with --json, writes its records as a JSON array.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { SuiteOptions } from './common';
+import { renderTable } from './table';
+import { SUITES } from './suites/index';
+
+function usage(): string {
+  const names = Object.entries(SUITES).map(([n, s]) => `  ${n.padEnd(10)} ${s.description}`);
+  return [
+    'usage: pnpm bench <suite> [options]',
+    '',
+    'suites:',
+    ...names,
+    '',
+    'options:',
+    '  --json FILE       also write the results as a JSON array of records to FILE',
+    '  --quick           fewer repetitions and a shorter time budget per case',
+    '  --full            larger sizes as well (kernels: 512x512)',
+    '  --only SUBSTRING  run only the cases whose label (op, pass, shape) contains SUBSTRING',
+    '  --no-torch        do not run the PyTorch side-by-side (kernels)',
+    '  --no-tfjs         do not run the TensorFlow.js side-by-side (kernels)',
+    '  --help            this message',
+    '',
+    'examples: pnpm bench dispatch; pnpm bench kernels --quick; pnpm bench kernels --only conv2d --json out.json',
+  ].join('\n');
+}
+
+function fail(message: string): never {
+  console.error(`bench: ${message}\n\n${usage()}`);
+  process.exit(2);
+}
+
+interface Args {
+  suite: string;
+  json: string | null;
+  options: SuiteOptions;
+}
+
+function parseArgs(argv: string[]): Args {
+  let suite: string | null = null;
+  let json: string | null = null;
+  const options: SuiteOptions = { quick: false, full: false, only: null, peers: new Set(['torch', 'tfjs']) };
+  for (let i = 0; i < argv.length; i++) {
+    const raw = argv[i];
+    if (raw === '--') continue; // `pnpm bench -- kernels` passes the separator through
+    const eq = raw.startsWith('--') ? raw.indexOf('=') : -1;
+    const flag = eq > 0 ? raw.slice(0, eq) : raw;
+    const inline = eq > 0 ? raw.slice(eq + 1) : null;
+    const value = (): string => {
+      if (inline !== null) return inline;
+      const v = argv[++i];
+      if (v === undefined || v.startsWith('--')) fail(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--help':
+      case '-h':
+        console.log(usage());
+        process.exit(0);
+      case '--json':
+        json = value();
+        break;
+      case '--only':
+        options.only = value();
+        break;
+      case '--quick':
+        options.quick = true;
+        break;
+      case '--full':
+        options.full = true;
+        break;
+      case '--no-torch':
+        options.peers.delete('torch');
+        break;
+      case '--no-tfjs':
+        options.peers.delete('tfjs');
+        break;
+      default:
+        if (raw.startsWith('-')) fail(`unknown option "${raw}"`);
+        if (suite !== null) fail(`one suite at a time (got "${suite}" and "${raw}")`);
+        suite = raw;
+    }
+  }
+  if (suite === null) fail('no suite given');
+  if (!(suite in SUITES)) fail(`unknown suite "${suite}"`);
+  return { suite, json, options };
+}
+
+const args = parseArgs(process.argv.slice(2));
+// Under `pnpm bench`, the working directory is benchmarks/; a relative --json path is taken
+// relative to where the user ran the command (INIT_CWD), as they would expect.
+const jsonPath = args.json ? resolve(process.env.INIT_CWD ?? process.cwd(), args.json) : null;
+
+try {
+  const suite = await SUITES[args.suite].load();
+  const started = performance.now();
+  const stamp = () => `[${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s]`;
+  const result = await suite.run(args.options, (line) => console.error(`${stamp()} ${line}`));
+  console.log(renderTable(result.table));
+  if (result.notes.length) console.log(`\nnotes:\n${result.notes.map((n) => `  - ${n}`).join('\n')}`);
+  console.log(`\n${args.suite}: ${result.records.length} records in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  if (jsonPath) {
+    mkdirSync(dirname(jsonPath), { recursive: true });
+    writeFileSync(jsonPath, `${JSON.stringify(result.records, null, 1)}\n`);
+    console.log(`wrote ${jsonPath}`);
+  }
+  process.exit(0);
+} catch (e) {
+  const detail = e instanceof Error ? (process.env.BENCH_DEBUG ? (e.stack ?? e.message) : `${e.message}\n(set BENCH_DEBUG=1 for the stack)`) : String(e);
+  console.error(`bench ${args.suite} failed: ${detail}`);
+  process.exit(1);
+}

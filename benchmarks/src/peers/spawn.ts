@@ -1,0 +1,72 @@
+// Running a peer benchmark (the PyTorch script, the TF.js child) as a child process: the request
+// goes in as JSON on stdin, progress comes out on stderr (passed through), and the answer is the
+// last stdout line that starts with RESULT_MARKER, so stray prints of a library cannot spoil it.
+
+import { spawn } from 'node:child_process';
+import type { PeerRequest, PeerResult } from '../cases';
+
+export const RESULT_MARKER = '@@bench-result ';
+
+export interface PeerAnswer {
+  /** Set when the peer could not run at all (not installed, no device), with the reason. */
+  unavailable?: string;
+  /** Informational lines, e.g. versions and what was left out. */
+  notes?: string[];
+  results?: PeerResult[];
+}
+
+export interface PeerRun {
+  results: Map<number, PeerResult>;
+  notes: string[];
+}
+
+export function runChild(name: string, command: string, args: string[], request: PeerRequest, log: (line: string) => void): Promise<PeerRun> {
+  return new Promise((resolve) => {
+    const done = (results: PeerResult[], notes: string[]) => resolve({ results: new Map(results.map((r) => [r.id, r])), notes });
+    let child;
+    try {
+      child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    } catch (e) {
+      done([], [`${name}: not run: could not start ${command}: ${e instanceof Error ? e.message : e}`]);
+      return;
+    }
+    let stdout = '';
+    let stderrTail = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    let partial = '';
+    child.stderr.on('data', (d: Buffer) => {
+      const text = partial + d.toString();
+      const lines = text.split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) log(`  ${name}| ${l}`);
+      stderrTail = (stderrTail + d.toString()).slice(-2000);
+    });
+    child.on('error', (e) => done([], [`${name}: not run: could not start ${command}: ${e.message}`]));
+    child.on('close', (code, signal) => {
+      if (partial) log(`  ${name}| ${partial}`);
+      const line = stdout.split('\n').reverse().find((l) => l.startsWith(RESULT_MARKER));
+      if (!line) {
+        const why = signal ? `killed by ${signal}` : `exit code ${code}`;
+        const tail = stderrTail.trim().split('\n').slice(-3).join(' | ');
+        done([], [`${name}: failed (${why}) without an answer${tail ? `: ${tail}` : ''}`]);
+        return;
+      }
+      let answer: PeerAnswer;
+      try {
+        answer = JSON.parse(line.slice(RESULT_MARKER.length)) as PeerAnswer;
+      } catch (e) {
+        done([], [`${name}: failed: unreadable answer (${e instanceof Error ? e.message : e})`]);
+        return;
+      }
+      if (answer.unavailable) {
+        done([], [`${name}: skipped: ${answer.unavailable}`]);
+        return;
+      }
+      done(answer.results ?? [], (answer.notes ?? []).map((n) => `${name}: ${n}`));
+    });
+    child.stdin.on('error', () => {
+      /* the child exited early; reported on close */
+    });
+    child.stdin.end(JSON.stringify(request));
+  });
+}

@@ -1,0 +1,170 @@
+// `pnpm bench dispatch`: what it costs to talk to the device, in microseconds.
+//   roundtrip          one tiny dispatch + submit + readback of 4 bytes (t.data())
+//   batched            200 tiny dispatches encoded into one batch, one submit, one sync: time / 200
+//   batched-encode     the CPU part of the above (encoding only, before the sync): time / 200
+//   submit-each        200 tiny dispatches, each submitted on its own (flush), one sync: time / 200
+//   sync-empty         runtime().sync() with nothing pending (submit + onSubmittedWorkDone)
+//   readback-16MiB     t.data() of a 16 MiB tensor
+//   write-16MiB        tensor() from 16 MiB of host data + sync
+
+import { Uniforms, dispose, init, launch1d, runtime, tensor, zeros, type Tensor } from '@aunet/tensor';
+import { median, now, sig, type Suite, type SuiteOptions } from '../common';
+
+// One invocation per element, adds 1; index recovered as grid1d lays out workgroups.
+const ADD_ONE = `
+struct P { n: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = (wid.y * nwg.x + wid.x) * 64u + lid.x;
+  if (i < p.n) { x[i] = x[i] + 1.0; }
+}`;
+
+const BATCH = 200;
+const MIB16 = 16 * 2 ** 20;
+
+interface Row {
+  metric: string;
+  what: string;
+  samples: number[]; // µs
+  gbps?: number;
+}
+
+async function sample(n: number, warmup: number, fn: () => Promise<number>): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(await fn());
+  return out;
+}
+
+export const suite: Suite = {
+  name: 'dispatch',
+  description: 'runtime overheads',
+  async run(options: SuiteOptions, log) {
+    const rt = await init();
+    const adapter = rt.describe();
+    log(`adapter: ${adapter}`);
+    const q = options.quick;
+    const n = q ? 50 : 200;
+    const tiny = tensor([0], [1]);
+    const u = new Uniforms().u32(1);
+    const kick = () => launch1d('bench-add-one', ADD_ONE, 1, 64, [tiny], u);
+    const rows: Row[] = [];
+    const want = (metric: string) => !options.only || metric.toLowerCase().includes(options.only.toLowerCase());
+
+    if (want('roundtrip')) {
+      log('roundtrip...');
+      rows.push({
+        metric: 'roundtrip',
+        what: '1 tiny dispatch + submit + 4 B readback',
+        samples: await sample(n, 20, async () => {
+          const t0 = now();
+          kick();
+          await tiny.data();
+          return (now() - t0) * 1000;
+        }),
+      });
+    }
+    if (want('batched') || want('batched-encode')) {
+      log('batched...');
+      const encode: number[] = [];
+      const total = await sample(q ? 10 : 30, 3, async () => {
+        await rt.sync();
+        const t0 = now();
+        for (let i = 0; i < BATCH; i++) kick();
+        const t1 = now();
+        await rt.sync();
+        encode.push(((t1 - t0) * 1000) / BATCH);
+        return ((now() - t0) * 1000) / BATCH;
+      });
+      rows.push({ metric: 'batched', what: `per dispatch, ${BATCH} in one submit + 1 sync`, samples: total });
+      rows.push({ metric: 'batched-encode', what: `per dispatch, CPU encoding only (of the above)`, samples: encode.slice(-total.length) });
+    }
+    if (want('submit-each')) {
+      log('submit-each...');
+      rows.push({
+        metric: 'submit-each',
+        what: `per dispatch, ${BATCH} submits of 1 + 1 sync`,
+        samples: await sample(q ? 10 : 30, 3, async () => {
+          await rt.sync();
+          const t0 = now();
+          for (let i = 0; i < BATCH; i++) {
+            kick();
+            rt.flush();
+          }
+          await rt.sync();
+          return ((now() - t0) * 1000) / BATCH;
+        }),
+      });
+    }
+    if (want('sync-empty')) {
+      log('sync-empty...');
+      await rt.sync();
+      rows.push({
+        metric: 'sync-empty',
+        what: 'runtime().sync() with nothing pending',
+        samples: await sample(n, 20, async () => {
+          const t0 = now();
+          await rt.sync();
+          return (now() - t0) * 1000;
+        }),
+      });
+    }
+    if (want('readback-16MiB') || want('write-16MiB')) {
+      const elems = MIB16 / 4;
+      const big: Tensor = zeros([elems]);
+      await rt.sync();
+      if (want('readback-16MiB')) {
+        log('readback-16MiB...');
+        const s = await sample(q ? 5 : 20, 2, async () => {
+          const t0 = now();
+          await big.data();
+          return (now() - t0) * 1000;
+        });
+        rows.push({ metric: 'readback-16MiB', what: 't.data() of 16 MiB', samples: s, gbps: MIB16 / (median(s) * 1e3) });
+      }
+      if (want('write-16MiB')) {
+        log('write-16MiB...');
+        const host = new Float32Array(elems);
+        const s = await sample(q ? 5 : 20, 2, async () => {
+          const t0 = now();
+          const t = tensor(host, [elems]);
+          await rt.sync();
+          const dt = (now() - t0) * 1000;
+          t.dispose();
+          return dt;
+        });
+        rows.push({ metric: 'write-16MiB', what: 'tensor(16 MiB of host data) + sync', samples: s, gbps: MIB16 / (median(s) * 1e3) });
+      }
+      big.dispose();
+    }
+    dispose(tiny);
+    await rt.sync();
+
+    const records = rows.map((r) => ({
+      suite: 'dispatch',
+      metric: r.metric,
+      what: r.what,
+      us: sig(median(r.samples))!,
+      min_us: sig(Math.min(...r.samples))!,
+      runs: r.samples.length,
+      gbps: sig(r.gbps ?? null),
+      adapter,
+    }));
+    return {
+      table: {
+        columns: [
+          { title: 'metric', align: 'left' },
+          { title: 'what', align: 'left' },
+          { title: 'median µs' },
+          { title: 'min µs' },
+          { title: 'runs' },
+          { title: 'GB/s' },
+        ],
+        rows: records.map((r) => [r.metric, r.what, r.us, r.min_us, r.runs, r.gbps]),
+      },
+      records,
+      notes: [`adapter: ${adapter}`, `memory after: ${JSON.stringify(rt.memory())}`],
+    };
+  },
+};

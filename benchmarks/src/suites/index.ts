@@ -1,0 +1,14 @@
+// The suites, by name. A suite is one module in this folder exporting `suite: Suite`; add it here.
+
+import type { Suite } from '../common';
+
+export const SUITES: Record<string, { description: string; load: () => Promise<Suite> }> = {
+  dispatch: {
+    description: 'dispatch, submit, sync and readback overheads of the runtime (µs)',
+    load: async () => (await import('./dispatch')).suite,
+  },
+  kernels: {
+    description: 'every AU-Net kernel on its shapes at 128x128 and 256x256 (512x512 with --full), vs PyTorch and TF.js',
+    load: async () => (await import('./kernels')).suite,
+  },
+};
