@@ -40,8 +40,9 @@ if [ "$(uname -s)" = Linux ] && [ -r /etc/os-release ] && . /etc/os-release && [
     say "no WebGPU adapter: installing Mesa's lavapipe from bookworm-backports"
     echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/bookworm-backports.list
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null
-    apt-get install -y -q -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+    apt-get update -q >/dev/null || fail "apt-get update failed: check the network and apt's sources"
+    apt-get install -y -q -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null \
+      || fail "could not install mesa-vulkan-drivers from bookworm-backports (see apt's error above)"
     probe || fail "WebGPU still finds no adapter after installing lavapipe (see the error above)."
     exit 0
   fi

@@ -3,8 +3,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const root = join(import.meta.dirname, '..');
+const root = fileURLToPath(new URL('..', import.meta.url));
 const uvu = join(root, 'node_modules', 'uvu', 'bin.js');
 const packages = ['packages/tensor', 'packages/nn', 'packages/aunet'];
 const only = process.argv.slice(2);

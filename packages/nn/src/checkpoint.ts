@@ -32,7 +32,10 @@ export async function checkpointBytes(module: Module<any, any>, options: Checkpo
   for (const [name, p] of named) tensors.set(name, { shape: [...p.shape], data: (await p.value.data()) as Float32Array });
   const opt = options.optimizer;
   if (opt) {
+    // Moments only for the parameters the optimiser updates (frozen ones have none).
+    const updated = new Set(opt.params);
     for (const [name, p] of named) {
+      if (!updated.has(p)) continue;
       const s = opt.stateOf(p);
       tensors.set(OPTIM_M + name, { shape: [...p.shape], data: (await s.m.data()) as Float32Array });
       tensors.set(OPTIM_V + name, { shape: [...p.shape], data: (await s.v.data()) as Float32Array });
@@ -81,9 +84,10 @@ export function loadCheckpointBytes(bytes: Uint8Array, module: Module<any, any>,
   const named = module.namedParameters();
   const opt = options.optimizer;
   const expected = new Map<string, readonly number[]>();
+  const updated = new Set(opt?.params ?? []);
   for (const [name, p] of named) {
     expected.set(name, p.shape);
-    if (opt) {
+    if (updated.has(p)) {
       expected.set(OPTIM_M + name, p.shape);
       expected.set(OPTIM_V + name, p.shape);
     }
@@ -109,6 +113,7 @@ export function loadCheckpointBytes(bytes: Uint8Array, module: Module<any, any>,
   for (const [name, p] of named) p.assign(tensors.get(name)!.data);
   if (opt) {
     for (const [name, p] of named) {
+      if (!updated.has(p)) continue;
       const s = opt.stateOf(p);
       writeInto(s.m, tensors.get(OPTIM_M + name)!.data);
       writeInto(s.v, tensors.get(OPTIM_V + name)!.data);

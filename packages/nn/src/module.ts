@@ -66,6 +66,8 @@ export class Parameter {
   swap(t: Tensor): Tensor {
     if (t.shape.join() !== this._value.shape.join()) throw new Error(`Parameter.swap: shape [${t.shape}] does not match [${this._value.shape}]`);
     const prev = this._value;
+    // A parameter is a leaf: an op result swapped in must not keep its recorded history.
+    t.gradFn = null;
     t.requiresGrad = true;
     this._value = keep(t);
     return prev;

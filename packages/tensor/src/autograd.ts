@@ -135,9 +135,21 @@ export function backward(root: Tensor, options: BackwardOptions = {}): void {
         }
         owned.add(grads.get(input)!);
       });
-      if (!options.retainGraph) t.gradFn = null;
+      if (!options.retainGraph) t.gradFn = releasedGradFn(fn);
     }
   });
+}
+
+/** Stands in for a rule whose graph a backward pass released: a second pass through it fails
+ *  clearly, instead of treating the intermediate as a leaf and stopping there. */
+function releasedGradFn(fn: GradFn): GradFn {
+  return {
+    op: fn.op,
+    inputs: [],
+    backward: () => {
+      throw new Error(`backward(): the graph through "${fn.op}" was already released by an earlier backward; pass { retainGraph: true } to the first call to backpropagate through it twice`);
+    },
+  };
 }
 
 // Filled in by ops/index to avoid an import cycle (ops depend on this module).

@@ -125,6 +125,7 @@ export class Runtime {
   private pass: GPUComputePassEncoder | null = null;
   private dispatchesInBatch = 0;
   private kernelsInBatch = new Set<string>();
+  private kernelsSubmitted = new Set<string>();
   private uniformCpu = new Uint8Array(64 * 1024);
   private uniformGpu: GPUBuffer;
   private uniformBytes = 0;
@@ -145,7 +146,9 @@ export class Runtime {
     this.maxDispatches = options.maxDispatchesPerSubmit ?? 256;
     device.addEventListener('uncapturederror', (ev) => {
       const e = (ev as GPUUncapturedErrorEvent).error;
-      this.recordError(`WebGPU error in a batch with kernels [${[...this.kernelsInBatch].join(', ')}]: ${e.message}`);
+      // The event may arrive after its batch was submitted: name the kernels of both batches.
+      const kernels = new Set([...this.kernelsSubmitted, ...this.kernelsInBatch]);
+      this.recordError(`WebGPU error in a batch with kernels [${[...kernels].join(', ')}]: ${e.message}`);
     });
     device.lost.then((info) => {
       if (info.reason !== 'destroyed') this.lost = new WebGPUError(`The WebGPU device was lost (${info.reason}): ${info.message}`);
@@ -218,7 +221,10 @@ export class Runtime {
     p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: kernel });
     this.device.popErrorScope().then((err) => {
       // A compile error explains the errors that follow it, so it replaces them.
-      if (err) this.pendingError = new WebGPUError(`Kernel "${kernel}" failed to compile: ${err.message}\n--- WGSL ---\n${numbered(code)}`);
+      if (!err) return;
+      this.pendingError = new WebGPUError(`Kernel "${kernel}" failed to compile: ${err.message}\n--- WGSL ---\n${numbered(code)}`);
+      // Uncached, a later dispatch of it reports the compile error again instead of an invalid pipeline.
+      this.pipelines.delete(code);
     });
     this.pipelines.set(code, p);
     this.counters.pipelinesCompiled++;
@@ -229,6 +235,7 @@ export class Runtime {
   dispatch(d: Dispatch): void {
     if (this.lost) throw this.lost;
     const pipeline = this.pipeline(d.kernel, d.code);
+    this.kernelsInBatch.add(d.kernel);
     const entries: GPUBindGroupEntry[] = [];
     if (d.uniforms) {
       const bytes = d.uniforms instanceof ArrayBuffer
@@ -249,7 +256,6 @@ export class Runtime {
     this.pass.setBindGroup(0, bindGroup);
     const [x, y = 1, z = 1] = d.workgroups;
     if (x > 0 && y > 0 && z > 0) this.pass.dispatchWorkgroups(x, y, z);
-    this.kernelsInBatch.add(d.kernel);
     this.counters.dispatches++;
     if (++this.dispatchesInBatch >= this.maxDispatches) this.flush();
   }
@@ -281,6 +287,7 @@ export class Runtime {
     this.encoder = null;
     this.uniformBytes = 0;
     this.dispatchesInBatch = 0;
+    this.kernelsSubmitted = this.kernelsInBatch;
     this.kernelsInBatch = new Set();
     this.counters.submits++;
     // Errors are thrown at the next sync point (read or sync), once any compile error that

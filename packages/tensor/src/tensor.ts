@@ -67,6 +67,10 @@ export class Tensor {
     } else {
       const bytes = Math.max(this.size * 4, 4);
       const rt = runtime();
+      const limit = rt.adapter.limits.maxStorageBufferBindingSize;
+      if (bytes > limit) {
+        throw new Error(`A tensor of shape [${shape}] needs ${(bytes / 2 ** 20).toFixed(1)} MiB, above this adapter's ${(limit / 2 ** 20).toFixed(0)} MiB storage binding limit: use a smaller batch or tile the input`);
+      }
       this.storage = new Storage(rt.pool.acquire(bytes), bytes);
       if (rt.poisonNewBuffers) rt.fillWords(this.storage.buffer, 0x7fc00000);
     }
@@ -187,7 +191,10 @@ export function tidy<T>(fn: () => T): T {
     endScope(undefined);
     throw e;
   }
-  if (result instanceof Promise) throw new Error('tidy() takes a synchronous function; use `await scope(async () => ...)`');
+  if (result instanceof Promise) {
+    endScope(undefined);
+    throw new Error('tidy() takes a synchronous function; use `await scope(async () => ...)`');
+  }
   endScope(result);
   return result;
 }

@@ -1,13 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { build } from 'esbuild';
-import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 // The library must bundle for a browser unchanged: no Node built-ins, and Dawn's `webgpu`
 // module only behind the dynamic import that runs when `navigator.gpu` is absent.
 test('the library bundles for the browser without Node modules', async () => {
   const result = await build({
-    entryPoints: [join(import.meta.dirname, '..', 'src', 'index.ts')],
+    entryPoints: [fileURLToPath(new URL('../src/index.ts', import.meta.url))],
     bundle: true,
     platform: 'browser',
     format: 'esm',

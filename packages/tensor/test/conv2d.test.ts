@@ -16,6 +16,8 @@ interface Case {
   padding?: number;
   dilation?: number;
   bias?: boolean;
+  /** Elements per input checked by finite differences (default 48). */
+  fd?: number;
 }
 
 async function checkConv(rng: Rng, c: Case, label = ''): Promise<void> {
@@ -28,6 +30,7 @@ async function checkConv(rng: Rng, c: Case, label = ''): Promise<void> {
     name: `conv2d${label} x[${c.x}] -> ${c.cout}, ${c.k}x${c.k} s${c.stride ?? 1} p${c.padding ?? 0} d${c.dilation ?? 1}${bias ? '' : ' no bias'}`,
     rng,
     inputs,
+    fdSamples: c.fd,
     gpu: (t) => T.conv2d(t[0], t[1], bias ? t[2] : null, opts),
     ref: (r) => R.conv2d(r[0], r[1], bias ? r[2] : null, opts),
     refBackward: (r, g) => R.conv2dBackward(r[0], r[1], bias ? r[2] : null, opts, g).slice(0, bias ? 3 : 2),
@@ -49,6 +52,12 @@ const CASES: Case[] = [
   { x: [1, 13, 10, 7], cout: 32, k: 3, padding: 2, dilation: 2, stride: 2 },
   { x: [1, 32, 6, 9], cout: 13, k: 1, bias: false },
   { x: [2, 6, 12, 8], cout: 7, k: 3, padding: 3, stride: 2 }, // padding larger than the stride
+  // 32 channels and rows of whole vec4s: on lavapipe the lanes of a subgroup share loads and read
+  // the unpadded planes in place, with bounds checks for the padding.
+  { x: [1, 32, 4, 8], cout: 32, k: 3, padding: 1, fd: 6 },
+  { x: [1, 32, 6, 8], cout: 32, k: 3, padding: 2, dilation: 2, fd: 6 },
+  { x: [1, 32, 5, 8], cout: 28, k: 3, padding: 4, dilation: 4, bias: false, fd: 6 }, // 7 groups of 4 channels on 8 lanes
+  { x: [1, 32, 4, 16], cout: 32, k: 3, padding: 1, stride: 2, fd: 6 },
 ];
 
 for (const variant of ['fallback', 'gpu'] as const) {

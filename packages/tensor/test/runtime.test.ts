@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { expectClose, setupGPU, testRng } from '../src/testing';
@@ -7,7 +7,7 @@ import * as T from '../src/index';
 
 test.before(setupGPU);
 
-const packageDir = join(import.meta.dirname, '..');
+const packageDir = fileURLToPath(new URL('..', import.meta.url));
 
 test('no adapter: a clear error naming the cause and the fix, exit code non-zero', () => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/probe.ts'], {
@@ -68,6 +68,27 @@ test('backward on a tensor with no recorded inputs fails clearly', () => {
     const y = T.tensor([1, 2], [2], { requiresGrad: true });
     assert.throws(() => T.backward(T.mul(y, y)), /non-scalar/);
   });
+});
+
+test('a second backward through a released graph fails clearly; retainGraph allows it', async () => {
+  await T.scope(async () => {
+    const x = T.tensor([1, 2], [2], { requiresGrad: true });
+    const shared = T.mul(x, x);
+    T.backward(T.sum(shared));
+    assert.throws(() => T.backward(T.sum(T.mul(shared, 3))), /already released/);
+    x.grad!.dispose();
+    x.grad = null;
+    const y = T.exp(x);
+    T.backward(T.sum(y), { retainGraph: true });
+    T.backward(T.sum(T.mul(y, 2)));
+    expectClose(await x.grad!.data(), [3 * Math.E, 3 * Math.exp(2)], 1e-5, 'grad after two passes');
+    x.grad!.dispose();
+  });
+});
+
+test('a tensor above the storage binding limit is refused with the sizes', () => {
+  const limit = T.runtime().adapter.limits.maxStorageBufferBindingSize;
+  assert.throws(() => T.empty([limit / 4 + 1]), /storage binding limit/);
 });
 
 test('a disposed tensor gives a clear error', async () => {

@@ -2,31 +2,44 @@
 // forward, input gradient and weight gradient, each with its own kernel.
 //
 // How the kernels are built (see DESIGN.md, "The runtime facts that shape the code"):
-// - The input (or, for the input gradient, the output gradient) is first copied into a zero-
-//   padded plane per (n, c) whose row length is a multiple of 4, so that the inner loops need no
-//   bounds checks and every activation load is an aligned vec4 load.
 // - Weights are re-laid out per call (they are small) so that one vec4 load brings one tap of
 //   4 output channels: lanes run over groups of 4 output channels.
 // - Each invocation computes a tile of PW pixels x PR rows for its 4 channels (register
 //   blocking). The tap structure (kernel size, stride, dilation) is unrolled at code-generation
-//   time, so an input row is loaded once as a few vec4s and every value is picked from them by a
-//   constant swizzle; rows that several (output row, kernel row) pairs share are loaded once. With
-//   dilation d and stride 1 a tile's rows are spaced d apart, so rows are shared for every d.
-// - The input gradient is the same correlation kernel run on the padded output gradient with the
+//   time, so an input row is loaded once as a few aligned vec4s and every value is picked from
+//   them by a constant swizzle; rows that several (output row, kernel row) pairs need are loaded
+//   once. With dilation d and stride 1 a tile's rows are spaced d apart, so rows are shared for
+//   every d.
+// - Zero padding: either a zero-padded copy of the planes with rows of whole vec4s (no bounds
+//   checks in the inner loop), or, when the lanes share loads (below) and rows are whole vec4s,
+//   the planes are read in place and each lane's loads carry a bounds check computed once,
+//   outside the channel loop.
+// - Shared loads (lavapipe): the 8 lanes of a subgroup work on the same tile (for 8 groups of 4
+//   output channels), split the tile's activation vec4 loads between them and hand the values
+//   round with subgroupBroadcast. A storage load there is a per-lane loop; a broadcast is a
+//   register shuffle. This divides activation loads by 8 and was worth 2x.
+// - The input gradient is the same correlation kernel run on the output gradient with the
 //   weights re-laid out with Cin and Cout swapped: each input pixel gathers the taps whose
 //   (pixel + padding - tap * dilation) is a multiple of the stride. Tiles are aligned to the
 //   stride, so which taps reach which pixel of a tile is known when the WGSL is generated (phase
 //   decomposition): no multiply by an inserted zero, no atomics, no copy-transpose of the forward.
 // - The weight gradient accumulates, per invocation, 4 output channels x CB input channels x all
 //   taps in registers over a band of tile rows, reading the output gradient re-laid out with 4
-//   channels per vec4; the bands' partial sums are then added by a small second kernel.
-// - Pipelines depend only on (kernel size, stride, dilation, padding mod stride for the input
-//   gradient, tile sizes); shapes are uniforms.
+//   channels per vec4 (one load per pixel) and the input as above; the bands' partial sums are
+//   then added by a small second kernel (deterministic, no atomics).
+// - Pipelines depend only on (kernel size, stride, dilation, padding mod 4 and mod stride, tile
+//   sizes, whether rows are whole vec4s); shapes are uniforms.
 //
-// Variants: on a fallback (CPU) adapter such as lavapipe, large tiles (8 x 4 pixels, 4 input
-// channels per weight-gradient invocation): register blocking past the register file still pays
-// there, because each storage load is a per-lane loop. On a GPU, small tiles (4 x 2 pixels, one
-// input channel), so that an invocation stays within a few dozen registers and occupancy is high.
+// Variants (`setConv2dVariant`, default by `runtime().adapter.isFallback`):
+// - 'fallback' (lavapipe and other CPU adapters): tiles of 8 x 4 pixels (forward, input
+//   gradient), 8 x 2 pixels x 8 input channels (weight gradient), shared subgroup loads when
+//   subgroups of exactly 8 lanes are available and there are at least ~24 output channels.
+//   Register blocking far past the register file still pays there; measured best of the sizes
+//   tried. The price: big unrolled kernels that take lavapipe seconds each to compile the
+//   first time (Mesa's on-disk shader cache keeps them afterwards).
+// - 'gpu': tiles of 4 x 2 pixels and one input channel per weight-gradient invocation, padded
+//   copies, no subgroup tricks, so that an invocation stays within a few dozen registers and
+//   occupancy is high. Not measured on a GPU here (none was available); tested on lavapipe.
 
 import { record } from '../autograd';
 import { Uniforms, assertFloat, empty } from '../kernel';
@@ -61,16 +74,12 @@ interface Tuning {
   dw: Tile & { cb: number; minInvocations: number };
 }
 
-function process_env(k: string): string | undefined {
-  return (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env[k];
-}
-
 const FALLBACK: Tuning = {
   name: 'fallback',
-  share: process_env('CONV_SHARE') !== '0',
+  share: true,
   fwd: { pw: 8, pr: 4, spaced: true },
   dx: { pw: 8, pr: 4, spaced: true },
-  dw: { pw: 8, pr: 4, spaced: true, cb: 4, minInvocations: 2048 },
+  dw: { pw: 8, pr: 2, spaced: true, cb: 8, minInvocations: 2048 },
 };
 
 const GPU: Tuning = {
@@ -230,11 +239,16 @@ function tapCode(
     consts.push(`const OFF_C = array<u32, ${L}>(${range.flatMap((b) => rhos.flatMap(() => quads.map(() => `${b}u`))).join(', ')});`);
     consts.push(`const OFF_R = array<u32, ${L}>(${range.flatMap(() => rhos.flatMap((r) => quads.map(() => `${r}u`))).join(', ')});`);
     consts.push(`const OFF_Q = array<u32, ${L}>(${range.flatMap(() => rhos.flatMap(() => quads.map((q) => `${q}u`))).join(', ')});`);
+    // Each lane's share of the loads: its row and vec4 in the source plane (rowO, quadO: the
+    // tile's origin there, i32), and whether that lies inside the plane (else it reads zero
+    // padding). Loop-invariant, so the bounds checks stay out of the channel loop.
     for (let k = 0; k < rounds; k++) {
       pre.push(`  let e${k} = min(${k * share}u + lane, ${L - 1}u);`);
-      pre.push(`  let off${k} = ${chanOff(`OFF_C[e${k}]`)} + OFF_R[e${k}] * p.wp4 + OFF_Q[e${k}];`);
+      pre.push(`  let row${k} = rowO + i32(OFF_R[e${k}]); let quad${k} = quadO + i32(OFF_Q[e${k}]);`);
+      pre.push(`  let ok${k} = row${k} >= 0 && row${k} < i32(p.sh) && quad${k} >= 0 && quad${k} < i32(p.wp4);`);
+      pre.push(`  let off${k} = ${chanOff(`OFF_C[e${k}]`)} + select(0u, u32(row${k}) * p.wp4 + u32(quad${k}), ok${k});`);
     }
-    for (let k = 0; k < rounds; k++) body.push(`    let s${k} = x[${base} + off${k}];`);
+    for (let k = 0; k < rounds; k++) body.push(`    var s${k} = vec4<f32>(); if (ok${k}) { s${k} = x[${base} + off${k}]; }`);
   }
   for (let b = 0; b < channels; b++) {
     const prefix = channels > 1 ? `v${b}_` : 'v';
@@ -268,7 +282,9 @@ function corrCode(c: CorrSpec): string {
   if (c.share) L.push('enable subgroups;', 'diagnostic(off, subgroup_uniformity);');
   L.push(`// conv2d correlation: tile ${pw}x${pr} spacing ${c.sigma}, k ${c.kh}x${c.kw}, rows *${c.rowNum}/${c.rowDen}, colStep ${c.colStep}, share ${c.share}`);
   // o4: groups of 4 output channels; o4p: the same rounded up to the subgroup size when lanes share loads.
-  L.push(`struct P { c: u32, o4: u32, oc: u32, tilesX: u32, tilesY: u32, total: u32, wp4: u32, plane4: u32, ho: u32, wo: u32, o4p: u32 }`);
+  // sh, wp4: rows and vec4s per row of a source plane; top, lq: where the tiles' padded coordinates
+  // start in it (0 when the source is a padded copy).
+  L.push(`struct P { c: u32, o4: u32, oc: u32, tilesX: u32, tilesY: u32, total: u32, wp4: u32, plane4: u32, ho: u32, wo: u32, o4p: u32, sh: u32, top: i32, lq: i32 }`);
   L.push(`@group(0) @binding(0) var<uniform> p: P;`);
   L.push(`@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;`);
   L.push(`@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;`);
@@ -285,7 +301,13 @@ function corrCode(c: CorrSpec): string {
   L.push(`  let ty = r2 % p.tilesY; let n = r2 / p.tilesY;`);
   L.push(`  let oy0 = (ty / ${c.sigma}u) * ${pr * c.sigma}u + ty % ${c.sigma}u;`);
   L.push(`  let ox0 = tx * ${pw}u;`);
-  L.push(`  var xb = n * p.c * p.plane4 + (oy0 * ${c.rowNum}u / ${c.rowDen}u) * p.wp4 + tx * ${c.colStep / 4}u;`);
+  if (c.share) {
+    L.push(`  var xb = n * p.c * p.plane4;`);
+    L.push(`  let rowO = i32(oy0 * ${c.rowNum}u / ${c.rowDen}u) - p.top;`);
+    L.push(`  let quadO = i32(tx * ${c.colStep / 4}u) - p.lq;`);
+  } else {
+    L.push(`  var xb = n * p.c * p.plane4 + (oy0 * ${c.rowNum}u / ${c.rowDen}u) * p.wp4 + tx * ${c.colStep / 4}u;`);
+  }
   L.push(`  var wb = o4c;`);
   L.push(`  let wstep = ${T}u * p.o4;`);
   L.push(...tc.pre);
@@ -354,6 +376,50 @@ struct P { total: u32, wp4: u32, hp: u32, h: u32, w: u32, top: i32, left: i32 }
   out[q] = v;
 }`;
 
+// The same for source rows of a multiple of 4 floats: every load is an aligned vec4 (a source
+// vec4 lies wholly inside or outside the row), each invocation writes PAD_RUN consecutive vec4s
+// of one row, and the shift by (left mod 4) is a constant swizzle.
+const PAD_RUN = 4;
+function padVec4Code(m: number): string {
+  const L: string[] = [];
+  L.push(`struct P { total: u32, runs: u32, hp: u32, h: u32, w4: u32, top: i32, left4: i32, wp4: u32 }`);
+  L.push(`@group(0) @binding(0) var<uniform> p: P;`);
+  L.push(`@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;`);
+  L.push(`@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;`);
+  L.push(`fn ld(row: u32, i: i32) -> vec4<f32> {`);
+  L.push(`  if (i < 0 || i >= i32(p.w4)) { return vec4<f32>(); }`);
+  L.push(`  return src[row + u32(i)];`);
+  L.push(`}`);
+  L.push(`@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
+  L.push(`  let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`);
+  L.push(`  if (q >= p.total) { return; }`);
+  L.push(`  let run = q % p.runs; let r = q / p.runs;`);
+  L.push(`  let y = r % p.hp; let plane = r / p.hp;`);
+  L.push(`  let o0 = r * p.wp4 + run * ${PAD_RUN}u;`);
+  L.push(`  let n = min(${PAD_RUN}u, p.wp4 - run * ${PAD_RUN}u);`);
+  L.push(`  let iy = i32(y) - p.top;`);
+  L.push(`  if (iy < 0 || iy >= i32(p.h)) {`);
+  L.push(`    for (var k = 0u; k < n; k++) { out[o0 + k] = vec4<f32>(); }`);
+  L.push(`    return;`);
+  L.push(`  }`);
+  L.push(`  let row = (plane * p.h + u32(iy)) * p.w4;`);
+  // Output vec4 k of the run covers source columns 4*(run*RUN + k) - left + i.
+  L.push(`  let a = i32(run * ${PAD_RUN}u) - p.left4${m ? ' - 1' : ''};`);
+  const loads = m ? PAD_RUN + 1 : PAD_RUN;
+  for (let k = 0; k < loads; k++) L.push(`  let s${k} = ld(row, a + ${k});`);
+  for (let k = 0; k < PAD_RUN; k++) {
+    let v: string;
+    if (m === 0) v = `s${k}`;
+    else {
+      const comps = [0, 1, 2, 3].map((i) => (i < m ? `s${k}.${COMP[4 - m + i]}` : `s${k + 1}.${COMP[i - m]}`));
+      v = `vec4<f32>(${comps.join(', ')})`;
+    }
+    L.push(`  if (${k}u < n) { out[o0 + ${k}u] = ${v}; }`);
+  }
+  L.push(`}`);
+  return L.join('\n');
+}
+
 // Weights [O, C, T] (forward: O = Cout, C = Cin) or [C, O, T] (transposed: input gradient, C = Cout,
 // O = Cin) into vec4s [C][T][O4] of 4 consecutive o, then O4 vec4s of bias (zero without one).
 const RELAYOUT = `
@@ -403,6 +469,36 @@ struct P { total: u32, c: u32, c4: u32, h: u32, w: u32, hg: u32, wg: u32 }
   out[q] = v;
 }`;
 
+// The same for rows of a multiple of 4 pixels: 4 pixels x 4 channels per invocation, as 4 vec4
+// loads and a 4x4 transpose in registers.
+const GRAD_RELAYOUT4 = `
+struct P { total: u32, c: u32, c4: u32, h: u32, w4: u32, hg: u32, wg4: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> g: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+  if (q >= p.total) { return; }
+  let xq = q % p.wg4; let r1 = q / p.wg4;
+  let y = r1 % p.hg; let r2 = r1 / p.hg;
+  let c4 = r2 % p.c4; let n = r2 / p.c4;
+  var v0 = vec4<f32>(); var v1 = vec4<f32>(); var v2 = vec4<f32>(); var v3 = vec4<f32>();
+  if (y < p.h && xq < p.w4) {
+    let c = c4 * 4u;
+    let plane = p.h * p.w4;
+    let i0 = ((n * p.c + c) * p.h + y) * p.w4 + xq;
+    v0 = g[i0];
+    if (c + 1u < p.c) { v1 = g[i0 + plane]; }
+    if (c + 2u < p.c) { v2 = g[i0 + 2u * plane]; }
+    if (c + 3u < p.c) { v3 = g[i0 + 3u * plane]; }
+  }
+  let o = q * 4u;
+  out[o] = vec4<f32>(v0.x, v1.x, v2.x, v3.x);
+  out[o + 1u] = vec4<f32>(v0.y, v1.y, v2.y, v3.y);
+  out[o + 2u] = vec4<f32>(v0.z, v1.z, v2.z, v3.z);
+  out[o + 3u] = vec4<f32>(v0.w, v1.w, v2.w, v3.w);
+}`;
+
 // Sum the weight-gradient partials [parts][Cin][T][O4*4] into dw [Cout][Cin][T].
 const DW_REDUCE = `
 struct P { total: u32, ci: u32, t: u32, o4: u32, parts: u32 }
@@ -430,6 +526,14 @@ function launch(kernel: string, code: string, n: number, storage: Tensor[], u: U
 function padPlanes(src: Tensor, top: number, left: number, hp: number, wp: number): Tensor {
   const [n, c, h, w] = src.shape;
   const out = empty([n * c * hp * wp]);
+  if (w % 4 === 0) {
+    const m = ((left % 4) + 4) % 4;
+    const left4 = (left - m) / 4;
+    const runs = Math.ceil(wp / 4 / PAD_RUN);
+    const total = n * c * hp * runs;
+    launch('conv2d.pad4', padVec4Code(m), total, [src, out], new Uniforms().u32(total, runs, hp, h, w / 4).i32(top, left4).u32(wp / 4));
+    return out;
+  }
   const total = (n * c * hp * wp) / 4;
   launch('conv2d.pad', PAD, total, [src, out], new Uniforms().u32(total, wp / 4, hp, h, w).i32(top, left));
   return out;
@@ -486,12 +590,44 @@ function geometry(x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dOptions): 
   return { n, ci, h, w: wd, co, kh, kw, s, p, d, ho, wo };
 }
 
-function runCorr(spec: CorrSpec, src: Tensor, wt: Tensor, out: Tensor, u: { n: number; c: number; o: number; tilesX: number; tilesY: number; hp: number; wp: number; ho: number; wo: number }): void {
+/** Source planes as a kernel reads them. */
+interface Source {
+  t: Tensor;
+  /** A padded copy made here, to dispose after use. */
+  owned: boolean;
+  /** Rows and floats per row of a plane. */
+  sh: number;
+  wp: number;
+  /** Where padded coordinates start: row `top`, vec4 `lq`, after shifting columns by `c0`. */
+  top: number;
+  lq: number;
+  c0: number;
+}
+
+/**
+ * The planes of `src` [N, C, h, w] seen with `top` rows and `left` columns of zeros in front:
+ * read in place when the kernel's lanes share loads (whose bounds checks then give the zero
+ * padding) and rows are whole vec4s; otherwise a zero-padded copy of hp x wp per plane.
+ */
+function sourceOf(src: Tensor, top: number, left: number, hp: number, wp: number, direct: boolean): Source {
+  if (direct && src.shape[3] % 4 === 0) {
+    const m = ((left % 4) + 4) % 4;
+    return { t: src, owned: false, sh: src.shape[2], wp: src.shape[3], top, lq: (left - m) / 4 + (m ? 1 : 0), c0: (4 - m) % 4 };
+  }
+  return { t: padPlanes(src, top, left, hp, wp), owned: true, sh: hp, wp, top: 0, lq: 0, c0: 0 };
+}
+
+function shiftCols(a: AxisPlan, c0: number): AxisPlan {
+  return c0 ? plan(a.taps.map((list) => list.map(([k, t]) => [k, t + c0] as [number, number]))) : a;
+}
+
+function runCorr(spec: CorrSpec, src: Source, wt: Tensor, out: Tensor, u: { n: number; c: number; o: number; tilesX: number; tilesY: number; ho: number; wo: number }): void {
   const o4 = Math.ceil(u.o / 4);
   const o4p = spec.share ? Math.ceil(o4 / spec.share) * spec.share : o4;
   const total = o4p * u.tilesX * u.tilesY * u.n;
-  const uni = new Uniforms().u32(u.c, o4, u.o, u.tilesX, u.tilesY, total, u.wp / 4, (u.hp * u.wp) / 4, u.ho, u.wo, o4p);
-  launch(`conv2d.corr`, corrCode(spec), total, [src, wt, out], uni);
+  const uni = new Uniforms().u32(u.c, o4, u.o, u.tilesX, u.tilesY, total, src.wp / 4, (src.sh * src.wp) / 4, u.ho, u.wo, o4p, src.sh).i32(src.top, src.lq);
+  launch(`conv2d.corr`, corrCode({ ...spec, cols: shiftCols(spec.cols, src.c0) }), total, [src.t, wt, out], uni);
+  if (src.owned) src.t.dispose();
 }
 
 function forwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Tensor {
@@ -505,12 +641,12 @@ function forwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Tensor
   const colStep = tile.pw * g.s;
   const wp = (tilesX - 1) * colStep + 4 * ((cols.maxOffset >> 2) + 1);
   const hp = ((groups - 1) * tile.pr * sigma + sigma - 1) * g.s + rows.maxOffset + 1;
-  const xp = padPlanes(x, g.p, g.p, hp, wp);
+  const share = shareFor(g.co);
+  const src = sourceOf(x, g.p, g.p, hp, wp, share > 0);
   const wt = relayoutWeights(w, b, false);
   const out = empty([g.n, g.co, g.ho, g.wo]);
-  const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma, rows, cols, rowNum: g.s, rowDen: 1, colStep, vec4Out: g.wo % 4 === 0, share: shareFor(g.co) };
-  runCorr(spec, xp, wt, out, { n: g.n, c: g.ci, o: g.co, tilesX, tilesY, hp, wp, ho: g.ho, wo: g.wo });
-  xp.dispose();
+  const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma, rows, cols, rowNum: g.s, rowDen: 1, colStep, vec4Out: g.wo % 4 === 0, share };
+  runCorr(spec, src, wt, out, { n: g.n, c: g.ci, o: g.co, tilesX, tilesY, ho: g.ho, wo: g.wo });
   wt.dispose();
   return out;
 }
@@ -531,14 +667,14 @@ function inputGradRaw(gy: Tensor, w: Tensor, g: Geometry): Tensor {
   const tilesY = groups * sigma;
   const colStep = pw / s;
   const wp = (tilesX - 1) * colStep + 4 * ((colPlan.axis.maxOffset >> 2) + 1);
-  const hp = ((groups - 1) * pr * sigma + sigma - 1) / s + rowPlan.axis.maxOffset + 1;
   // (with s > 1, sigma is 1 and the last origin is a multiple of s)
-  const gp = padPlanes(gy, rowPlan.base - pq, colPlan.base - pq, Math.ceil(hp), wp);
+  const hp = ((groups - 1) * pr * sigma + sigma - 1) / s + rowPlan.axis.maxOffset + 1;
+  const share = shareFor(g.ci);
+  const src = sourceOf(gy, rowPlan.base - pq, colPlan.base - pq, hp, wp, share > 0);
   const wt = relayoutWeights(w, null, true);
   const dx = empty([g.n, g.ci, g.h, g.w]);
-  const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma, rows: rowPlan.axis, cols: colPlan.axis, rowNum: 1, rowDen: s, colStep, vec4Out: g.w % 4 === 0, share: shareFor(g.ci) };
-  runCorr(spec, gp, wt, dx, { n: g.n, c: g.co, o: g.ci, tilesX, tilesY, hp: Math.ceil(hp), wp, ho: g.h, wo: g.w });
-  gp.dispose();
+  const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma, rows: rowPlan.axis, cols: colPlan.axis, rowNum: 1, rowDen: s, colStep, vec4Out: g.w % 4 === 0, share };
+  runCorr(spec, src, wt, dx, { n: g.n, c: g.co, o: g.ci, tilesX, tilesY, ho: g.h, wo: g.w });
   wt.dispose();
   return dx;
 }
@@ -570,7 +706,7 @@ function dwCode(c: DwSpec): string {
   const L: string[] = [];
   if (c.share) L.push('enable subgroups;', 'diagnostic(off, subgroup_uniformity);');
   L.push(`// conv2d weight gradient: tile ${pw}x${pr} spacing ${c.sigma}, ${c.cb} input channels, k ${c.kh}x${c.kw}, stride ${c.s}, share ${c.share}`);
-  L.push(`struct P { ci: u32, nb: u32, o4: u32, tilesX: u32, tilesY: u32, rowsTotal: u32, rpp: u32, total: u32, wp4: u32, hp: u32, hg: u32, wg: u32, o4p: u32 }`);
+  L.push(`struct P { ci: u32, nb: u32, o4: u32, tilesX: u32, tilesY: u32, rowsTotal: u32, rpp: u32, total: u32, wp4: u32, sh: u32, hg: u32, wg: u32, o4p: u32, top: i32, lq: i32 }`);
   L.push(`@group(0) @binding(0) var<uniform> p: P;`);
   L.push(`@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;`);
   L.push(`@group(0) @binding(2) var<storage, read> gt: array<vec4<f32>>;`);
@@ -583,12 +719,11 @@ function dwCode(c: DwSpec): string {
   L.push(`  let o4 = gi % p.o4p; let r1 = gi / p.o4p;`);
   L.push(`  let o4c = min(o4, p.o4 - 1u);`);
   L.push(`  let cbi = r1 % p.nb; let prt = r1 / p.nb;`);
-  L.push(`  let plane = p.hp * p.wp4;`);
+  L.push(`  let plane = p.sh * p.wp4;`);
   for (let b = 0; b < c.cb; b++) {
     L.push(`  let ci${b} = min(cbi * ${c.cb}u + ${b}u, p.ci - 1u);`);
     for (let t = 0; t < T; t++) L.push(`  var a${b}_${t} = vec4<f32>();`);
   }
-  L.push(...tc.pre);
   L.push(`  let rEnd = min((prt + 1u) * p.rpp, p.rowsTotal);`);
   L.push(`  for (var R = prt * p.rpp; R < rEnd; R++) {`);
   L.push(`    let n = R / p.tilesY; let ty = R % p.tilesY;`);
@@ -598,7 +733,14 @@ function dwCode(c: DwSpec): string {
   L.push(`    for (var tx = 0u; tx < p.tilesX; tx++) {`);
   L.push(`      let gb = gRow + tx * ${pw}u;`);
   for (let r = 0; r < pr; r++) for (let j = 0; j < pw; j++) L.push(`      let g${r}_${j} = gt[gb + ${r * c.sigma}u * p.wg + ${j}u];`);
-  L.push(`      let xt = xRow + tx * ${(pw * c.s) / 4}u;`);
+  if (c.share) {
+    L.push(`      let xt = n * p.ci * plane;`);
+    L.push(`      let rowO = i32(oy0 * ${c.s}u) - p.top;`);
+    L.push(`      let quadO = i32(tx * ${(pw * c.s) / 4}u) - p.lq;`);
+    L.push(...tc.pre.map((l) => `    ${l}`));
+  } else {
+    L.push(`      let xt = xRow + tx * ${(pw * c.s) / 4}u;`);
+  }
   L.push(...tc.body.map((l) => `  ${l}`));
   L.push(`    }`);
   L.push(`  }`);
@@ -628,7 +770,10 @@ function weightGradRaw(x: Tensor, gy: Tensor, g: Geometry): Tensor {
   const hg = groups * tile.pr * sigma;
   const wg = tilesX * tile.pw;
   const o4 = Math.ceil(g.co / 4);
-  const cb = Math.min(tn.cb, g.ci);
+  // Input channels per invocation: the tuning's, or the largest power of two that fits few channels
+  // (a small set of sizes keeps the number of distinct pipelines small).
+  let cb = tn.cb;
+  while (cb > g.ci) cb >>= 1;
   const nb = Math.ceil(g.ci / cb);
   const rowsTotal = g.n * tilesY;
   const wanted = Math.min(rowsTotal, Math.max(1, Math.ceil(tn.minInvocations / (o4 * nb))));
@@ -636,20 +781,26 @@ function weightGradRaw(x: Tensor, gy: Tensor, g: Geometry): Tensor {
   const parts = Math.ceil(rowsTotal / rpp);
   const T = g.kh * g.kw;
 
-  const xp = padPlanes(x, g.p, g.p, hp, wp);
+  const share = shareFor(g.co);
+  const src = sourceOf(x, g.p, g.p, hp, wp, share > 0);
   const gtTotal = g.n * o4 * hg * wg;
   const gt = empty([gtTotal * 4]);
-  launch('conv2d.gradLayout', GRAD_RELAYOUT, gtTotal, [gy, gt], new Uniforms().u32(gtTotal, g.co, o4, g.ho, g.wo, hg, wg));
+  if (g.wo % 4 === 0) {
+    const n4 = gtTotal / 4; // wg is a multiple of 4
+    launch('conv2d.gradLayout4', GRAD_RELAYOUT4, n4, [gy, gt], new Uniforms().u32(n4, g.co, o4, g.ho, g.wo / 4, hg, wg / 4));
+  } else {
+    launch('conv2d.gradLayout', GRAD_RELAYOUT, gtTotal, [gy, gt], new Uniforms().u32(gtTotal, g.co, o4, g.ho, g.wo, hg, wg));
+  }
   const partial = empty([parts * g.ci * T * o4 * 4]);
-  const share = shareFor(g.co);
   const o4p = share ? Math.ceil(o4 / share) * share : o4;
   const total = o4p * nb * parts;
-  const spec: DwSpec = { kh: g.kh, kw: g.kw, tile, cb, sigma, s: g.s, rows, cols, share };
-  launch('conv2d.weightGrad', dwCode(spec), total, [xp, gt, partial], new Uniforms().u32(g.ci, nb, o4, tilesX, tilesY, rowsTotal, rpp, total, wp / 4, hp, hg, wg, o4p));
+  const spec: DwSpec = { kh: g.kh, kw: g.kw, tile, cb, sigma, s: g.s, rows, cols: shiftCols(cols, src.c0), share };
+  const u = new Uniforms().u32(g.ci, nb, o4, tilesX, tilesY, rowsTotal, rpp, total, src.wp / 4, src.sh, hg, wg, o4p).i32(src.top, src.lq);
+  launch('conv2d.weightGrad', dwCode(spec), total, [src.t, gt, partial], u);
   const dw = empty([g.co, g.ci, g.kh, g.kw]);
   const n = g.co * g.ci * T;
   launch('conv2d.weightGradSum', DW_REDUCE, n, [partial, dw], new Uniforms().u32(n, g.ci, T, o4, parts));
-  xp.dispose();
+  if (src.owned) src.t.dispose();
   gt.dispose();
   partial.dispose();
   return dw;
@@ -671,6 +822,3 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
     return [dx, dw, b.requiresGrad ? sum(gy, [0, 2, 3]) : null];
   });
 }
-
-/** @internal benchmarking hooks (temporary) */
-export const __conv2dInternals = { padPlanes, relayoutWeights, forwardRaw, inputGradRaw, weightGradRaw, geometry };

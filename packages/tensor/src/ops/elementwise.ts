@@ -35,7 +35,8 @@ const UNARY = {
   relu: { forward: 'max(x, vec4<f32>(0.0))', backward: 'select(vec4<f32>(0.0), g, x > vec4<f32>(0.0))' },
   // 1/(1+exp(-x)) saturates to 0 or 1 without NaN at either end.
   sigmoid: { forward: '1.0 / (1.0 + exp(-x))', backward: 'g * y * (1.0 - y)' },
-  pow: { forward: 'powc(x, p.a)', backward: 'g * p.a * powc(x, p.a - 1.0)' },
+  // x^0 is constant: its gradient is 0 even at x = 0, where powc(x, -1) is infinite.
+  pow: { forward: 'powc(x, p.a)', backward: 'select(g * p.a * powc(x, p.a - 1.0), vec4<f32>(0.0), p.a == 0.0)' },
   // The gradient passes where lo <= x <= hi, as in PyTorch.
   clamp: {
     forward: 'clamp(x, vec4<f32>(p.a), vec4<f32>(p.b))',

@@ -10,7 +10,7 @@ const ACCUMULATE = `
 
 import { record } from '../autograd';
 import { Uniforms, assertFloat, empty, normAxis, sameShape, stridesOf } from '../kernel';
-import { runtime } from '../runtime';
+import { grid1d, runtime } from '../runtime';
 import { Tensor, type Shape } from '../tensor';
 import { MAX_RANK, broadcastShapes, expandRaw } from './broadcast';
 import { mulScalar } from './elementwise';
@@ -72,12 +72,6 @@ var<workgroup> partial: array<f32, ${WG}>;
   if (lid.x == 0u && valid) { out[slot] = partial[0] * p.scale; }
 }`;
 
-function grid(groups: number): [number, number] {
-  if (groups <= 65535) return [Math.max(1, groups), 1];
-  const y = Math.ceil(groups / 65535);
-  return [Math.ceil(groups / y), y];
-}
-
 /** Pad a list of (dim, stride) pairs on the left to length 4 with (1, 0). */
 function pad(dims: number[], strides: number[]): [number[], number[]] {
   if (dims.length > MAX_RANK) throw new Error(`reduce: rank above ${MAX_RANK} is not supported`);
@@ -105,25 +99,24 @@ function reduceRaw(x: Tensor, axes: number[], scale: number): Tensor {
   const [rd, rs] = pad(redDims, redStrides);
   const nOut = kd.reduce((a, b) => a * b, 1);
   const nRed = rd.reduce((a, b) => a * b, 1);
-  const out = empty([nOut]);
-  if (nOut === 0) return out;
+  if (nOut === 0) return empty([0]);
   const rt = runtime();
   if (nOut >= 2048 || nRed <= 64) {
+    const out = empty([nOut]);
     const u = new Uniforms().u32(nOut, kd[1], kd[2], kd[3], ...ks, ...rd, ...rs).f32(scale);
-    rt.dispatch({ kernel: 'sum', code: PER_OUTPUT, workgroups: grid(Math.ceil(nOut / 64)), storage: [x.binding(), out.binding()], uniforms: u.bytes() });
+    rt.dispatch({ kernel: 'sum', code: PER_OUTPUT, workgroups: grid1d(nOut, 64), storage: [x.binding(), out.binding()], uniforms: u.bytes() });
     return out;
   }
   // Few outputs, long reductions: split each into parts so that there are enough workgroups.
   const parts = Math.max(1, Math.min(Math.ceil(nRed / 4096), Math.ceil(256 / nOut)));
   const chunk = Math.ceil(nRed / parts);
-  const target = parts === 1 ? out : empty([nOut * parts]);
+  const target = empty([nOut * parts]);
   const u = new Uniforms()
     .u32(nOut, kd[1], kd[2], kd[3], ...ks, rd[1], rd[2], rd[3], nRed, ...rs)
     .f32(parts === 1 ? scale : 1)
     .u32(parts, chunk);
-  rt.dispatch({ kernel: 'sum.workgroup', code: PER_WORKGROUP, workgroups: grid(nOut * parts), storage: [x.binding(), target.binding()], uniforms: u.bytes() });
-  if (parts === 1) return out;
-  out.dispose();
+  rt.dispatch({ kernel: 'sum.workgroup', code: PER_WORKGROUP, workgroups: grid1d(nOut * parts, 1), storage: [x.binding(), target.binding()], uniforms: u.bytes() });
+  if (parts === 1) return target;
   const partial = target.view([nOut, parts]);
   target.dispose();
   const r = reduceRaw(partial, [1], scale);

@@ -266,7 +266,7 @@ export function finiteDifference(f: (x: Ref) => Ref, x: Ref, g: Ref, h = 1e-6, i
 }
 
 /**
- * Relative error in the max norm: max_i |a_i - b_i| / max_i |b_i|. One element off by more than
+ * Relative error in the max norm: max_i |a_i - b_i| / max(max_i |b_i|, 1e-6). One element off by more than
  * tol times the tensor's scale fails, while float32 rounding of long sums (whose error scales
  * with the terms, not with a result that happens to be near zero) passes. NaN, an infinity that
  * differs, or a length mismatch gives Infinity.
@@ -285,6 +285,6 @@ export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<num
     scale = Math.max(scale, Math.abs(b));
     worst = Math.max(worst, Math.abs(a - b));
   }
-  if (worst === 0) return 0;
-  return scale === 0 ? Infinity : worst / scale;
+  // A floor on the scale, so that an all-zero expectation tolerates float32 rounding residue.
+  return worst / Math.max(scale, 1e-6);
 }
