@@ -16,4 +16,3 @@ export {
   checkpointBytes, loadCheckpointBytes, saveCheckpoint, loadCheckpoint, writeFileAtomic, CheckpointMismatchError, OPTIM_M, OPTIM_V,
   type CheckpointOptions, type LoadOptions,
 } from './checkpoint';
-export { hasKernel } from './kernels';

@@ -58,6 +58,20 @@ const CASES: Case[] = [
   { x: [1, 32, 6, 8], cout: 32, k: 3, padding: 2, dilation: 2, fd: 6 },
   { x: [1, 32, 5, 8], cout: 28, k: 3, padding: 4, dilation: 4, bias: false, fd: 6 }, // 7 groups of 4 channels on 8 lanes
   { x: [1, 32, 4, 16], cout: 32, k: 3, padding: 1, stride: 2, fd: 6 },
+  // 1x1, stride 1, no padding, at most 4 output channels: the dedicated per-pixel kernels, with
+  // vec4 units along the plane when H*W is a multiple of 4 and f32 units otherwise.
+  { x: [2, 3, 7, 9], cout: 1, k: 1 }, // 63 pixels: f32 units
+  { x: [1, 32, 5, 11], cout: 2, k: 1, bias: false, fd: 12 },
+  { x: [2, 32, 5, 12], cout: 1, k: 1, fd: 12 }, // 60 pixels: vec4 units, odd height
+  { x: [3, 3, 9, 4], cout: 2, k: 1 },
+  { x: [2, 5, 7, 8], cout: 4, k: 1 },
+  { x: [1, 6, 3, 5], cout: 3, k: 1, dilation: 2 }, // dilation is moot for 1x1
+  { x: [1, 3, 47, 48], cout: 1, k: 1, fd: 12 },
+  { x: [1, 32, 33, 65], cout: 2, k: 1, fd: 6 },
+  // Several weight-gradient parts per plane with a short last one on either variant (the fallback's
+  // runs are about 4096 / N units long).
+  { x: [64, 3, 12, 30], cout: 1, k: 1, fd: 6 },
+  { x: [64, 2, 9, 31], cout: 2, k: 1, fd: 6 }, // f32 units
 ];
 
 for (const variant of ['fallback', 'gpu'] as const) {
