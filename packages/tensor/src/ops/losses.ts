@@ -16,7 +16,7 @@ import { record } from '../autograd';
 import { ENTRY_1D, Uniforms, assertFloat, empty, launch1d, linearIndex, sameShape } from '../kernel';
 import { runtime } from '../runtime';
 import { Tensor } from '../tensor';
-import { SUM_PARTS } from './planes';
+import { SUM_PARTS, blockedVec4Sums } from './planes';
 
 const WG = 64;
 
@@ -31,24 +31,7 @@ var<workgroup> red: array<f32, ${WG * k}>;
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let part = wid.x;
   let q0 = part * p.chunk; let q1 = min(q0 + p.chunk, p.n4);
-  ${js.map((j) => `var acc${j} = vec4<f32>(0.0); var mid${j} = vec4<f32>(0.0); var sub${j} = vec4<f32>(0.0);`).join('\n  ')}
-  var cnt = 0u;
-  for (var q = q0 + lid.x; q < q1; q += ${WG}u) {
-    let inside = (vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u)) < vec4<u32>(p.n);
-    ${body}
-    ${js.map((j) => `sub${j} += select(vec4<f32>(0.0), t${j}, inside);`).join('\n    ')}
-    cnt++;
-    if ((cnt & 31u) == 0u) {
-      ${js.map((j) => `mid${j} += sub${j}; sub${j} = vec4<f32>(0.0);`).join(' ')}
-      if ((cnt & 1023u) == 0u) { ${js.map((j) => `acc${j} += mid${j}; mid${j} = vec4<f32>(0.0);`).join(' ')} }
-    }
-  }
-  ${js.map((j) => `{ let s = (acc${j} + mid${j}) + sub${j}; red[${j * WG}u + lid.x] = (s.x + s.y) + (s.z + s.w); }`).join('\n  ')}
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid.x < s) { ${js.map((j) => `red[${j * WG}u + lid.x] += red[${j * WG}u + lid.x + s];`).join(' ')} }
-    workgroupBarrier();
-  }
+  ${blockedVec4Sums(js, 'q0 + lid.x', 'q1', WG, '(vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u)) < vec4<u32>(p.n)', body)}
   if (lid.x == 0u) { ${js.map((j) => `out[part * ${k}u + ${j}u] = red[${j * WG}u];`).join(' ')} }
 }`;
 }

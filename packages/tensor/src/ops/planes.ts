@@ -64,6 +64,34 @@ export const LANES = `fn lanes(q: u32) -> vec4<bool> { return (vec4<u32>(4u * q)
 export const RWG = 64;
 
 /**
+ * WGSL: accumulate the vec4 terms t0..t{k-1} that `body` defines for q = first, first + wg, ... < end
+ * (lanes outside `inside` count 0), in blocks of 32 and 1024 terms (lavapipe reassociates float
+ * math, so Kahan summation is optimised away), then sum the workgroup's lanes into red[j * wg].
+ * Needs `var<workgroup> red: array<f32, wg * k>` and `lid`.
+ */
+export function blockedVec4Sums(js: number[], first: string, end: string, wg: number, inside: string, body: string): string {
+  const each = (f: (j: number) => string, sep = ' ') => js.map(f).join(sep);
+  return `${each((j) => `var acc${j} = vec4<f32>(0.0); var mid${j} = vec4<f32>(0.0); var sub${j} = vec4<f32>(0.0);`, '\n  ')}
+  var cnt = 0u;
+  for (var q = ${first}; q < ${end}; q += ${wg}u) {
+    let inside = ${inside};
+    ${body}
+    ${each((j) => `sub${j} += select(vec4<f32>(0.0), t${j}, inside);`, '\n    ')}
+    cnt++;
+    if ((cnt & 31u) == 0u) {
+      ${each((j) => `mid${j} += sub${j}; sub${j} = vec4<f32>(0.0);`)}
+      if ((cnt & 1023u) == 0u) { ${each((j) => `acc${j} += mid${j}; mid${j} = vec4<f32>(0.0);`)} }
+    }
+  }
+  ${each((j) => `{ let s = (acc${j} + mid${j}) + sub${j}; red[${j * wg}u + lid.x] = (s.x + s.y) + (s.z + s.w); }`, '\n  ')}
+  workgroupBarrier();
+  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
+    if (lid.x < s) { ${each((j) => `red[${j * wg}u + lid.x] += red[${j * wg}u + lid.x + s];`)} }
+    workgroupBarrier();
+  }`;
+}
+
+/**
  * How many parts each plane's reduction is split into, so that at least ~64 workgroups run
  * (lavapipe runs one workgroup per CPU thread) while each part keeps >= 256 quads.
  */
@@ -94,24 +122,7 @@ var<workgroup> red: array<f32, ${RWG * k}>;
   let base = plane * p.hw;
   let q0 = part * p.chunk; let q1 = min(q0 + p.chunk, p.q);
   ${prologue}
-  ${js.map((j) => `var acc${j} = vec4<f32>(0.0); var mid${j} = vec4<f32>(0.0); var sub${j} = vec4<f32>(0.0);`).join('\n  ')}
-  var cnt = 0u;
-  for (var q = q0 + lid.x; q < q1; q += ${RWG}u) {
-    let inside = lanes(q);
-    ${body}
-    ${js.map((j) => `sub${j} += select(vec4<f32>(0.0), t${j}, inside);`).join('\n    ')}
-    cnt++;
-    if ((cnt & 31u) == 0u) {
-      ${js.map((j) => `mid${j} += sub${j}; sub${j} = vec4<f32>(0.0);`).join(' ')}
-      if ((cnt & 1023u) == 0u) { ${js.map((j) => `acc${j} += mid${j}; mid${j} = vec4<f32>(0.0);`).join(' ')} }
-    }
-  }
-  ${js.map((j) => `{ let s = (acc${j} + mid${j}) + sub${j}; red[${j * RWG}u + lid.x] = (s.x + s.y) + (s.z + s.w); }`).join('\n  ')}
-  workgroupBarrier();
-  for (var s = ${RWG / 2}u; s > 0u; s >>= 1u) {
-    if (lid.x < s) { ${js.map((j) => `red[${j * RWG}u + lid.x] += red[${j * RWG}u + lid.x + s];`).join(' ')} }
-    workgroupBarrier();
-  }
+  ${blockedVec4Sums(js, 'q0 + lid.x', 'q1', RWG, 'lanes(q)', body)}
   if (lid.x == 0u) { ${js.map((j) => `out[(plane * p.parts + part) * ${k}u + ${j}u] = red[${j * RWG}u];`).join(' ')} }
 }`;
 }
