@@ -58,6 +58,12 @@ const CASES: Case[] = [
   { x: [1, 32, 6, 8], cout: 32, k: 3, padding: 2, dilation: 2, fd: 6 },
   { x: [1, 32, 5, 8], cout: 28, k: 3, padding: 4, dilation: 4, bias: false, fd: 6 }, // 7 groups of 4 channels on 8 lanes
   { x: [1, 32, 4, 16], cout: 32, k: 3, padding: 1, stride: 2, fd: 6 },
+  // Stride 2 and 3: the fallback input gradient runs one dispatch per stride phase (even and odd
+  // sizes, so that phases have different pixel counts; in place with shared loads and padded copies).
+  { x: [1, 32, 7, 12], cout: 32, k: 3, padding: 1, stride: 2, fd: 6 },
+  { x: [2, 8, 12, 10], cout: 6, k: 3, padding: 1, stride: 2 },
+  { x: [1, 6, 9, 10], cout: 4, k: 5, padding: 2, stride: 2 },
+  { x: [1, 4, 11, 13], cout: 5, k: 3, padding: 1, stride: 3 },
   // 1x1, stride 1, no padding, at most 4 output channels: the dedicated per-pixel kernels, with
   // vec4 units along the plane when H*W is a multiple of 4 and f32 units otherwise.
   { x: [2, 3, 7, 9], cout: 1, k: 1 }, // 63 pixels: f32 units
