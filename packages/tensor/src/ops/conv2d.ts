@@ -48,7 +48,7 @@
 //   occupancy is high. Not measured on a GPU here (none was available); tested on lavapipe.
 
 import { record } from '../autograd';
-import { Uniforms, assertFloat, empty } from '../kernel';
+import { ENTRY_1D, Uniforms, assertFloat, empty } from '../kernel';
 import { grid1d, runtime } from '../runtime';
 import { Tensor } from '../tensor';
 import { sum } from './reduce';
@@ -377,7 +377,7 @@ struct P { total: u32, wp4: u32, hp: u32, h: u32, w: u32, top: i32, left: i32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+${ENTRY_1D(WG)} {
   let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
   if (q >= p.total) { return; }
   let xq = q % p.wp4; let r = q / p.wp4;
@@ -409,7 +409,7 @@ function padVec4Code(m: number): string {
   L.push(`  if (i < 0 || i >= i32(p.w4)) { return vec4<f32>(); }`);
   L.push(`  return src[row + u32(i)];`);
   L.push(`}`);
-  L.push(`@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
+  L.push(`${ENTRY_1D(WG)} {`);
   L.push(`  let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`);
   L.push(`  if (q >= p.total) { return; }`);
   L.push(`  let run = q % p.runs; let r = q / p.runs;`);
@@ -447,7 +447,7 @@ struct P { total: u32, c: u32, o: u32, o4: u32, t: u32, transposed: u32, hasBias
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+${ENTRY_1D(WG)} {
   let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
   if (q >= p.total) { return; }
   let o4 = q % p.o4; let r = q / p.o4;
@@ -472,7 +472,7 @@ struct P { total: u32, c: u32, c4: u32, h: u32, w: u32, hg: u32, wg: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+${ENTRY_1D(WG)} {
   let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
   if (q >= p.total) { return; }
   let xx = q % p.wg; let r1 = q / p.wg;
@@ -495,7 +495,7 @@ struct P { total: u32, c: u32, c4: u32, h: u32, w4: u32, hg: u32, wg4: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> g: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+${ENTRY_1D(WG)} {
   let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
   if (q >= p.total) { return; }
   let xq = q % p.wg4; let r1 = q / p.wg4;
@@ -524,7 +524,7 @@ struct P { total: u32, ci: u32, t: u32, o4: u32, parts: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> part: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+${ENTRY_1D(WG)} {
   let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
   if (q >= p.total) { return; }
   let tap = q % p.t; let r = q / p.t;
@@ -945,7 +945,7 @@ function fwd1x1Code(co: number, u: string, contig: boolean): string {
   L.push(`@group(0) @binding(2) var<storage, read> w: array<f32>;`);
   L.push(`@group(0) @binding(3) var<storage, read> b: array<f32>;`);
   L.push(`@group(0) @binding(4) var<storage, read_write> out: array<${u}>;`);
-  L.push(`@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
+  L.push(`${ENTRY_1D(WG)} {`);
   L.push(`  let gi = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`);
   L.push(`  if (gi >= p.total) { return; }`);
   L.push(`  let t = gi % p.s; let n = gi / p.s;`);
@@ -980,7 +980,7 @@ function dx1x1Code(co: number, u: string): string {
   L.push(`@group(0) @binding(1) var<storage, read> g: array<${u}>;`);
   L.push(`@group(0) @binding(2) var<storage, read> w: array<f32>;`);
   L.push(`@group(0) @binding(3) var<storage, read_write> out: array<${u}>;`);
-  L.push(`@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
+  L.push(`${ENTRY_1D(WG)} {`);
   L.push(`  let gi = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`);
   L.push(`  if (gi >= p.total) { return; }`);
   L.push(`  let t = gi % p.s; let r = gi / p.s; let cbi = r % p.nb; let n = r / p.nb;`);
@@ -1007,7 +1007,7 @@ function dw1x1Code(co: number, cb: number, u: string, contig: boolean): string {
   L.push(`@group(0) @binding(1) var<storage, read> x: array<${u}>;`);
   L.push(`@group(0) @binding(2) var<storage, read> g: array<${u}>;`);
   L.push(`@group(0) @binding(3) var<storage, read_write> part: array<${u}>;`);
-  L.push(`@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
+  L.push(`${ENTRY_1D(WG)} {`);
   L.push(`  let gi = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`);
   L.push(`  if (gi >= p.total) { return; }`);
   L.push(`  let t = gi % p.pt; let cbi = gi / p.pt;`);
@@ -1036,7 +1036,7 @@ struct P { total: u32, pt: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> part: array<${u}>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+${ENTRY_1D(WG)} {
   let gi = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
   if (gi >= p.total) { return; }
   let base = gi * p.pt;
