@@ -55,6 +55,18 @@ const MAP_MODE_READ = 0x0001;
 // Dawn's node instance. Kept referenced for the life of the process: if it is garbage-collected
 // while a device lives, Dawn crashes later in a random callback.
 let dawnInstance: unknown = null;
+let sleepInt32: Int32Array | null | undefined;
+/** How long Runtime.settle polls without sleeping. */
+const SETTLE_SPIN_MS = 2;
+
+/** An Int32Array to Atomics.wait on, in Node only (a browser's main thread may not block). */
+function sleepCell(): Int32Array | null {
+  if (sleepInt32 === undefined) {
+    const node = typeof process !== 'undefined' && !!process.versions?.node && typeof setImmediate === 'function';
+    sleepInt32 = node ? new Int32Array(new SharedArrayBuffer(4)) : null;
+  }
+  return sleepInt32;
+}
 let current: Runtime | null = null;
 let initializing: Promise<Runtime> | null = null;
 
@@ -297,8 +309,36 @@ export class Runtime {
   /** Submit pending work and wait until the GPU has finished it. */
   async sync(): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    await this.settle(this.device.queue.onSubmittedWorkDone());
     this.throwIfError();
+  }
+
+  /**
+   * Wait for a promise from the device without busy-waiting for long. dawn.node resolves its
+   * promises by polling the device from setImmediate, so an awaited promise keeps the main
+   * thread at ~70-100% of a core until the GPU is done; on a CPU adapter that core is taken from
+   * the rasteriser's threads (on 2 cores the conv kernels ran 1.2-1.4x slower, interleaved A/B).
+   * So in Node, after SETTLE_SPIN_MS of plain polling (short waits stay as fast as before: a
+   * sleeping thread is slow to wake in a VM), the thread sleeps in Atomics.wait between polls,
+   * for 0.1 ms growing to 1 ms. Browsers resolve these promises without spinning: a plain await.
+   */
+  private async settle<T>(promise: Promise<T>): Promise<T> {
+    const cell = sleepCell();
+    if (!cell) return promise;
+    let done = false;
+    const mark = () => {
+      done = true;
+    };
+    promise.then(mark, mark);
+    const spinUntil = performance.now() + SETTLE_SPIN_MS;
+    for (let ms = 0.1; ; ) {
+      // One turn of the event loop: dawn.node's own setImmediate polls the device first.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (done) return promise;
+      if (performance.now() < spinUntil) continue;
+      Atomics.wait(cell, 0, 0, ms);
+      ms = Math.min(2 * ms, 1);
+    }
   }
 
   /** Write host data into a buffer, ordered after every dispatch encoded so far. */
@@ -317,7 +357,7 @@ export class Runtime {
     try {
       this.openEncoder().copyBufferToBuffer(buffer, 0, staging, 0, size);
       this.flush();
-      await staging.mapAsync(MAP_MODE_READ, 0, size);
+      await this.settle(staging.mapAsync(MAP_MODE_READ, 0, size));
       const out = staging.getMappedRange(0, size).slice(0, bytes);
       staging.unmap();
       this.counters.readbacks++;

@@ -37,9 +37,9 @@ async function checkConv(rng: Rng, c: Case, label = ''): Promise<void> {
   });
 }
 
+// Every case runs on the GPU variant (small tiles: quick to compile on lavapipe).
 const CASES: Case[] = [
   { x: [1, 3, 17, 23], cout: 5, k: 3, padding: 1 },
-  { x: [1, 3, 17, 23], cout: 5, k: 1 },
   { x: [1, 3, 17, 23], cout: 5, k: 3 }, // no padding: 15x21 output
   { x: [2, 5, 13, 11], cout: 13, k: 3, stride: 2, padding: 1 }, // odd input, stride 2
   { x: [1, 3, 9, 12], cout: 3, k: 3, stride: 2 }, // stride 2, no padding
@@ -52,20 +52,46 @@ const CASES: Case[] = [
   { x: [1, 13, 10, 7], cout: 32, k: 3, padding: 2, dilation: 2, stride: 2 },
   { x: [1, 32, 6, 9], cout: 13, k: 1, bias: false },
   { x: [2, 6, 12, 8], cout: 7, k: 3, padding: 3, stride: 2 }, // padding larger than the stride
-  // 32 channels and rows of whole vec4s: on lavapipe the lanes of a subgroup share loads and read
-  // the unpadded planes in place, with bounds checks for the padding.
   { x: [1, 32, 4, 8], cout: 32, k: 3, padding: 1, fd: 6 },
   { x: [1, 32, 6, 8], cout: 32, k: 3, padding: 2, dilation: 2, fd: 6 },
-  { x: [1, 32, 5, 8], cout: 28, k: 3, padding: 4, dilation: 4, bias: false, fd: 6 }, // 7 groups of 4 channels on 8 lanes
+  { x: [1, 32, 5, 8], cout: 28, k: 3, padding: 4, dilation: 4, bias: false, fd: 6 },
   { x: [1, 32, 4, 16], cout: 32, k: 3, padding: 1, stride: 2, fd: 6 },
-  // Stride 2 and 3: the fallback input gradient runs one dispatch per stride phase (even and odd
-  // sizes, so that phases have different pixel counts; in place with shared loads and padded copies).
   { x: [1, 32, 7, 12], cout: 32, k: 3, padding: 1, stride: 2, fd: 6 },
   { x: [2, 8, 12, 10], cout: 6, k: 3, padding: 1, stride: 2 },
   { x: [1, 6, 9, 10], cout: 4, k: 5, padding: 2, stride: 2 },
   { x: [1, 4, 11, 13], cout: 5, k: 3, padding: 1, stride: 3 },
-  // 1x1, stride 1, no padding, at most 4 output channels: the dedicated per-pixel kernels, with
-  // vec4 units along the plane when H*W is a multiple of 4 and f32 units otherwise.
+];
+
+// The fallback (lavapipe) variant's kernels are large and unrolled: each takes lavapipe seconds to
+// compile the first time, so it runs the cases that reach its own code paths (every tap plan is
+// the shared code generator's, checked above with the GPU variant's tiles): the U-Net's
+// configurations with 32 channels (lanes of a subgroup share loads; rows of whole vec4s read in
+// place, other rows from a padded copy; 7 groups of 4 channels on 8 lanes), stride 2 (input
+// gradient by stride phase, even and odd sizes, padded copy and in place, padding larger than the
+// stride; forward with 8 channels per lane), stride 3 (all phases in one tile), dilation 4 beyond
+// the input, and few channels (padded copies).
+const FALLBACK_CASES: Case[] = [
+  { x: [1, 3, 17, 23], cout: 5, k: 3, padding: 1 },
+  { x: [2, 5, 13, 11], cout: 13, k: 3, stride: 2, padding: 1 },
+  { x: [2, 6, 12, 8], cout: 7, k: 3, padding: 3, stride: 2 },
+  { x: [2, 3, 5, 6], cout: 4, k: 3, padding: 4, dilation: 4 },
+  { x: [1, 4, 11, 13], cout: 5, k: 3, padding: 1, stride: 3 },
+  { x: [2, 32, 5, 6], cout: 32, k: 3, padding: 1 },
+  { x: [1, 32, 4, 8], cout: 32, k: 3, padding: 1, fd: 6 },
+  { x: [1, 32, 6, 8], cout: 32, k: 3, padding: 2, dilation: 2, fd: 6 },
+  { x: [1, 32, 5, 8], cout: 28, k: 3, padding: 4, dilation: 4, bias: false, fd: 6 },
+  { x: [1, 32, 4, 16], cout: 32, k: 3, padding: 1, stride: 2, fd: 6 },
+  { x: [1, 32, 7, 12], cout: 32, k: 3, padding: 1, stride: 2, fd: 6 },
+  // Stride 2 with >= 48 output channels: the forward's lanes take two groups of 4 channels (60
+  // channels: the last lane's second group is empty; rows of 13: a padded copy).
+  { x: [1, 8, 8, 16], cout: 60, k: 3, padding: 1, stride: 2, fd: 6 },
+  { x: [2, 5, 9, 13], cout: 64, k: 3, padding: 1, stride: 2, fd: 6 },
+  { x: [1, 32, 6, 9], cout: 13, k: 1, bias: false },
+];
+
+// 1x1, stride 1, no padding, at most 4 output channels: the dedicated per-pixel kernels (small, on
+// both variants), with vec4 units along the plane when H*W is a multiple of 4, f32 units otherwise.
+const SMALL_1X1_CASES: Case[] = [
   { x: [2, 3, 7, 9], cout: 1, k: 1 }, // 63 pixels: f32 units
   { x: [1, 32, 5, 11], cout: 2, k: 1, bias: false, fd: 12 },
   { x: [2, 32, 5, 12], cout: 1, k: 1, fd: 12 }, // 60 pixels: vec4 units, odd height
@@ -80,14 +106,23 @@ const CASES: Case[] = [
   { x: [64, 2, 9, 31], cout: 2, k: 1, fd: 6 }, // f32 units
 ];
 
-for (const variant of ['fallback', 'gpu'] as const) {
+for (const [variant, cases] of [['gpu', CASES], ['fallback', FALLBACK_CASES]] as const) {
   test(`conv2d (${variant} kernels): forward, input, weight and bias gradients`, async () => {
     T.setConv2dVariant(variant);
     const rng = testRng(`conv2d-${variant}`);
-    for (const c of CASES) await checkConv(rng, c, ` [${variant}]`);
+    for (const c of cases) await checkConv(rng, c, ` [${variant}]`);
     T.setConv2dVariant('auto');
   });
 }
+
+test('conv2d 1x1 with at most 4 output channels (dedicated kernels, both variants)', async () => {
+  const rng = testRng('conv2d-1x1');
+  for (const variant of ['gpu', 'fallback'] as const) {
+    T.setConv2dVariant(variant);
+    for (const c of SMALL_1X1_CASES) await checkConv(rng, c, ` [${variant}]`);
+  }
+  T.setConv2dVariant('auto');
+});
 
 test('conv2d with the adapter-chosen variant on a larger AU-Net-like shape (forward only)', async () => {
   const rng = testRng('conv2d-auto');

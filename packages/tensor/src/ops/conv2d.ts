@@ -17,7 +17,9 @@
 // - Shared loads (lavapipe): the 8 lanes of a subgroup work on the same tile (for 8 groups of 4
 //   output channels), split the tile's activation vec4 loads between them and hand the values
 //   round with subgroupBroadcast. A storage load there is a per-lane loop; a broadcast is a
-//   register shuffle. This divides activation loads by 8 and was worth 2x.
+//   register shuffle. This divides activation loads by 8 and was worth 2x. With stride 2 the
+//   forward's lanes take 8 output channels each (two vec4 accumulators per pixel), halving the
+//   activation loads per multiply-add.
 // - The input gradient is the same correlation kernel run on the output gradient with the
 //   weights re-laid out with Cin and Cout swapped: each input pixel gathers the taps whose
 //   (pixel + padding - tap * dilation) is a multiple of the stride. Tiles are aligned to the
@@ -104,20 +106,20 @@ export function setConv2dVariant(v: 'auto' | 'fallback' | 'gpu'): void {
 }
 
 /**
- * The subgroup size to share activation loads over for `channels` output channels, or 0. Only on
- * fallback adapters (where a load is a per-lane loop; on a GPU the cache does this job), only with
- * a fixed subgroup size of 8 (lavapipe's on AVX2), and only when rounding the groups of 4
- * channels up to whole subgroups wastes at most a quarter of the lanes.
+ * The subgroup size to share activation loads over for `channels` output channels, `cg` groups of
+ * 4 of them per lane, or 0. Only on fallback adapters (where a load is a per-lane loop; on a GPU
+ * the cache does this job), only with a fixed subgroup size of 8 (lavapipe's on AVX2), and only
+ * when rounding the lanes up to whole subgroups wastes at most a quarter of them.
  */
-function shareFor(channels: number): number {
+function shareFor(channels: number, cg = 1): number {
   if (!tuning().share) return 0;
   const rt = runtime();
   if (!rt.device.features.has('subgroups')) return 0;
   const info = (rt.device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
   if (info?.subgroupMinSize !== 8 || info?.subgroupMaxSize !== 8) return 0;
-  const o4 = Math.ceil(channels / 4);
-  const o4p = Math.ceil(o4 / 8) * 8;
-  return o4 * 4 >= o4p * 3 ? 8 : 0;
+  const lanes = Math.ceil(Math.ceil(channels / 4) / cg);
+  const padded = Math.ceil(lanes / 8) * 8;
+  return lanes * 4 >= padded * 3 ? 8 : 0;
 }
 
 function tuning(): Tuning {
@@ -189,6 +191,13 @@ interface CorrSpec {
   vec4Out: boolean;
   /** Subgroup size when the lanes of a subgroup share activation loads, else 0. */
   share: number;
+  /**
+   * Groups of 4 output channels per lane (1 or 2). Two halve the activation loads and broadcasts
+   * per multiply-add at the price of twice the weight loads: used for stride 2 with shared loads,
+   * whose tiles need 2.5x the activation loads per output of stride 1 (3x3, 8x4 tile: 45 vs 18
+   * vec4s); measured 1.2-1.5x faster there, no gain at stride 1.
+   */
+  cg: number;
   /**
    * Input gradient by stride phase: the tile covers the output pixels (py + s*i, px + s*j) only,
    * rows and columns spaced s apart (sigma is then s). Absent otherwise.
@@ -288,14 +297,20 @@ function corrCode(c: CorrSpec): string {
   const T = c.kh * c.kw;
   const used = new Set<number>();
   c.rows.taps.forEach((rl) => c.cols.taps.forEach((cl) => rl.forEach(([ky]) => cl.forEach(([kx]) => used.add(ky * c.kw + kx)))));
-  const tc = tapCode(c.rows, c.cols, c.share, 1, () => 'xb', () => '0u', 'xb', (_b, r, ky, j, kx, v) => `a${r}_${j} += w${ky * c.kw + kx} * ${v};`);
+  const G = c.cg;
+  const H = Array.from({ length: G }, (_, h) => h);
+  // Accumulator and weight names: a{r}_{j}, w{t} with one group per lane; a{r}_{j}_{h}, w{t}_{h} with two.
+  const sfx = (h: number) => (G > 1 ? `_${h}` : '');
+  const tc = tapCode(c.rows, c.cols, c.share, 1, () => 'xb', () => '0u', 'xb', (_b, r, ky, j, kx, v) =>
+    H.map((h) => `a${r}_${j}${sfx(h)} += w${ky * c.kw + kx}${sfx(h)} * ${v};`).join(' '));
   const L: string[] = [];
   if (c.share) L.push('enable subgroups;', 'diagnostic(off, subgroup_uniformity);');
-  L.push(`// conv2d correlation: tile ${pw}x${pr} spacing ${c.sigma}, k ${c.kh}x${c.kw}, rows *${c.rowNum}/${c.rowDen}, colStep ${c.colStep}, share ${c.share}`);
-  // o4: groups of 4 output channels; o4p: the same rounded up to the subgroup size when lanes share loads.
+  L.push(`// conv2d correlation: tile ${pw}x${pr} spacing ${c.sigma}, k ${c.kh}x${c.kw}, rows *${c.rowNum}/${c.rowDen}, colStep ${c.colStep}, share ${c.share}${G > 1 ? `, ${G} channel groups` : ''}`);
+  // o4: groups of 4 output channels; og: lanes per tile (o4 / cg); ogp: og rounded up to the
+  // subgroup size when lanes share loads.
   // sh, wp4: rows and vec4s per row of a source plane; top, lq: where the tiles' padded coordinates
   // start in it (0 when the source is a padded copy).
-  L.push(`struct P { c: u32, o4: u32, oc: u32, tilesX: u32, tilesY: u32, total: u32, wp4: u32, plane4: u32, ho: u32, wo: u32, o4p: u32, sh: u32, top: i32, lq: i32 }`);
+  L.push(`struct P { c: u32, o4: u32, oc: u32, tilesX: u32, tilesY: u32, total: u32, wp4: u32, plane4: u32, ho: u32, wo: u32, ogp: u32, sh: u32, top: i32, lq: i32, og: u32 }`);
   L.push(`@group(0) @binding(0) var<uniform> p: P;`);
   L.push(`@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;`);
   L.push(`@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;`);
@@ -306,8 +321,8 @@ function corrCode(c: CorrSpec): string {
   // No early return: with shared loads every lane of a subgroup must take part.
   L.push(`  let valid = gi0 < p.total;`);
   L.push(`  let gi = min(gi0, p.total - 1u);`);
-  L.push(`  let o4 = gi % p.o4p; let r1 = gi / p.o4p;`);
-  L.push(`  let o4c = min(o4, p.o4 - 1u);`);
+  L.push(`  let og = gi % p.ogp; let r1 = gi / p.ogp;`);
+  L.push(`  let ogc = min(og, p.og - 1u);`);
   L.push(`  let tx = r1 % p.tilesX; let r2 = r1 / p.tilesX;`);
   L.push(`  let ty = r2 % p.tilesY; let n = r2 / p.tilesY;`);
   const ph = c.phase;
@@ -327,40 +342,49 @@ function corrCode(c: CorrSpec): string {
   } else {
     L.push(`  var xb = n * p.c * p.plane4 + (oy0 * ${c.rowNum}u / ${c.rowDen}u) * p.wp4 + tx * ${c.colStep / 4}u;`);
   }
-  L.push(`  var wb = o4c;`);
+  L.push(`  var wb = ogc${G > 1 ? ` * ${G}u` : ''};`);
   L.push(`  let wstep = ${T}u * p.o4;`);
   L.push(...tc.pre);
-  for (let r = 0; r < pr; r++) for (let j = 0; j < pw; j++) L.push(`  var a${r}_${j} = vec4<f32>();`);
+  for (let r = 0; r < pr; r++) for (let j = 0; j < pw; j++) for (const h of H) L.push(`  var a${r}_${j}${sfx(h)} = vec4<f32>();`);
   L.push(`  for (var ci = 0u; ci < p.c; ci++) {`);
-  for (const t of [...used].sort((a, b) => a - b)) L.push(`    let w${t} = w[wb + ${t}u * p.o4];`);
+  // (With two groups, the last lane's second group may lie past the channels: it reads the next
+  // tap's or the bias's vec4, in bounds, and its sums are not stored.)
+  for (const t of [...used].sort((a, b) => a - b)) for (const h of H) L.push(`    let w${t}${sfx(h)} = w[wb + ${t}u * p.o4${h ? ` + ${h}u` : ''}];`);
   L.push(...tc.body);
   L.push(`    xb += p.plane4; wb += wstep;`);
   L.push(`  }`);
-  L.push(`  if (!valid || o4 >= p.o4) { return; }`);
-  L.push(`  let bias = w[p.c * wstep + o4];`);
+  L.push(`  if (!valid || og >= p.og) { return; }`);
   L.push(`  let hw = p.ho * p.wo;`);
-  L.push(`  let co = o4 * 4u;`);
-  L.push(`  let ob = (n * p.oc + co) * hw;`);
-  L.push(`  let m1 = co + 1u < p.oc; let m2 = co + 2u < p.oc; let m3 = co + 3u < p.oc;`);
-  for (let r = 0; r < pr; r++) {
-    L.push(`  let ry${r} = oy0 + ${r * c.sigma}u;`);
-    L.push(`  if (ry${r} < p.ho) {`);
-    if (c.vec4Out && !ph) {
-      for (let j = 0; j < pw; j += 4) {
-        L.push(`    if (ox0 + ${j}u < p.wo) {`);
-        L.push(`      let q = (ob + ry${r} * p.wo + ox0 + ${j}u) / 4u; let h4 = hw / 4u;`);
-        const a = [0, 1, 2, 3].map((i) => `a${r}_${j + i}`);
-        L.push(`      out[q] = vec4<f32>(${a.map((s) => `${s}.x`).join(', ')}) + bias.x;`);
-        for (let i = 1; i < 4; i++) L.push(`      if (m${i}) { out[q + ${i}u * h4] = vec4<f32>(${a.map((s) => `${s}.${COMP[i]}`).join(', ')}) + bias.${COMP[i]}; }`);
-        L.push(`    }`);
+  for (const h of H) {
+    const a = (r: number, j: number) => `a${r}_${j}${sfx(h)}`;
+    L.push(`  {`);
+    L.push(`  let o4 = og${G > 1 ? ` * ${G}u + ${h}u` : ''};`);
+    if (h > 0) L.push(`  if (o4 >= p.o4) { return; }`);
+    L.push(`  let bias = w[p.c * wstep + o4];`);
+    L.push(`  let co = o4 * 4u;`);
+    L.push(`  let ob = (n * p.oc + co) * hw;`);
+    L.push(`  let m1 = co + 1u < p.oc; let m2 = co + 2u < p.oc; let m3 = co + 3u < p.oc;`);
+    for (let r = 0; r < pr; r++) {
+      L.push(`  let ry${r} = oy0 + ${r * c.sigma}u;`);
+      L.push(`  if (ry${r} < p.ho) {`);
+      if (c.vec4Out && !ph) {
+        for (let j = 0; j < pw; j += 4) {
+          L.push(`    if (ox0 + ${j}u < p.wo) {`);
+          L.push(`      let q = (ob + ry${r} * p.wo + ox0 + ${j}u) / 4u; let h4 = hw / 4u;`);
+          const av = [0, 1, 2, 3].map((i) => a(r, j + i));
+          L.push(`      out[q] = vec4<f32>(${av.map((v) => `${v}.x`).join(', ')}) + bias.x;`);
+          for (let i = 1; i < 4; i++) L.push(`      if (m${i}) { out[q + ${i}u * h4] = vec4<f32>(${av.map((v) => `${v}.${COMP[i]}`).join(', ')}) + bias.${COMP[i]}; }`);
+          L.push(`    }`);
+        }
+      } else {
+        for (let j = 0; j < pw; j++) {
+          L.push(`    if (ox0 + ${j * cs}u < p.wo) {`);
+          L.push(`      let q = ob + ry${r} * p.wo + ox0 + ${j * cs}u; let v = ${a(r, j)} + bias;`);
+          L.push(`      out[q] = v.x; if (m1) { out[q + hw] = v.y; } if (m2) { out[q + 2u * hw] = v.z; } if (m3) { out[q + 3u * hw] = v.w; }`);
+          L.push(`    }`);
+        }
       }
-    } else {
-      for (let j = 0; j < pw; j++) {
-        L.push(`    if (ox0 + ${j * cs}u < p.wo) {`);
-        L.push(`      let q = ob + ry${r} * p.wo + ox0 + ${j * cs}u; let v = a${r}_${j} + bias;`);
-        L.push(`      out[q] = v.x; if (m1) { out[q + hw] = v.y; } if (m2) { out[q + 2u * hw] = v.z; } if (m3) { out[q + 3u * hw] = v.w; }`);
-        L.push(`    }`);
-      }
+      L.push(`  }`);
     }
     L.push(`  }`);
   }
@@ -642,15 +666,18 @@ function shiftCols(a: AxisPlan, c0: number): AxisPlan {
 
 function runCorr(spec: CorrSpec, src: Source, wt: Tensor, out: Tensor, u: { n: number; c: number; o: number; tilesX: number; tilesY: number; ho: number; wo: number }): void {
   const o4 = Math.ceil(u.o / 4);
-  const o4p = spec.share ? Math.ceil(o4 / spec.share) * spec.share : o4;
-  const total = o4p * u.tilesX * u.tilesY * u.n;
-  const uni = new Uniforms().u32(u.c, o4, u.o, u.tilesX, u.tilesY, total, src.wp / 4, (src.sh * src.wp) / 4, u.ho, u.wo, o4p, src.sh).i32(src.top, src.lq);
+  const og = Math.ceil(o4 / spec.cg);
+  const ogp = spec.share ? Math.ceil(og / spec.share) * spec.share : og;
+  const total = ogp * u.tilesX * u.tilesY * u.n;
+  const uni = new Uniforms().u32(u.c, o4, u.o, u.tilesX, u.tilesY, total, src.wp / 4, (src.sh * src.wp) / 4, u.ho, u.wo, ogp, src.sh).i32(src.top, src.lq).u32(og);
   launch(`conv2d.corr`, corrCode({ ...spec, cols: shiftCols(spec.cols, src.c0) }), total, [src.t, wt, out], uni);
   if (src.owned) src.t.dispose();
 }
 
 function forwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Tensor {
   const tile = tuning().fwd;
+  // Stride 2 with shared loads: two groups of 4 output channels per lane (see CorrSpec.cg).
+  const cg = g.s === 2 && shareFor(g.co, 2) ? 2 : 1;
   const sigma = tile.spaced && g.s === 1 ? g.d : 1;
   const rows = forwardAxis(tile.pr, sigma, g.kh, g.s, g.d);
   const cols = forwardAxis(tile.pw, 1, g.kw, g.s, g.d);
@@ -660,11 +687,11 @@ function forwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Tensor
   const colStep = tile.pw * g.s;
   const wp = (tilesX - 1) * colStep + 4 * ((cols.maxOffset >> 2) + 1);
   const hp = ((groups - 1) * tile.pr * sigma + sigma - 1) * g.s + rows.maxOffset + 1;
-  const share = shareFor(g.co);
+  const share = shareFor(g.co, cg);
   const src = sourceOf(x, g.p, g.p, hp, wp, share > 0);
   const wt = relayoutWeights(w, b, false);
   const out = empty([g.n, g.co, g.ho, g.wo]);
-  const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma, rows, cols, rowNum: g.s, rowDen: 1, colStep, vec4Out: g.wo % 4 === 0, share };
+  const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma, rows, cols, rowNum: g.s, rowDen: 1, colStep, vec4Out: g.wo % 4 === 0, share, cg };
   runCorr(spec, src, wt, out, { n: g.n, c: g.ci, o: g.co, tilesX, tilesY, ho: g.ho, wo: g.wo });
   wt.dispose();
   return out;
@@ -718,7 +745,7 @@ function inputGradPhased(gy: Tensor, w: Tensor, g: Geometry): Tensor | null {
   const src = sourceOf(gy, by - pq, bx - pq, hp, wp, share > 0);
   for (const ph of plans) {
     const tile: Tile = { pw: ph.pw, pr: ph.pr, spaced: false };
-    const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma: s, rows: ph.r, cols: ph.c, rowNum: 1, rowDen: s, colStep: ph.pw, vec4Out: false, share, phase: { s, py: ph.py, px: ph.px } };
+    const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma: s, rows: ph.r, cols: ph.c, rowNum: 1, rowDen: s, colStep: ph.pw, vec4Out: false, share, cg: 1, phase: { s, py: ph.py, px: ph.px } };
     runCorr(spec, { ...src, owned: false }, wt, dx, { n: g.n, c: g.co, o: g.ci, tilesX: ph.tilesX, tilesY: ph.tilesY, ho: g.h, wo: g.w });
   }
   if (src.owned) src.t.dispose();
@@ -754,7 +781,7 @@ function inputGradRaw(gy: Tensor, w: Tensor, g: Geometry): Tensor {
   const src = sourceOf(gy, rowPlan.base - pq, colPlan.base - pq, hp, wp, share > 0);
   const wt = relayoutWeights(w, null, true);
   const dx = empty([g.n, g.ci, g.h, g.w]);
-  const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma, rows: rowPlan.axis, cols: colPlan.axis, rowNum: 1, rowDen: s, colStep, vec4Out: g.w % 4 === 0, share };
+  const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma, rows: rowPlan.axis, cols: colPlan.axis, rowNum: 1, rowDen: s, colStep, vec4Out: g.w % 4 === 0, share, cg: 1 };
   runCorr(spec, src, wt, dx, { n: g.n, c: g.co, o: g.ci, tilesX, tilesY, ho: g.h, wo: g.w });
   wt.dispose();
   return dx;
