@@ -6,7 +6,10 @@
 //   sync-empty         runtime().sync() with nothing pending (submit + onSubmittedWorkDone)
 //   readback-16MiB     t.data() of a 16 MiB tensor
 //   write-16MiB        tensor() from 16 MiB of host data + sync
+//   wait-cpu           main-thread CPU time while sync() waits on one long kernel (Linux: from
+//                      /proc; dawn.node's own polling would keep the thread busy the whole wait)
 
+import { readFileSync } from 'node:fs';
 import { Uniforms, dispose, init, launch1d, runtime, tensor, zeros, type Tensor } from '@aunet/tensor';
 import { median, now, sig, type Suite, type SuiteOptions } from '../common';
 
@@ -19,6 +22,30 @@ struct P { n: u32 }
   let i = (wid.y * nwg.x + wid.x) * 64u + lid.x;
   if (i < p.n) { x[i] = x[i] + 1.0; }
 }`;
+
+// A long compute-bound kernel: each invocation iterates a multiply-add p.iters times.
+const SPIN_KERNEL = `
+struct P { n: u32, iters: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = (wid.y * nwg.x + wid.x) * 64u + lid.x;
+  if (i >= p.n) { return; }
+  var v = x[i];
+  for (var k = 0u; k < p.iters; k++) { v = v * 0.999 + 0.001; }
+  x[i] = v;
+}`;
+
+/** CPU seconds used so far by this process's main thread (Linux), or null. */
+function mainThreadCpu(): number | null {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
+  } catch {
+    return null;
+  }
+}
 
 const BATCH = 200;
 const MIB16 = 16 * 2 ** 20;
@@ -137,6 +164,38 @@ export const suite: Suite = {
         rows.push({ metric: 'write-16MiB', what: 'tensor(16 MiB of host data) + sync', samples: s, gbps: MIB16 / (median(s) * 1e3) });
       }
       big.dispose();
+    }
+    if (want('wait-cpu') && mainThreadCpu() !== null) {
+      log('wait-cpu...');
+      const n = 16384;
+      const buf = zeros([n]);
+      const run = (iters: number) => launch1d('bench-spin', SPIN_KERNEL, n, 64, [buf], new Uniforms().u32(n, iters));
+      // Calibrate the loop to about 300 ms of device time.
+      let iters = 1000;
+      for (;;) {
+        const t0 = now();
+        run(iters);
+        await rt.sync();
+        const ms = now() - t0;
+        if (ms > 100 || iters > 1e8) {
+          iters = Math.max(1, Math.round((iters * 300) / ms));
+          break;
+        }
+        iters *= 8;
+      }
+      const wall: number[] = [];
+      const cpu: number[] = [];
+      for (let i = 0; i < (q ? 3 : 8); i++) {
+        const t0 = now();
+        const c0 = mainThreadCpu()!;
+        run(iters);
+        await rt.sync();
+        cpu.push((mainThreadCpu()! - c0) * 1e6);
+        wall.push((now() - t0) * 1000);
+      }
+      const share = cpu.reduce((a, b) => a + b, 0) / wall.reduce((a, b) => a + b, 0);
+      rows.push({ metric: 'wait-cpu', what: `main-thread CPU in a sync() on a ${Math.round(median(wall) / 1000)} ms kernel (${(100 * share).toFixed(0)}% of the wait)`, samples: cpu });
+      buf.dispose();
     }
     dispose(tiny);
     await rt.sync();
