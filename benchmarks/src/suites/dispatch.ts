@@ -36,12 +36,10 @@ struct P { n: u32, iters: u32 }
   x[i] = v;
 }`;
 
-/** CPU seconds used so far by this process's main thread (Linux), or null. */
+/** CPU seconds used so far by this process's main thread (Linux: /proc schedstat, in ns), or null. */
 function mainThreadCpu(): number | null {
   try {
-    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
   } catch {
     return null;
   }
@@ -167,9 +165,11 @@ export const suite: Suite = {
     }
     if (want('wait-cpu') && mainThreadCpu() !== null) {
       log('wait-cpu...');
-      const n = 16384;
-      const buf = zeros([n]);
-      const run = (iters: number) => launch1d('bench-spin', SPIN_KERNEL, n, 64, [buf], new Uniforms().u32(n, iters));
+      const elems = 16384;
+      const buf = zeros([elems]);
+      const run = (iters: number) => launch1d('bench-spin', SPIN_KERNEL, elems, 64, [buf], new Uniforms().u32(elems, iters));
+      run(1); // compile first
+      await rt.sync();
       // Calibrate the loop to about 300 ms of device time.
       let iters = 1000;
       for (;;) {
@@ -178,7 +178,7 @@ export const suite: Suite = {
         await rt.sync();
         const ms = now() - t0;
         if (ms > 100 || iters > 1e8) {
-          iters = Math.max(1, Math.round((iters * 300) / ms));
+          iters = Math.min(0xffffffff, Math.max(1, Math.round((iters * 300) / ms)));
           break;
         }
         iters *= 8;

@@ -55,17 +55,22 @@ const MAP_MODE_READ = 0x0001;
 // Dawn's node instance. Kept referenced for the life of the process: if it is garbage-collected
 // while a device lives, Dawn crashes later in a random callback.
 let dawnInstance: unknown = null;
-let sleepInt32: Int32Array | null | undefined;
-/** How long Runtime.settle polls without sleeping. */
+/** How long a wait on the device polls before sleeping between polls (see Runtime.settle). */
 const SETTLE_SPIN_MS = 2;
 
-/** An Int32Array to Atomics.wait on, in Node only (a browser's main thread may not block). */
-function sleepCell(): Int32Array | null {
-  if (sleepInt32 === undefined) {
-    const node = typeof process !== 'undefined' && !!process.versions?.node && typeof setImmediate === 'function';
-    sleepInt32 = node ? new Int32Array(new SharedArrayBuffer(4)) : null;
+/**
+ * An Int32Array to Atomics.wait on, when the device comes from dawn.node (which polls from
+ * setImmediate); null otherwise (a browser's WebGPU, or where the main thread may not block).
+ */
+function dawnSleepCell(): Int32Array | null {
+  if (!dawnInstance || typeof setImmediate !== 'function') return null;
+  try {
+    const cell = new Int32Array(new SharedArrayBuffer(4));
+    Atomics.wait(cell, 0, 1, 0); // throws where blocking is not allowed
+    return cell;
+  } catch {
+    return null;
   }
-  return sleepInt32;
 }
 let current: Runtime | null = null;
 let initializing: Promise<Runtime> | null = null;
@@ -144,6 +149,10 @@ export class Runtime {
   private pendingError: WebGPUError | null = null;
   private lost: WebGPUError | null = null;
   private readonly maxDispatches: number;
+  /** For settle(): where the main thread sleeps, pending device promises, whether a sleeper runs. */
+  private readonly sleepCell = dawnSleepCell();
+  private pendingWaits = 0;
+  private sleeping = false;
   /** Counters for benchmarks and tests. */
   readonly counters = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
 
@@ -315,30 +324,37 @@ export class Runtime {
 
   /**
    * Wait for a promise from the device without busy-waiting for long. dawn.node resolves its
-   * promises by polling the device from setImmediate, so an awaited promise keeps the main
-   * thread at ~70-100% of a core until the GPU is done; on a CPU adapter that core is taken from
-   * the rasteriser's threads (on 2 cores the conv kernels ran 1.2-1.4x slower, interleaved A/B).
-   * So in Node, after SETTLE_SPIN_MS of plain polling (short waits stay as fast as before: a
-   * sleeping thread is slow to wake in a VM), the thread sleeps in Atomics.wait between polls,
-   * for 0.1 ms growing to 1 ms. Browsers resolve these promises without spinning: a plain await.
+   * promises by polling the device from setImmediate, so an awaited promise keeps the main thread
+   * busy until the GPU is done (67% of the wait measured by `pnpm bench dispatch`'s wait-cpu); on
+   * a CPU adapter that core is taken from the rasteriser's threads (conv kernels 1.2-1.4x slower
+   * on 2 cores, interleaved A/B). So one sleeper loop runs while any such promise is pending:
+   * after SETTLE_SPIN_MS of plain polling (short waits stay as fast as before: a sleeping thread
+   * is slow to wake in a VM), it sleeps in Atomics.wait between event-loop turns, 0.1 ms growing
+   * to 1 ms. Elsewhere (browsers) this is a plain await.
    */
-  private async settle<T>(promise: Promise<T>): Promise<T> {
-    const cell = sleepCell();
-    if (!cell) return promise;
-    let done = false;
-    const mark = () => {
-      done = true;
+  private settle<T>(promise: Promise<T>): Promise<T> {
+    if (!this.sleepCell) return promise;
+    this.pendingWaits++;
+    const done = () => {
+      this.pendingWaits--;
     };
-    promise.then(mark, mark);
+    promise.then(done, done);
+    if (!this.sleeping) void this.sleepWhileWaiting(this.sleepCell);
+    return promise;
+  }
+
+  private async sleepWhileWaiting(cell: Int32Array): Promise<void> {
+    this.sleeping = true;
     const spinUntil = performance.now() + SETTLE_SPIN_MS;
     for (let ms = 0.1; ; ) {
       // One turn of the event loop: dawn.node's own setImmediate polls the device first.
       await new Promise<void>((resolve) => setImmediate(resolve));
-      if (done) return promise;
+      if (this.pendingWaits === 0) break;
       if (performance.now() < spinUntil) continue;
       Atomics.wait(cell, 0, 0, ms);
       ms = Math.min(2 * ms, 1);
     }
+    this.sleeping = false;
   }
 
   /** Write host data into a buffer, ordered after every dispatch encoded so far. */

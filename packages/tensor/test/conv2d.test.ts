@@ -82,10 +82,14 @@ const FALLBACK_CASES: Case[] = [
   { x: [1, 32, 5, 8], cout: 28, k: 3, padding: 4, dilation: 4, bias: false, fd: 6 },
   { x: [1, 32, 4, 16], cout: 32, k: 3, padding: 1, stride: 2, fd: 6 },
   { x: [1, 32, 7, 12], cout: 32, k: 3, padding: 1, stride: 2, fd: 6 },
-  // Stride 2 with >= 48 output channels: the forward's lanes take two groups of 4 channels (60
-  // channels: the last lane's second group is empty; rows of 13: a padded copy).
+  // Stride 2 where 8 channels per lane still fill 3/4 of a subgroup's lanes (41-64 channels, on
+  // adapters with 8-lane subgroups): the forward's lanes take two groups of 4 channels. 60: the
+  // last lane's second group is empty; 42: 6 of 8 lanes busy and a partial group of 4; rows of
+  // 13: a padded copy.
   { x: [1, 8, 8, 16], cout: 60, k: 3, padding: 1, stride: 2, fd: 6 },
+  { x: [1, 6, 9, 8], cout: 42, k: 3, padding: 1, stride: 2, fd: 6 },
   { x: [2, 5, 9, 13], cout: 64, k: 3, padding: 1, stride: 2, fd: 6 },
+  { x: [1, 3, 17, 23], cout: 5, k: 1 },
   { x: [1, 32, 6, 9], cout: 13, k: 1, bias: false },
 ];
 

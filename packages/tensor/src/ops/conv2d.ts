@@ -347,8 +347,8 @@ function corrCode(c: CorrSpec): string {
   L.push(...tc.pre);
   for (let r = 0; r < pr; r++) for (let j = 0; j < pw; j++) for (const h of H) L.push(`  var a${r}_${j}${sfx(h)} = vec4<f32>();`);
   L.push(`  for (var ci = 0u; ci < p.c; ci++) {`);
-  // (With two groups, the last lane's second group may lie past the channels: it reads the next
-  // tap's or the bias's vec4, in bounds, and its sums are not stored.)
+  // (With two groups, the last lane's second group may lie past the channels: it reads the vec4
+  // after the last group's, in bounds (at most the first bias vec4), and its sums are not stored.)
   for (const t of [...used].sort((a, b) => a - b)) for (const h of H) L.push(`    let w${t}${sfx(h)} = w[wb + ${t}u * p.o4${h ? ` + ${h}u` : ''}];`);
   L.push(...tc.body);
   L.push(`    xb += p.plane4; wb += wstep;`);
