@@ -153,6 +153,8 @@ export class Runtime {
   private readonly sleepCell = dawnSleepCell();
   private pendingWaits = 0;
   private sleeping = false;
+  private spinUntil = 0;
+  private sleepMs = 0.1;
   /** Counters for benchmarks and tests. */
   readonly counters = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
 
@@ -339,20 +341,22 @@ export class Runtime {
       this.pendingWaits--;
     };
     promise.then(done, done);
+    // Each new wait starts with polling again (the sleeper may still be running for earlier ones).
+    this.spinUntil = performance.now() + SETTLE_SPIN_MS;
+    this.sleepMs = 0.1;
     if (!this.sleeping) void this.sleepWhileWaiting(this.sleepCell);
     return promise;
   }
 
   private async sleepWhileWaiting(cell: Int32Array): Promise<void> {
     this.sleeping = true;
-    const spinUntil = performance.now() + SETTLE_SPIN_MS;
-    for (let ms = 0.1; ; ) {
+    for (;;) {
       // One turn of the event loop: dawn.node's own setImmediate polls the device first.
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.pendingWaits === 0) break;
-      if (performance.now() < spinUntil) continue;
-      Atomics.wait(cell, 0, 0, ms);
-      ms = Math.min(2 * ms, 1);
+      if (performance.now() < this.spinUntil) continue;
+      Atomics.wait(cell, 0, 0, this.sleepMs);
+      this.sleepMs = Math.min(2 * this.sleepMs, 1);
     }
     this.sleeping = false;
   }
