@@ -1026,14 +1026,15 @@ function dx1x1Code(co: number, u: string): string {
   return L.join('\n');
 }
 
-function dw1x1Code(co: number, cb: number, u: string, contig: boolean): string {
+function dw1x1Code(co: number, cb: number, u: string, contig: boolean, direct: boolean): string {
   const L: string[] = [];
-  L.push(`// conv2d 1x1 weight gradient to ${co} channels, ${cb} input channels per invocation, ${u}, ${contig ? 'contiguous' : 'strided'}`);
+  L.push(`// conv2d 1x1 weight gradient to ${co} channels, ${cb} input channels per invocation, ${u}, ${contig ? 'contiguous' : 'strided'}${direct ? ', direct' : ''}`);
   L.push(`struct P { ci: u32, hwu: u32, pt: u32, total: u32, n: u32, chunk: u32 }`);
   L.push(`@group(0) @binding(0) var<uniform> p: P;`);
   L.push(`@group(0) @binding(1) var<storage, read> x: array<${u}>;`);
   L.push(`@group(0) @binding(2) var<storage, read> g: array<${u}>;`);
-  L.push(`@group(0) @binding(3) var<storage, read_write> part: array<${u}>;`);
+  // direct (one lane per block of input channels): the lane's sums are the gradient itself.
+  L.push(`@group(0) @binding(3) var<storage, read_write> part: array<${direct ? 'f32' : u}>;`);
   L.push(`${ENTRY_1D(WG)} {`);
   L.push(`  let gi = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`);
   L.push(`  if (gi >= p.total) { return; }`);
@@ -1050,7 +1051,8 @@ function dw1x1Code(co: number, cb: number, u: string, contig: boolean): string {
   L.push(`  }`);
   for (let b = 0; b < cb; b++) {
     L.push(`  if (cbi * ${cb}u + ${b}u < p.ci) {`);
-    for (let o = 0; o < co; o++) L.push(`    part[(${o}u * p.ci + cbi * ${cb}u + ${b}u) * p.pt + t] = a${o}_${b};`);
+    const total = (a: string) => (!direct || u === 'f32' ? a : `(${a}.x + ${a}.y) + (${a}.z + ${a}.w)`);
+    for (let o = 0; o < co; o++) L.push(`    part[(${o}u * p.ci + cbi * ${cb}u + ${b}u) * p.pt + t] = ${total(`a${o}_${b}`)};`);
     L.push(`  }`);
   }
   L.push(`}`);
@@ -1106,16 +1108,23 @@ function weightGrad1x1(x: Tensor, gy: Tensor, g: Geometry): Tensor {
   let cb = CB1;
   while (cb > g.ci) cb >>= 1;
   const nb = Math.ceil(g.ci / cb);
-  // Fallback: each lane streams a contiguous run of about 4096 / N units per sample, so few, long
-  // invocations (on 2-core lavapipe, runs of 1024 vec4s beat runs of 128 by 1.5-2.5x: the fewer
-  // workgroups, the less the lavapipe threads fight dawn.node's polling thread). GPU: lanes
-  // interleaved (coalesced loads), enough of them to fill the device.
+  // pt lanes share each block of input channels, lane t summing units t, t + pt, ... of every
+  // sample. Fallback: few, long invocations, about 4096 / N units per lane and sample (on 2-core
+  // lavapipe, 1024 vec4s per lane beat 128 by 1.5-2.5x, measured before device waits stopped
+  // busy-polling). GPU: enough lanes to fill the device.
   const contig = tuning().name === 'fallback';
   const pt = contig ? Math.ceil(hwu / Math.max(16, Math.ceil(4096 / g.n))) : Math.max(1, Math.min(hwu, Math.ceil(32768 / nb)));
   const chunk = Math.ceil(hwu / pt);
   const total = pt * nb;
+  if (pt === 1) {
+    // One lane per block of input channels: its sums are the gradient, no second pass (these are
+    // the small planes, where a dispatch is a good part of the op's time).
+    const dw = empty([g.co, g.ci, 1, 1]);
+    launch(`conv2d.dw1x1`, dw1x1Code(g.co, cb, u, contig, true), total, [x, gy, dw], new Uniforms().u32(g.ci, hwu, pt, total, g.n, chunk));
+    return dw;
+  }
   const part = empty([g.co * g.ci * pt * v]);
-  launch(`conv2d.dw1x1`, dw1x1Code(g.co, cb, u, contig), total, [x, gy, part], new Uniforms().u32(g.ci, hwu, pt, total, g.n, chunk));
+  launch(`conv2d.dw1x1`, dw1x1Code(g.co, cb, u, contig, false), total, [x, gy, part], new Uniforms().u32(g.ci, hwu, pt, total, g.n, chunk));
   const dw = empty([g.co, g.ci, 1, 1]);
   const n = g.co * g.ci;
   launch(`conv2d.dw1x1Sum`, dw1x1SumCode(u), n, [part, dw], new Uniforms().u32(n, pt));
