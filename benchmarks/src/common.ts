@@ -40,7 +40,7 @@ export interface TimingPlan {
 }
 
 export function timingPlan(o: Pick<SuiteOptions, 'quick'>): TimingPlan {
-  return o.quick ? { warmup: 1, runs: 3, budgetMs: 300 } : { warmup: 1, runs: 5, budgetMs: 1000 };
+  return o.quick ? { warmup: 1, runs: 3, budgetMs: 300 } : { warmup: 1, runs: 15, budgetMs: 1000 };
 }
 
 export interface Timing {
