@@ -1113,11 +1113,11 @@ function weightGrad1x1(x: Tensor, gy: Tensor, g: Geometry): Tensor {
   // lavapipe, 1024 vec4s per lane beat 128 by 1.5-2.5x, measured before device waits stopped
   // busy-polling). GPU: enough lanes to fill the device.
   const contig = tuning().name === 'fallback';
-  // Also at least 2 workgroups of lanes on the fallback, so that both of a 2-core lavapipe's
-  // threads get one (4x64x128x128 -> 1 had 16 lanes: 7.7-10.7 ms, with 128 lanes 5.1-5.6 ms).
-  const pt = contig
-    ? Math.min(hwu, Math.max(Math.ceil((2 * WG) / nb), Math.ceil(hwu / Math.max(16, Math.ceil(4096 / g.n)))))
-    : Math.max(1, Math.min(hwu, Math.ceil(32768 / nb)));
+  let pt = contig ? Math.ceil(hwu / Math.max(16, Math.ceil(4096 / g.n))) : Math.max(1, Math.min(hwu, Math.ceil(32768 / nb)));
+  // On the fallback, at least 2 workgroups of lanes when each lane has much to do, so that both of
+  // a 2-core lavapipe's threads get one (4x64x128x128 -> 1 had 16 lanes: 7.7-10.7 ms; 128 lanes:
+  // 5.1-5.6 ms). Small planes keep one lane per block: one dispatch (see below) beats more lanes.
+  if (contig && pt * nb < 2 * WG && (g.n * hwu) / pt >= 4096) pt = Math.min(hwu, Math.ceil((2 * WG) / nb));
   const chunk = Math.ceil(hwu / pt);
   const total = pt * nb;
   if (pt === 1) {
