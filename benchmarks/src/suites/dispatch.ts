@@ -10,7 +10,7 @@
 //                      /proc; dawn.node's own polling would keep the thread busy the whole wait)
 
 import { readFileSync } from 'node:fs';
-import { Uniforms, dispose, init, launch1d, runtime, tensor, zeros, type Tensor } from '@aunet/tensor';
+import { ENTRY_1D, Uniforms, dispose, init, launch1d, runtime, tensor, zeros, type Tensor } from '@aunet/tensor';
 import { median, now, sig, type Suite, type SuiteOptions } from '../common';
 
 // One invocation per element, adds 1; index recovered as grid1d lays out workgroups.
@@ -18,7 +18,7 @@ const ADD_ONE = `
 struct P { n: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
-@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+${ENTRY_1D(64)} {
   let i = (wid.y * nwg.x + wid.x) * 64u + lid.x;
   if (i < p.n) { x[i] = x[i] + 1.0; }
 }`;
@@ -28,7 +28,7 @@ const SPIN_KERNEL = `
 struct P { n: u32, iters: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
-@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+${ENTRY_1D(64)} {
   let i = (wid.y * nwg.x + wid.x) * 64u + lid.x;
   if (i >= p.n) { return; }
   var v = x[i];
