@@ -1029,7 +1029,7 @@ function dx1x1Code(co: number, u: string): string {
 function dw1x1Code(co: number, cb: number, u: string, contig: boolean, direct: boolean): string {
   const L: string[] = [];
   L.push(`// conv2d 1x1 weight gradient to ${co} channels, ${cb} input channels per invocation, ${u}, ${contig ? 'contiguous' : 'strided'}${direct ? ', direct' : ''}`);
-  L.push(`struct P { ci: u32, hwu: u32, pt: u32, total: u32, n: u32, chunk: u32 }`);
+  L.push(`struct P { ci: u32, hwu: u32, pt: u32, total: u32, n: u32 }`);
   L.push(`@group(0) @binding(0) var<uniform> p: P;`);
   L.push(`@group(0) @binding(1) var<storage, read> x: array<${u}>;`);
   L.push(`@group(0) @binding(2) var<storage, read> g: array<${u}>;`);
@@ -1118,17 +1118,16 @@ function weightGrad1x1(x: Tensor, gy: Tensor, g: Geometry): Tensor {
   // a 2-core lavapipe's threads get one (4x64x128x128 -> 1 had 16 lanes: 7.7-10.7 ms; 128 lanes:
   // 5.1-5.6 ms). Small planes keep one lane per block: one dispatch (see below) beats more lanes.
   if (contig && pt * nb < 2 * WG && (g.n * hwu) / pt >= 4096) pt = Math.min(hwu, Math.ceil((2 * WG) / nb));
-  const chunk = Math.ceil(hwu / pt);
   const total = pt * nb;
   if (pt === 1) {
     // One lane per block of input channels: its sums are the gradient, no second pass (these are
     // the small planes, where a dispatch is a good part of the op's time).
     const dw = empty([g.co, g.ci, 1, 1]);
-    launch(`conv2d.dw1x1`, dw1x1Code(g.co, cb, u, contig, true), total, [x, gy, dw], new Uniforms().u32(g.ci, hwu, pt, total, g.n, chunk));
+    launch(`conv2d.dw1x1`, dw1x1Code(g.co, cb, u, contig, true), total, [x, gy, dw], new Uniforms().u32(g.ci, hwu, pt, total, g.n));
     return dw;
   }
   const part = empty([g.co * g.ci * pt * v]);
-  launch(`conv2d.dw1x1`, dw1x1Code(g.co, cb, u, contig, false), total, [x, gy, part], new Uniforms().u32(g.ci, hwu, pt, total, g.n, chunk));
+  launch(`conv2d.dw1x1`, dw1x1Code(g.co, cb, u, contig, false), total, [x, gy, part], new Uniforms().u32(g.ci, hwu, pt, total, g.n));
   const dw = empty([g.co, g.ci, 1, 1]);
   const n = g.co * g.ci;
   launch(`conv2d.dw1x1Sum`, dw1x1SumCode(u), n, [part, dw], new Uniforms().u32(n, pt));
