@@ -10,7 +10,7 @@
 //                      /proc; dawn.node's own polling would keep the thread busy the whole wait)
 
 import { readFileSync } from 'node:fs';
-import { ENTRY_1D, Uniforms, dispose, init, launch1d, runtime, tensor, zeros, type Tensor } from '@aunet/tensor';
+import { ENTRY_1D, Uniforms, dispose, init, launch1d, linearIndex, runtime, tensor, zeros, type Tensor } from '@aunet/tensor';
 import { median, now, sig, type Suite, type SuiteOptions } from '../common';
 
 // One invocation per element, adds 1; index recovered as grid1d lays out workgroups.
@@ -19,7 +19,7 @@ struct P { n: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 ${ENTRY_1D(64)} {
-  let i = (wid.y * nwg.x + wid.x) * 64u + lid.x;
+  ${linearIndex(64)}
   if (i < p.n) { x[i] = x[i] + 1.0; }
 }`;
 
@@ -29,7 +29,7 @@ struct P { n: u32, iters: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 ${ENTRY_1D(64)} {
-  let i = (wid.y * nwg.x + wid.x) * 64u + lid.x;
+  ${linearIndex(64)}
   if (i >= p.n) { return; }
   var v = x[i];
   for (var k = 0u; k < p.iters; k++) { v = v * 0.999 + 0.001; }

@@ -37,9 +37,9 @@ export class Uniforms {
   }
 }
 
-/** WGSL line recovering the linear invocation index from a `grid1d` dispatch of workgroup size `wg`. */
-export function linearIndex(wg: number): string {
-  return `let i = (wid.y * nwg.x + wid.x) * ${wg}u + lid.x;`;
+/** WGSL line recovering the linear invocation index, as `name`, from a `grid1d` dispatch of workgroup size `wg`. */
+export function linearIndex(wg: number, name = 'i'): string {
+  return `let ${name} = (wid.y * nwg.x + wid.x) * ${wg}u + lid.x;`;
 }
 
 export const ENTRY_1D = (wg: number) =>

@@ -50,7 +50,7 @@
 //   occupancy is high. Not measured on a GPU here (none was available); tested on lavapipe.
 
 import { record } from '../autograd';
-import { ENTRY_1D, Uniforms, assertFloat, empty } from '../kernel';
+import { ENTRY_1D, Uniforms, assertFloat, empty, linearIndex } from '../kernel';
 import { grid1d, runtime } from '../runtime';
 import { Tensor } from '../tensor';
 import { sum } from './reduce';
@@ -317,7 +317,7 @@ function corrCode(c: CorrSpec): string {
   L.push(`@group(0) @binding(3) var<storage, read_write> out: array<${c.vec4Out ? 'vec4<f32>' : 'f32'}>;`);
   L.push(...tc.consts);
   L.push(`@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${c.share ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {`);
-  L.push(`  let gi0 = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`);
+  L.push(`  ${linearIndex(WG, 'gi0')}`);
   // No early return: with shared loads every lane of a subgroup must take part.
   L.push(`  let valid = gi0 < p.total;`);
   L.push(`  let gi = min(gi0, p.total - 1u);`);
@@ -402,7 +402,7 @@ struct P { total: u32, wp4: u32, hp: u32, h: u32, w: u32, top: i32, left: i32 }
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
 ${ENTRY_1D(WG)} {
-  let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+  ${linearIndex(WG, 'q')}
   if (q >= p.total) { return; }
   let xq = q % p.wp4; let r = q / p.wp4;
   let y = r % p.hp; let plane = r / p.hp;
@@ -434,7 +434,7 @@ function padVec4Code(m: number): string {
   L.push(`  return src[row + u32(i)];`);
   L.push(`}`);
   L.push(`${ENTRY_1D(WG)} {`);
-  L.push(`  let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`);
+  L.push(`  ${linearIndex(WG, 'q')}`);
   L.push(`  if (q >= p.total) { return; }`);
   L.push(`  let run = q % p.runs; let r = q / p.runs;`);
   L.push(`  let y = r % p.hp; let plane = r / p.hp;`);
@@ -472,7 +472,7 @@ struct P { total: u32, c: u32, o: u32, o4: u32, t: u32, transposed: u32, hasBias
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
 ${ENTRY_1D(WG)} {
-  let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+  ${linearIndex(WG, 'q')}
   if (q >= p.total) { return; }
   let o4 = q % p.o4; let r = q / p.o4;
   var v = vec4<f32>();
@@ -497,7 +497,7 @@ struct P { total: u32, c: u32, c4: u32, h: u32, w: u32, hg: u32, wg: u32 }
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
 ${ENTRY_1D(WG)} {
-  let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+  ${linearIndex(WG, 'q')}
   if (q >= p.total) { return; }
   let xx = q % p.wg; let r1 = q / p.wg;
   let y = r1 % p.hg; let r2 = r1 / p.hg;
@@ -520,7 +520,7 @@ struct P { total: u32, c: u32, c4: u32, h: u32, w4: u32, hg: u32, wg4: u32 }
 @group(0) @binding(1) var<storage, read> g: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
 ${ENTRY_1D(WG)} {
-  let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+  ${linearIndex(WG, 'q')}
   if (q >= p.total) { return; }
   let xq = q % p.wg4; let r1 = q / p.wg4;
   let y = r1 % p.hg; let r2 = r1 / p.hg;
@@ -549,7 +549,7 @@ struct P { total: u32, ci: u32, t: u32, o4: u32, parts: u32 }
 @group(0) @binding(1) var<storage, read> part: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 ${ENTRY_1D(WG)} {
-  let q = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+  ${linearIndex(WG, 'q')}
   if (q >= p.total) { return; }
   let tap = q % p.t; let r = q / p.t;
   let ci = r % p.ci; let co = r / p.ci;
@@ -821,7 +821,7 @@ function dwCode(c: DwSpec): string {
   L.push(`@group(0) @binding(3) var<storage, read_write> part: array<vec4<f32>>;`);
   L.push(...tc.consts);
   L.push(`@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${c.share ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {`);
-  L.push(`  let gi0 = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`);
+  L.push(`  ${linearIndex(WG, 'gi0')}`);
   L.push(`  let valid = gi0 < p.total;`);
   L.push(`  let gi = min(gi0, p.total - 1u);`);
   L.push(`  let o4 = gi % p.o4p; let r1 = gi / p.o4p;`);
@@ -973,7 +973,7 @@ function fwd1x1Code(co: number, u: string, contig: boolean): string {
   L.push(`@group(0) @binding(3) var<storage, read> b: array<f32>;`);
   L.push(`@group(0) @binding(4) var<storage, read_write> out: array<${u}>;`);
   L.push(`${ENTRY_1D(WG)} {`);
-  L.push(`  let gi = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`);
+  L.push(`  ${linearIndex(WG, 'gi')}`);
   L.push(`  if (gi >= p.total) { return; }`);
   L.push(`  let t = gi % p.s; let n = gi / p.s;`);
   const qj = (j: number) => (contig ? `t * ${PX}u + ${j}u` : `t + ${j}u * p.s`);
@@ -1008,7 +1008,7 @@ function dx1x1Code(co: number, u: string): string {
   L.push(`@group(0) @binding(2) var<storage, read> w: array<f32>;`);
   L.push(`@group(0) @binding(3) var<storage, read_write> out: array<${u}>;`);
   L.push(`${ENTRY_1D(WG)} {`);
-  L.push(`  let gi = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`);
+  L.push(`  ${linearIndex(WG, 'gi')}`);
   L.push(`  if (gi >= p.total) { return; }`);
   L.push(`  let t = gi % p.s; let r = gi / p.s; let cbi = r % p.nb; let n = r / p.nb;`);
   for (let j = 0; j < PX; j++) L.push(`  let q${j} = min(t + ${j}u * p.s, p.hwu - 1u); let m${j} = t + ${j}u * p.s < p.hwu;`);
@@ -1026,9 +1026,9 @@ function dx1x1Code(co: number, u: string): string {
   return L.join('\n');
 }
 
-function dw1x1Code(co: number, cb: number, u: string, contig: boolean, direct: boolean): string {
+function dw1x1Code(co: number, cb: number, u: string, direct: boolean): string {
   const L: string[] = [];
-  L.push(`// conv2d 1x1 weight gradient to ${co} channels, ${cb} input channels per invocation, ${u}, ${contig ? 'contiguous' : 'strided'}${direct ? ', direct' : ''}`);
+  L.push(`// conv2d 1x1 weight gradient to ${co} channels, ${cb} input channels per invocation, ${u}${direct ? ', direct' : ''}`);
   L.push(`struct P { ci: u32, hwu: u32, pt: u32, total: u32, n: u32 }`);
   L.push(`@group(0) @binding(0) var<uniform> p: P;`);
   L.push(`@group(0) @binding(1) var<storage, read> x: array<${u}>;`);
@@ -1036,7 +1036,7 @@ function dw1x1Code(co: number, cb: number, u: string, contig: boolean, direct: b
   // direct (one lane per block of input channels): the lane's sums are the gradient itself.
   L.push(`@group(0) @binding(3) var<storage, read_write> part: array<${direct ? 'f32' : u}>;`);
   L.push(`${ENTRY_1D(WG)} {`);
-  L.push(`  let gi = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;`);
+  L.push(`  ${linearIndex(WG, 'gi')}`);
   L.push(`  if (gi >= p.total) { return; }`);
   L.push(`  let t = gi % p.pt; let cbi = gi / p.pt;`);
   for (let b = 0; b < cb; b++) L.push(`  let c${b} = min(cbi * ${cb}u + ${b}u, p.ci - 1u) * p.hwu;`);
@@ -1066,7 +1066,7 @@ struct P { total: u32, pt: u32 }
 @group(0) @binding(1) var<storage, read> part: array<${u}>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 ${ENTRY_1D(WG)} {
-  let gi = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+  ${linearIndex(WG, 'gi')}
   if (gi >= p.total) { return; }
   let base = gi * p.pt;
   var a0 = ${u}(); var a1 = ${u}();
@@ -1112,22 +1112,19 @@ function weightGrad1x1(x: Tensor, gy: Tensor, g: Geometry): Tensor {
   // sample. Fallback: few, long invocations, about 4096 / N units per lane and sample (on 2-core
   // lavapipe, 1024 vec4s per lane beat 128 by 1.5-2.5x, measured before device waits stopped
   // busy-polling). GPU: enough lanes to fill the device.
-  const contig = tuning().name === 'fallback';
-  let pt = contig ? Math.ceil(hwu / Math.max(16, Math.ceil(4096 / g.n))) : Math.max(1, Math.min(hwu, Math.ceil(32768 / nb)));
+  const fallback = tuning().name === 'fallback';
+  let pt = fallback ? Math.ceil(hwu / Math.max(16, Math.ceil(4096 / g.n))) : Math.max(1, Math.min(hwu, Math.ceil(32768 / nb)));
   // On the fallback, at least 2 workgroups of lanes when each lane has much to do, so that both of
   // a 2-core lavapipe's threads get one (4x64x128x128 -> 1 had 16 lanes: 7.7-10.7 ms; 128 lanes:
   // 5.1-5.6 ms). Small planes keep one lane per block: one dispatch (see below) beats more lanes.
-  if (contig && pt * nb < 2 * WG && (g.n * hwu) / pt >= 4096) pt = Math.min(hwu, Math.ceil((2 * WG) / nb));
+  if (fallback && pt * nb < 2 * WG && (g.n * hwu) / pt >= 4096) pt = Math.min(hwu, Math.ceil((2 * WG) / nb));
   const total = pt * nb;
-  if (pt === 1) {
-    // One lane per block of input channels: its sums are the gradient, no second pass (these are
-    // the small planes, where a dispatch is a good part of the op's time).
-    const dw = empty([g.co, g.ci, 1, 1]);
-    launch(`conv2d.dw1x1`, dw1x1Code(g.co, cb, u, contig, true), total, [x, gy, dw], new Uniforms().u32(g.ci, hwu, pt, total, g.n));
-    return dw;
-  }
-  const part = empty([g.co * g.ci * pt * v]);
-  launch(`conv2d.dw1x1`, dw1x1Code(g.co, cb, u, contig, false), total, [x, gy, part], new Uniforms().u32(g.ci, hwu, pt, total, g.n));
+  // With one lane per block of input channels its sums are the gradient: no second pass (these are
+  // the small planes, where a dispatch is a good part of the op's time).
+  const direct = pt === 1;
+  const part = direct ? empty([g.co, g.ci, 1, 1]) : empty([g.co * g.ci * pt * v]);
+  launch(`conv2d.dw1x1`, dw1x1Code(g.co, cb, u, direct), total, [x, gy, part], new Uniforms().u32(g.ci, hwu, pt, total, g.n));
+  if (direct) return part;
   const dw = empty([g.co, g.ci, 1, 1]);
   const n = g.co * g.ci;
   launch(`conv2d.dw1x1Sum`, dw1x1SumCode(u), n, [part, dw], new Uniforms().u32(n, pt));
