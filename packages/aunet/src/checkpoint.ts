@@ -1,0 +1,74 @@
+// The aunet checkpoint: @aunet/nn's safetensors checkpoint with the training config (and so the
+// model config) in its metadata, so that a file alone rebuilds its model. Node-only (files).
+
+import { readFile } from 'node:fs/promises';
+import { CheckpointMismatchError, decodeSafetensors, loadCheckpointBytes, SafetensorsError, type Adam } from '@aunet/nn';
+import { validateTrainConfig, type TrainConfig } from './config';
+import { AUNet } from './model';
+
+export const CONFIG_KEY = 'aunet.config';
+export const EPOCH_KEY = 'aunet.epoch';
+export const STATE_KEY = 'aunet.state';
+
+/** A checkpoint that cannot be used: names the file and what to do. */
+export class CheckpointError extends Error {
+  override name = 'CheckpointError';
+}
+
+export interface LoadedCheckpoint {
+  config: TrainConfig;
+  model: AUNet;
+  metadata: Record<string, string>;
+  epoch: number;
+}
+
+async function readBytes(file: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(file));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CheckpointError(code === 'ENOENT' ? `${file}: no such checkpoint file` : `${file}: cannot read the checkpoint (${(e as Error).message})`);
+  }
+}
+
+/** The training config stored in a checkpoint's metadata. */
+export function configFromMetadata(metadata: Record<string, string>, file: string): TrainConfig {
+  const text = metadata[CONFIG_KEY];
+  if (!text) throw new CheckpointError(`${file} is not an aunet checkpoint: its metadata has no "${CONFIG_KEY}" (was it written by another program?)`);
+  let config: TrainConfig;
+  try {
+    config = JSON.parse(text) as TrainConfig;
+    validateTrainConfig(config);
+  } catch (e) {
+    throw new CheckpointError(`${file}: the stored "${CONFIG_KEY}" is unusable: ${(e as Error).message}`);
+  }
+  return config;
+}
+
+/**
+ * Rebuild the model a checkpoint was trained with and load its weights (and, given one, the
+ * optimiser's state). Every problem is a CheckpointError naming the file.
+ */
+export async function loadRunCheckpoint(file: string, o: { optimizerFor?: (model: AUNet) => Adam } = {}): Promise<LoadedCheckpoint & { optimizer?: Adam }> {
+  const bytes = await readBytes(file);
+  let metadata: Record<string, string>;
+  try {
+    metadata = decodeSafetensors(bytes, file).metadata;
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new CheckpointError(`${e.message}\n(the file is damaged or not a checkpoint: use another, e.g. best.safetensors or last.safetensors of the run)`);
+    throw e;
+  }
+  const config = configFromMetadata(metadata, file);
+  const model = new AUNet(config.model);
+  const optimizer = o.optimizerFor?.(model);
+  try {
+    loadCheckpointBytes(bytes, model, { optimizer, source: file });
+  } catch (e) {
+    model.dispose();
+    optimizer?.dispose();
+    if (e instanceof CheckpointMismatchError) throw new CheckpointError(`${e.message}\n(the file's weights do not fit the model its own config describes: it was written by another model or version)`);
+    throw e;
+  }
+  const epoch = Number(metadata[EPOCH_KEY] ?? 0);
+  return { config, model, metadata, epoch, optimizer };
+}

@@ -1,0 +1,80 @@
+// Image and label volumes to a list of normalised slices with binary lesion masks.
+import { DataError } from './errors';
+import type { Volume } from './nifti';
+import { lesionMask, normaliseImage, type IntensityKind } from './normalise';
+import { resizeImage, resizeNearest } from './transforms';
+
+/** The slices of one image volume and its mask, at the files' resolution. */
+export interface SliceDataset {
+  /** Per slice, height * width values in 0..1 (views into one buffer). */
+  images: Float32Array[];
+  /** Per slice, height * width values: 1 lesion, 0 background (views into one buffer). */
+  masks: Uint8Array[];
+  height: number;
+  width: number;
+  count: number;
+  /** How the image's values were read; see normaliseImage. */
+  intensity: IntensityKind;
+  imageSource: string;
+  maskSource: string;
+  /** Per slice, the number of lesion pixels (0 for a slice without lesion). */
+  lesionPixels: number[];
+}
+
+function shapeText(vol: Volume): string {
+  return `${vol.dims.join(' x ')} (x, y, slices)`;
+}
+
+/**
+ * Checks that image and mask have the same shape and that the mask has a lesion somewhere,
+ * normalises the image to 0..1 and merges the lesion labels. Throws DataError naming the files.
+ */
+export function buildDataset(image: Volume, mask: Volume): SliceDataset {
+  if (image.dims.some((d, i) => d !== mask.dims[i])) {
+    throw new DataError(
+      `${image.source} is ${shapeText(image)} but ${mask.source} is ${shapeText(mask)}: image and mask must have ` +
+        'the same shape, one label per voxel. Pass the mask that belongs to this image.',
+      mask.source,
+    );
+  }
+  const [width, height, count] = image.dims;
+  const labels = lesionMask(mask);
+  const plane = width * height;
+  const lesionPixels: number[] = [];
+  for (let k = 0; k < count; k++) {
+    let sum = 0;
+    for (let i = k * plane; i < (k + 1) * plane; i++) sum += labels[i];
+    lesionPixels.push(sum);
+  }
+  if (lesionPixels.every((p) => p === 0)) {
+    throw new DataError(
+      `${mask.source} has no lesion voxel (no label > 0): this trainer needs lesion masks (1 ground-glass, ` +
+        '2 consolidation, 3 effusion; 0 background). Check that this is the lesion mask (tr_mask) of the image.',
+      mask.source,
+    );
+  }
+  const { kind, data } = normaliseImage(image);
+  return {
+    images: Array.from({ length: count }, (_, k) => data.subarray(k * plane, (k + 1) * plane)),
+    masks: Array.from({ length: count }, (_, k) => labels.subarray(k * plane, (k + 1) * plane)),
+    height,
+    width,
+    count,
+    intensity: kind,
+    imageSource: image.source,
+    maskSource: mask.source,
+    lesionPixels,
+  };
+}
+
+/**
+ * Every slice at size x size: images by the box filter when the slice shrinks by an integer
+ * factor (512 to 256 or 128), bilinear otherwise; masks by nearest pixel, so they stay 0/1.
+ * A slice that is not square is stretched. New arrays; the dataset is not changed.
+ */
+export function resizeDataset(ds: SliceDataset, size: number): { images: Float32Array[]; masks: Uint8Array[] } {
+  return {
+    images: ds.images.map((im) => resizeImage(im, ds.height, ds.width, size, size)),
+    masks: ds.masks.map((m) => resizeNearest(m, ds.height, ds.width, size, size)),
+  };
+}

@@ -1,0 +1,374 @@
+// NIfTI-1/2 reading (through nifti-reader-js) and NIfTI-1 writing, on bytes only: no file
+// system, so a web page can use it on a dropped file.
+import { decompress, isNIFTI, isNIFTI1, readHeader, type NIFTI1, type NIFTI2 } from 'nifti-reader-js';
+import { DataError } from './errors';
+
+/** Voxel types read and written; values are converted to float32 on reading. */
+export type NiftiDatatype = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
+
+interface DatatypeInfo {
+  name: NiftiDatatype;
+  code: number;
+  bytes: number;
+  /** Integer range, for checking values before writing; null for floats. */
+  range: [number, number] | null;
+}
+
+const DATATYPES: DatatypeInfo[] = [
+  { name: 'uint8', code: 2, bytes: 1, range: [0, 255] },
+  { name: 'int8', code: 256, bytes: 1, range: [-128, 127] },
+  { name: 'int16', code: 4, bytes: 2, range: [-32768, 32767] },
+  { name: 'uint16', code: 512, bytes: 2, range: [0, 65535] },
+  { name: 'int32', code: 8, bytes: 4, range: [-2147483648, 2147483647] },
+  { name: 'uint32', code: 768, bytes: 4, range: [0, 4294967295] },
+  { name: 'float32', code: 16, bytes: 4, range: null },
+  { name: 'float64', code: 64, bytes: 8, range: null },
+];
+
+/** Names of the NIfTI datatype codes this module does not read, for error messages. */
+const OTHER_DATATYPE_NAMES: Record<number, string> = {
+  1: 'binary', 32: 'complex64', 128: 'rgb24', 1024: 'int64', 1280: 'uint64', 1536: 'float128',
+  1792: 'complex128', 2048: 'complex256', 2304: 'rgba32',
+};
+
+/**
+ * The header fields that place the voxel grid in space, kept as stored so that a volume
+ * written with them (a predicted mask) lines up with its source in any viewer.
+ */
+export interface NiftiSpace {
+  /** pixdim[0..7]; pixdim[0] is qfac (-1 or 1), pixdim[1..3] the voxel size. */
+  pixdim: number[];
+  xyztUnits: number;
+  qformCode: number;
+  /** quatern_b, quatern_c, quatern_d. */
+  quatern: [number, number, number];
+  /** qoffset_x, qoffset_y, qoffset_z. */
+  qoffset: [number, number, number];
+  sformCode: number;
+  /** srow_x, srow_y, srow_z: the rows of the sform affine, 4 values each. */
+  srow: [number[], number[], number[]];
+}
+
+/** A 2-D or 3-D NIfTI volume as float32. */
+export interface Volume {
+  /** File name or other label of where the bytes came from, for messages. */
+  source: string;
+  /** [nx, ny, nz]: columns, rows, slices (nz = 1 for a 2-D file). */
+  dims: [number, number, number];
+  /** Real values (slope and intercept applied), x fastest as stored: pixel (row y, column x)
+   *  of slice k is at `x + nx * (y + ny * k)`. */
+  data: Float32Array;
+  /** Stored voxel type. */
+  datatype: NiftiDatatype;
+  niftiVersion: 1 | 2;
+  /** The scl_slope/scl_inter applied to the stored values, or null when none was. */
+  scaling: { slope: number; inter: number } | null;
+  space: NiftiSpace;
+  description: string;
+}
+
+/** What {@link encodeNifti} writes. */
+export interface NiftiImage {
+  /** [nx, ny] or [nx, ny, nz]. */
+  dims: readonly number[];
+  /** Stored values, x fastest; integers for the integer datatypes. */
+  data: ArrayLike<number>;
+  datatype: NiftiDatatype;
+  /** scl_slope and scl_inter to write; when the slope is absent, 0 is written (no scaling). */
+  sclSlope?: number;
+  sclInter?: number;
+  /** Spatial header fields, usually `space` of the volume this one was computed from (same
+   *  grid); without it the file has unit voxels and no orientation. */
+  space?: NiftiSpace;
+  description?: string;
+}
+
+const NIFTI1_HEADER_BYTES = 348;
+const NIFTI2_HEADER_BYTES = 540;
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Whether the bytes start with both gzip magic bytes (nifti-reader-js's isCompressed accepts
+ *  either one alone, so random bytes would be reported as broken gzip instead of "not NIfTI"). */
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+/** An ArrayBuffer holding exactly these bytes (a copy only when the view is partial). */
+function exactBuffer(bytes: ArrayBuffer | Uint8Array): ArrayBuffer {
+  if (bytes instanceof ArrayBuffer) return bytes;
+  if (bytes.buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) {
+    return bytes.buffer;
+  }
+  return new Uint8Array(bytes).buffer; // a copy (Node's Buffer.slice would not copy)
+}
+
+/**
+ * Reads a NIfTI-1 or NIfTI-2 single file (`.nii`, or `.nii.gz` gzipped) of 1 to 3 dimensions
+ * (4-D and more when the extra dimensions are 1). Throws {@link DataError}, naming `source`,
+ * when the bytes are not NIfTI, broken gzip, shorter than the header promises, of an
+ * unsupported voxel type or of more dimensions.
+ */
+export function parseNifti(bytes: ArrayBuffer | Uint8Array, source: string): Volume {
+  let buffer = exactBuffer(bytes);
+  if (isGzip(new Uint8Array(buffer, 0, Math.min(2, buffer.byteLength)))) buffer = gunzip(buffer, source);
+  const notNifti = (why: string) =>
+    new DataError(`${source} is not a NIfTI file (${why}). Pass a NIfTI-1 or NIfTI-2 volume (.nii or .nii.gz).`, source);
+  if (buffer.byteLength < NIFTI1_HEADER_BYTES) {
+    throw notNifti(`${buffer.byteLength} bytes, shorter than a NIfTI header (348 bytes); a cut-short copy reads the same`);
+  }
+  if (!isNIFTI(buffer)) {
+    if (isNIFTI(buffer, true)) {
+      throw new DataError(
+        `${source} is the header of a .hdr/.img pair, which is not supported: convert it to a single .nii or .nii.gz file.`,
+        source,
+      );
+    }
+    throw notNifti('no NIfTI magic "n+1" or "n+2" in its header');
+  }
+  let header: NIFTI1 | NIFTI2;
+  try {
+    header = readHeader(buffer);
+  } catch (err) {
+    throw notNifti(`its header cannot be read: ${(err as Error).message}`);
+  }
+  const niftiVersion = isNIFTI1(buffer) ? 1 : 2;
+
+  const info = DATATYPES.find((d) => d.code === header.datatypeCode);
+  if (!info) {
+    const name = OTHER_DATATYPE_NAMES[header.datatypeCode] ?? 'unknown';
+    throw new DataError(
+      `${source}: voxel datatype ${header.datatypeCode} (${name}) is not supported; supported: ` +
+        `${DATATYPES.map((d) => d.name).join(', ')}. Convert the volume to one of these (e.g. float32).`,
+      source,
+    );
+  }
+
+  const dims = volumeDims(header.dims, source);
+  const voxels = dims[0] * dims[1] * dims[2];
+  const offset = Number(header.vox_offset);
+  const headerBytes = niftiVersion === 1 ? NIFTI1_HEADER_BYTES : NIFTI2_HEADER_BYTES;
+  if (!Number.isInteger(offset) || offset < headerBytes) {
+    throw new DataError(
+      `${source}: the header's vox_offset (${header.vox_offset}) does not point past the header: the file is damaged ` +
+        'or not a single-file NIfTI. Re-export it as .nii or .nii.gz.',
+      source,
+    );
+  }
+  // Checked here, before reading: nifti-reader-js's readImage would return fewer bytes silently
+  // (and it multiplies dim[3..5] even when dim[0] says they are unused, so we slice ourselves).
+  const needed = voxels * info.bytes;
+  const available = Math.max(0, buffer.byteLength - offset);
+  if (available < needed) {
+    throw new DataError(
+      `${source} is truncated: its header describes ${dims.join(' x ')} ${info.name} voxels, ${needed} bytes from byte ` +
+        `${offset}, but the file holds only ${available} bytes of voxel data. The file was cut short ` +
+        '(an interrupted download or copy?): get it again.',
+      source,
+    );
+  }
+
+  const data = readVoxels(buffer, offset, voxels, info, header.littleEndian);
+  const slope = Number(header.scl_slope);
+  const inter = Number(header.scl_inter);
+  // NIfTI: slope 0 means "no scaling"; (1, 0) is the identity. Non-finite values are treated
+  // as absent, as nibabel does.
+  const scaled = Number.isFinite(slope) && Number.isFinite(inter) && slope !== 0 && !(slope === 1 && inter === 0);
+  if (scaled) for (let i = 0; i < data.length; i++) data[i] = data[i] * slope + inter;
+
+  return {
+    source,
+    dims,
+    data,
+    datatype: info.name,
+    niftiVersion,
+    scaling: scaled ? { slope, inter } : null,
+    space: readSpace(buffer, header, niftiVersion),
+    description: header.description.replace(/\0+$/, ''),
+  };
+}
+
+/**
+ * Decompresses with fflate (through nifti-reader-js), which checks neither the CRC nor the
+ * length: it allocates the size written in the last 4 bytes, which in a cut-short file are any
+ * bytes. So that size is checked first against what deflate can reach (at most 1032 bytes per
+ * byte). Node code should gunzip with node:zlib, which checks both, before calling parseNifti.
+ */
+function gunzip(buffer: ArrayBuffer, source: string): ArrayBuffer {
+  const broken = (why: string) =>
+    new DataError(
+      `${source}: the gzip data is corrupt or truncated (${why}). Copy or download the file again, or pass an uncompressed .nii.`,
+      source,
+    );
+  const statedSize = buffer.byteLength >= 18 ? new DataView(buffer).getUint32(buffer.byteLength - 4, true) : 0;
+  if (statedSize < NIFTI1_HEADER_BYTES || statedSize > 1032 * buffer.byteLength) {
+    throw broken(`its trailer states ${statedSize} uncompressed bytes`);
+  }
+  try {
+    return decompress(buffer) as ArrayBuffer;
+  } catch (err) {
+    throw broken((err as Error).message);
+  }
+}
+
+/** [nx, ny, nz] from the header's dim[], refusing anything that is not one image or one stack. */
+function volumeDims(dim: number[], source: string): [number, number, number] {
+  const rank = dim[0];
+  const used = dim.slice(1, 1 + rank);
+  if (!(rank >= 1 && rank <= 7) || used.some((d) => !Number.isInteger(d) || d < 1)) {
+    throw new DataError(
+      `${source}: invalid dimensions in the header (dim = [${dim.join(', ')}]): the file is damaged. Get it again.`,
+      source,
+    );
+  }
+  const extra = used.slice(3);
+  if (extra.some((d) => d > 1)) {
+    throw new DataError(
+      `${source} has shape ${used.join(' x ')}: only 2-D images and 3-D stacks of slices are supported (dimensions ` +
+        '4 to 7 must be 1). Split the volume into 3-D files first.',
+      source,
+    );
+  }
+  return [used[0], used[1] ?? 1, used[2] ?? 1];
+}
+
+/** Stored values as float32; typed-array conversion when the byte order is the host's. */
+function readVoxels(buffer: ArrayBuffer, offset: number, count: number, info: DatatypeInfo, littleEndian: boolean): Float32Array {
+  const out = new Float32Array(count);
+  if (littleEndian === HOST_LITTLE_ENDIAN) {
+    // slice() copies to a new buffer, so the typed view is aligned whatever vox_offset is.
+    const raw = buffer.slice(offset, offset + count * info.bytes);
+    out.set(typedView(raw, info.name));
+    return out;
+  }
+  const view = new DataView(buffer, offset, count * info.bytes);
+  const get = dataViewGetter(view, info.name);
+  for (let i = 0; i < count; i++) out[i] = get(i * info.bytes, littleEndian);
+  return out;
+}
+
+function typedView(raw: ArrayBuffer, name: NiftiDatatype): ArrayLike<number> {
+  switch (name) {
+    case 'uint8': return new Uint8Array(raw);
+    case 'int8': return new Int8Array(raw);
+    case 'int16': return new Int16Array(raw);
+    case 'uint16': return new Uint16Array(raw);
+    case 'int32': return new Int32Array(raw);
+    case 'uint32': return new Uint32Array(raw);
+    case 'float32': return new Float32Array(raw);
+    case 'float64': return new Float64Array(raw);
+  }
+}
+
+function dataViewGetter(view: DataView, name: NiftiDatatype): (at: number, le: boolean) => number {
+  switch (name) {
+    case 'uint8': return (at) => view.getUint8(at);
+    case 'int8': return (at) => view.getInt8(at);
+    case 'int16': return (at, le) => view.getInt16(at, le);
+    case 'uint16': return (at, le) => view.getUint16(at, le);
+    case 'int32': return (at, le) => view.getInt32(at, le);
+    case 'uint32': return (at, le) => view.getUint32(at, le);
+    case 'float32': return (at, le) => view.getFloat32(at, le);
+    case 'float64': return (at, le) => view.getFloat64(at, le);
+  }
+}
+
+/** The spatial fields as stored. nifti-reader-js folds them into one `affine` (choosing qform
+ *  or sform), which loses the other, so srow is read from the bytes here. */
+function readSpace(buffer: ArrayBuffer, header: NIFTI1 | NIFTI2, version: 1 | 2): NiftiSpace {
+  const view = new DataView(buffer);
+  const le = header.littleEndian;
+  const srowAt = (row: number, col: number) =>
+    version === 1 ? view.getFloat32(280 + (row * 4 + col) * 4, le) : view.getFloat64(400 + (row * 4 + col) * 8, le);
+  const srowRow = (row: number) => [0, 1, 2, 3].map((col) => srowAt(row, col));
+  return {
+    pixdim: header.pixDims.slice(0, 8).map(Number),
+    xyztUnits: Number(header.xyzt_units),
+    qformCode: Number(header.qform_code),
+    quatern: [header.quatern_b, header.quatern_c, header.quatern_d],
+    qoffset: [header.qoffset_x, header.qoffset_y, header.qoffset_z],
+    sformCode: Number(header.sform_code),
+    srow: [srowRow(0), srowRow(1), srowRow(2)],
+  };
+}
+
+/** Spatial fields of a file written without a source: unit voxels, no orientation. */
+export function defaultSpace(): NiftiSpace {
+  return {
+    pixdim: [1, 1, 1, 1, 1, 1, 1, 1],
+    xyztUnits: 0,
+    qformCode: 0,
+    quatern: [0, 0, 0],
+    qoffset: [0, 0, 0],
+    sformCode: 0,
+    srow: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]],
+  };
+}
+
+/**
+ * A NIfTI-1 single file (`.nii` bytes, little-endian, header then voxels at byte 352).
+ * Throws RangeError when dims and data length disagree or a value does not fit the datatype.
+ */
+export function encodeNifti(image: NiftiImage): Uint8Array {
+  const info = DATATYPES.find((d) => d.name === image.datatype);
+  if (!info) throw new RangeError(`encodeNifti: unsupported datatype ${image.datatype}`);
+  const dims = [...image.dims];
+  if (dims.length < 1 || dims.length > 7 || dims.some((d) => !Number.isInteger(d) || d < 1 || d > 32767)) {
+    throw new RangeError(`encodeNifti: dims must be 1 to 7 integers in 1..32767, got [${dims.join(', ')}]`);
+  }
+  const count = dims.reduce((a, b) => a * b, 1);
+  if (image.data.length !== count) {
+    throw new RangeError(`encodeNifti: dims ${dims.join(' x ')} need ${count} values, data has ${image.data.length}`);
+  }
+  const voxOffset = 352; // 348-byte header + 4 extension-flag bytes (no extension)
+  const bytes = new Uint8Array(voxOffset + count * info.bytes);
+  const view = new DataView(bytes.buffer);
+  const le = true;
+  const space = image.space ?? defaultSpace();
+
+  view.setInt32(0, NIFTI1_HEADER_BYTES, le); // sizeof_hdr
+  bytes[38] = 'r'.charCodeAt(0); // "regular", expected by old Analyze readers
+  view.setInt16(40, dims.length, le);
+  for (let i = 1; i <= 7; i++) view.setInt16(40 + 2 * i, dims[i - 1] ?? 1, le);
+  view.setInt16(70, info.code, le);
+  view.setInt16(72, info.bytes * 8, le);
+  for (let i = 0; i < 8; i++) view.setFloat32(76 + 4 * i, space.pixdim[i] ?? (i === 0 ? 1 : 0), le);
+  view.setFloat32(108, voxOffset, le);
+  view.setFloat32(112, image.sclSlope ?? 0, le);
+  view.setFloat32(116, image.sclSlope === undefined ? 0 : image.sclInter ?? 0, le);
+  bytes[123] = space.xyztUnits & 0xff;
+  writeAscii(bytes, 148, 80, image.description ?? '');
+  view.setInt16(252, space.qformCode, le);
+  view.setInt16(254, space.sformCode, le);
+  space.quatern.forEach((q, i) => view.setFloat32(256 + 4 * i, q, le));
+  space.qoffset.forEach((q, i) => view.setFloat32(268 + 4 * i, q, le));
+  space.srow.forEach((row, r) => row.forEach((v, c) => view.setFloat32(280 + (r * 4 + c) * 4, v, le)));
+  writeAscii(bytes, 344, 4, 'n+1');
+
+  const set = dataViewSetter(view, info.name);
+  for (let i = 0; i < count; i++) {
+    const v = image.data[i];
+    if (info.range && !(Number.isInteger(v) && v >= info.range[0] && v <= info.range[1])) {
+      throw new RangeError(`encodeNifti: value ${v} at index ${i} is not a ${info.name}`);
+    }
+    set(voxOffset + i * info.bytes, v);
+  }
+  return bytes;
+}
+
+function writeAscii(bytes: Uint8Array, at: number, size: number, text: string): void {
+  // Leaves at least one NUL at the end of the field.
+  for (let i = 0; i < Math.min(text.length, size - 1); i++) bytes[at + i] = text.charCodeAt(i) & 0x7f;
+}
+
+function dataViewSetter(view: DataView, name: NiftiDatatype): (at: number, v: number) => void {
+  switch (name) {
+    case 'uint8': return (at, v) => view.setUint8(at, v);
+    case 'int8': return (at, v) => view.setInt8(at, v);
+    case 'int16': return (at, v) => view.setInt16(at, v, true);
+    case 'uint16': return (at, v) => view.setUint16(at, v, true);
+    case 'int32': return (at, v) => view.setInt32(at, v, true);
+    case 'uint32': return (at, v) => view.setUint32(at, v, true);
+    case 'float32': return (at, v) => view.setFloat32(at, v, true);
+    case 'float64': return (at, v) => view.setFloat64(at, v, true);
+  }
+}

@@ -1,0 +1,286 @@
+// The trainer: the paper's recipe (Adam, focal Tversky or soft Dice, lr halved on plateau, early
+// stopping) on a seeded split of the slices, with a run folder that survives kills. Node-only.
+
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Adam, EarlyStopping, ReduceLROnPlateau, decodeSafetensors, diceLoss, focalTverskyLoss, loadCheckpoint, manualSeed, saveCheckpoint, writeFileAtomic } from '@aunet/nn';
+import { Rng, backward, runtime, scope, sigmoid, tensor } from '@aunet/tensor';
+import { CONFIG_KEY, EPOCH_KEY, STATE_KEY, CheckpointError, configFromMetadata, loadRunCheckpoint } from './checkpoint';
+import { validateTrainConfig, type TrainConfig } from './config';
+import { augmentPair } from './data/transforms';
+import { resizeDataset } from './data/dataset';
+import { loadDataset } from './data/files';
+import { splitSlices } from './data/split';
+import { pooledLoss, scoreSlices, evaluateSlices, type EvaluationReport } from './evaluate';
+import type { Scores } from './metrics';
+import { AUNet } from './model';
+import { largestTensorBytes, predictProbabilities } from './predict';
+
+export const LAST = 'last.safetensors';
+export const BEST = 'best.safetensors';
+export const LOG = 'metrics.jsonl';
+export const CONFIG_FILE = 'config.json';
+export const EVALUATION_FILE = 'evaluation.json';
+
+/** One line of metrics.jsonl. */
+export interface EpochRecord {
+  epoch: number;
+  trainLoss: number;
+  valLoss: number;
+  val: Scores;
+  test: Scores;
+  lr: number;
+  seconds: number;
+  slicesPerSecond: number;
+  best: boolean;
+}
+
+/** Progress of the epoch in progress, for a progress bar. */
+export interface StepProgress {
+  epoch: number;
+  epochs: number;
+  slicesDone: number;
+  slicesTotal: number;
+  loss: number;
+  slicesPerSecond: number;
+}
+
+export interface TrainOptions {
+  /** The run folder. With `resume`, the folder of the run to continue. */
+  out: string;
+  /** Continue the run in `out` from its last checkpoint. */
+  resume?: boolean;
+  /** Messages for the user (default: console.log). */
+  log?: (message: string) => void;
+  onStep?: (p: StepProgress) => void;
+  onEpochStart?: (epoch: number, epochs: number, slices: number) => void;
+  onEpoch?: (r: EpochRecord) => void;
+}
+
+export interface TrainResult {
+  out: string;
+  epochs: number;
+  bestEpoch: number;
+  stoppedEarly: boolean;
+  /** Test scores of the best checkpoint at the model's and the original resolution. */
+  evaluation: EvaluationReport | null;
+}
+
+/** The loss became NaN or infinite: the run stops, its last checkpoint is the last good state. */
+export class DivergedError extends Error {
+  override name = 'DivergedError';
+}
+
+/** The random generator of an epoch: a function of the seed and the epoch alone, so a resumed run draws what the uninterrupted one would. */
+function epochRng(seed: number, epoch: number): Rng {
+  return new Rng((Math.imul(seed, 0x9e3779b1) ^ Math.imul(epoch, 0x85ebca6b)) >>> 0);
+}
+
+interface SchedulerState {
+  plateau: { best: number | null; numBadEpochs: number; cooldownCounter: number };
+  early: { best: number | null; bestEpoch: number; epoch: number; wait: number };
+}
+
+function schedulerState(plateau: ReduceLROnPlateau, early: EarlyStopping): SchedulerState {
+  const finite = (v: number) => (Number.isFinite(v) ? v : null);
+  return {
+    plateau: { best: finite(plateau.best), numBadEpochs: plateau.numBadEpochs, cooldownCounter: plateau.cooldownCounter },
+    early: { best: finite(early.best), bestEpoch: early.bestEpoch, epoch: early.epoch, wait: early.wait },
+  };
+}
+
+function restoreSchedulers(s: SchedulerState, plateau: ReduceLROnPlateau, early: EarlyStopping): void {
+  plateau.best = s.plateau.best ?? -Infinity;
+  plateau.numBadEpochs = s.plateau.numBadEpochs;
+  plateau.cooldownCounter = s.plateau.cooldownCounter;
+  early.best = s.early.best ?? -Infinity;
+  early.bestEpoch = s.early.bestEpoch;
+  early.epoch = s.early.epoch;
+  early.wait = s.early.wait;
+}
+
+/** The config of the run in `dir`, from its last checkpoint. */
+export async function runConfig(dir: string): Promise<TrainConfig> {
+  const file = join(dir, LAST);
+  if (!existsSync(file)) throw new CheckpointError(`${dir} holds no ${LAST}: nothing to resume (is it a run folder of this trainer?)`);
+  return configFromMetadata(decodeSafetensors(new Uint8Array(await readFile(file)), file).metadata, file);
+}
+
+/**
+ * Train `config` into the run folder `o.out`: config.json, metrics.jsonl (one line per epoch),
+ * last.safetensors (every epoch, with the optimiser and scheduler state), best.safetensors (best
+ * validation Dice) and, at the end, evaluation.json (the best checkpoint on the test slices).
+ * Validation Dice (pooled, threshold 0.5) drives the learning-rate schedule, early stopping and
+ * the best checkpoint; the test slices are scored every epoch for the log but steer nothing.
+ */
+export async function train(config: TrainConfig, o: TrainOptions): Promise<TrainResult> {
+  validateTrainConfig(config);
+  const log = o.log ?? console.log;
+  const out = resolve(o.out);
+  const rt = runtime();
+  const limit = rt.adapter.limits.maxStorageBufferBindingSize;
+  const largest = largestTensorBytes(config.model, config.batch);
+  if (largest > limit) {
+    throw new Error(
+      `batch ${config.batch} at ${config.model.inputSize}x${config.model.inputSize} needs a ${(largest / 2 ** 20).toFixed(0)} MiB tensor, ` +
+        `more than this adapter binds at once (${(limit / 2 ** 20).toFixed(0)} MiB): use --batch ${Math.max(1, Math.floor(config.batch * (limit / largest)))} or a smaller --size`,
+    );
+  }
+
+  const ds = await loadDataset(config.data);
+  const size = config.model.inputSize;
+  const resized = resizeDataset(ds, size);
+  const split = splitSlices(ds.count, { seed: config.seed, testFraction: config.testFraction, valFraction: config.valFraction, fold: config.fold ?? undefined });
+  if (split.train.length === 0 || split.val.length === 0) {
+    throw new Error(`${ds.count} slices leave ${split.train.length} for training and ${split.val.length} for validation: both need at least one (lower --val or use more data)`);
+  }
+
+  manualSeed(config.seed);
+  const model = new AUNet(config.model);
+  const opt = new Adam(model, { lr: config.lr });
+  const plateau = new ReduceLROnPlateau(opt, { mode: 'max', factor: config.lrFactor, patience: config.lrPatience });
+  const early = new EarlyStopping({ mode: 'max', patience: config.earlyStopping });
+  let firstEpoch = 1;
+
+  try {
+    if (o.resume) {
+      const file = join(out, LAST);
+      const metadata = await loadCheckpoint(file, model, { optimizer: opt }).catch((e: Error) => {
+        throw new CheckpointError(`${e.message}\n(${file} cannot be resumed: start a new run with another --out)`);
+      });
+      const epoch = Number(metadata[EPOCH_KEY]);
+      restoreSchedulers(JSON.parse(metadata[STATE_KEY]) as SchedulerState, plateau, early);
+      firstEpoch = epoch + 1;
+      await truncateLog(join(out, LOG), epoch);
+      log(`resuming ${out} after epoch ${epoch} (best validation Dice ${(100 * early.best).toFixed(1)} at epoch ${early.bestEpoch + 1})`);
+    } else {
+      if (existsSync(join(out, LAST))) {
+        throw new Error(`${out} already holds a run (${LAST}): continue it with --resume ${o.out}, or choose another --out`);
+      }
+      await mkdir(out, { recursive: true });
+      await writeFileAtomic(join(out, CONFIG_FILE), new TextEncoder().encode(JSON.stringify({ ...config, split }, null, 2) + '\n'));
+    }
+  } catch (e) {
+    model.dispose();
+    opt.dispose();
+    throw e;
+  }
+
+  log(
+    `data: ${ds.count} slices ${ds.height}x${ds.width} (${ds.intensity}) from ${config.data}; ` +
+      `${split.train.length} train / ${split.val.length} validation / ${split.test.length} test${config.fold ? ` (fold ${config.fold.k}/${config.fold.K})` : ''}`,
+  );
+  log(`model: ${config.model.model} ${config.model.filters.join('-')}, ${(model.numParameters() / 1e6).toFixed(2)} M parameters, ${size}x${size}, batch ${config.batch}, loss ${config.loss}, lr ${opt.lr}`);
+
+  const lossOf = config.loss === 'ftl'
+    ? (p: Parameters<typeof focalTverskyLoss>[0], g: Parameters<typeof focalTverskyLoss>[1]) => focalTverskyLoss(p, g, { alpha: config.alpha, beta: config.beta, gamma: config.gamma })
+    : (p: Parameters<typeof diceLoss>[0], g: Parameters<typeof diceLoss>[1]) => diceLoss(p, g);
+  const plane = size * size;
+  let stoppedEarly = false;
+  let lastEpoch = firstEpoch - 1;
+
+  try {
+    for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
+      const t0 = performance.now();
+      const rng = epochRng(config.seed, epoch);
+      const order = rng.shuffle([...split.train]);
+      o.onEpochStart?.(epoch, config.epochs, order.length);
+      model.train();
+      let lossSum = 0;
+      for (let b = 0; b < order.length; b += config.batch) {
+        const idx = order.slice(b, b + config.batch);
+        const xs = new Float32Array(idx.length * plane);
+        const ys = new Float32Array(idx.length * plane);
+        idx.forEach((i, j) => {
+          const pair = config.augment ? augmentPair(resized.images[i], resized.masks[i], size, rng) : { image: resized.images[i], mask: resized.masks[i] };
+          xs.set(pair.image, j * plane);
+          ys.set(pair.mask, j * plane);
+        });
+        const loss = await scope(async () => {
+          const x = tensor(xs, [idx.length, 1, size, size]);
+          const y = tensor(ys, [idx.length, 1, size, size]);
+          const l = lossOf(sigmoid(model.forward(x)), y);
+          backward(l);
+          opt.step();
+          opt.zeroGrad();
+          return l.item();
+        });
+        if (!Number.isFinite(loss)) {
+          throw new DivergedError(
+            `the loss became ${loss} at epoch ${epoch}, batch ${b / config.batch + 1}: training stopped. ` +
+              `${epoch > 1 ? `${join(out, LAST)} still holds epoch ${epoch - 1}` : 'no checkpoint was written'}; try a lower --lr`,
+          );
+        }
+        lossSum += loss * idx.length;
+        const done = b + idx.length;
+        o.onStep?.({ epoch, epochs: config.epochs, slicesDone: done, slicesTotal: order.length, loss: lossSum / done, slicesPerSecond: done / ((performance.now() - t0) / 1000) });
+      }
+      const trainSeconds = (performance.now() - t0) / 1000;
+
+      model.eval();
+      const valProbs = await predictProbabilities(model, split.val.map((i) => resized.images[i]), config.batch);
+      const testProbs = await predictProbabilities(model, split.test.map((i) => resized.images[i]), config.batch);
+      const val = scoreSlices(valProbs, ds, resized.masks, split.val).model.pooled;
+      const test = split.test.length ? scoreSlices(testProbs, ds, resized.masks, split.test).model.pooled : { dice: NaN, sensitivity: NaN, specificity: NaN };
+      const valLoss = pooledLoss(valProbs, split.val.map((i) => resized.masks[i]), config.loss, config.alpha, config.beta, config.gamma);
+      const lr = opt.lr;
+      plateau.step(val.dice);
+      const stop = await early.step(val.dice);
+      const isBest = early.bestEpoch === early.epoch;
+      const record: EpochRecord = {
+        epoch,
+        trainLoss: lossSum / order.length,
+        valLoss,
+        val,
+        test,
+        lr,
+        seconds: (performance.now() - t0) / 1000,
+        slicesPerSecond: order.length / trainSeconds,
+        best: isBest,
+      };
+      // The log line first, then the checkpoints: a kill in between leaves a line that the
+      // resumed run drops (truncateLog) and writes again.
+      await appendFile(join(out, LOG), JSON.stringify(record) + '\n');
+      const metadata = { [CONFIG_KEY]: JSON.stringify(config), [EPOCH_KEY]: String(epoch), [STATE_KEY]: JSON.stringify(schedulerState(plateau, early)) };
+      if (isBest) await saveCheckpoint(join(out, BEST), model, { metadata: { ...metadata, 'aunet.val': JSON.stringify(val) } });
+      await saveCheckpoint(join(out, LAST), model, { optimizer: opt, metadata });
+      lastEpoch = epoch;
+      o.onEpoch?.(record);
+      if (stop) {
+        stoppedEarly = true;
+        log(`early stopping: no validation improvement for ${config.earlyStopping} epochs`);
+        break;
+      }
+    }
+  } finally {
+    model.dispose();
+    opt.dispose();
+  }
+
+  let evaluation: EvaluationReport | null = null;
+  if (existsSync(join(out, BEST))) {
+    const best = await loadRunCheckpoint(join(out, BEST));
+    try {
+      evaluation = await evaluateSlices(best.model, ds, resized, split.test, { batch: config.batch });
+      await writeFileAtomic(join(out, EVALUATION_FILE), new TextEncoder().encode(JSON.stringify({ checkpoint: join(out, BEST), epoch: best.epoch, ...evaluation }, null, 2) + '\n'));
+    } finally {
+      best.model.dispose();
+    }
+  }
+  return { out, epochs: lastEpoch, bestEpoch: early.bestEpoch + 1, stoppedEarly, evaluation };
+}
+
+/** Keep only the lines of metrics.jsonl up to `epoch` (a kill can leave one more). */
+async function truncateLog(file: string, epoch: number): Promise<void> {
+  if (!existsSync(file)) return;
+  const lines = (await readFile(file, 'utf8')).split('\n').filter((line) => {
+    if (!line.trim()) return false;
+    try {
+      return (JSON.parse(line) as EpochRecord).epoch <= epoch;
+    } catch {
+      return false; // a line cut by the kill
+    }
+  });
+  await writeFileAtomic(file, new TextEncoder().encode(lines.map((l) => l + '\n').join('')));
+}
