@@ -26,7 +26,10 @@ export const PAPER_FILTERS = [32, 64, 128, 256, 512];
 
 /** The paper's network at the given input size. */
 export function defaultModelConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
-  return { model: 'aunet', inChannels: 1, filters: [...PAPER_FILTERS], dilations: [2, 4], reduction: 2, deepSupervision: 3, inputSize: 128, ...overrides };
+  const filters = overrides.filters ?? [...PAPER_FILTERS];
+  // Three supervised decoder levels, or as many as fewer levels have.
+  const deepSupervision = Math.max(1, Math.min(3, filters.length - 1));
+  return { model: 'aunet', inChannels: 1, filters, dilations: [2, 4], reduction: 2, deepSupervision, inputSize: 128, ...overrides };
 }
 
 /** Throws an Error naming every field of `c` that cannot build a network. */

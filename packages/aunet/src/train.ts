@@ -224,6 +224,12 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
       const val = scoreSlices(valProbs, ds, resized.masks, split.val).model.pooled;
       const test = split.test.length ? scoreSlices(testProbs, ds, resized.masks, split.test).model.pooled : { dice: NaN, sensitivity: NaN, specificity: NaN };
       const valLoss = pooledLoss(valProbs, split.val.map((i) => resized.masks[i]), config.loss, config.alpha, config.beta, config.gamma);
+      if (!Number.isFinite(valLoss)) {
+        throw new DivergedError(
+          `the network's validation predictions are not finite after epoch ${epoch}: training stopped. ` +
+            `${epoch > 1 ? `${join(out, LAST)} still holds epoch ${epoch - 1}` : 'no checkpoint was written'}; try a lower --lr`,
+        );
+      }
       const lr = opt.lr;
       plateau.step(val.dice);
       const stop = await early.step(val.dice);

@@ -545,7 +545,7 @@ errors('resolveDataDir: flag, then AUNET_DATA, then the shipped folder', () => {
 
 errors('a missing folder or missing files', async () => {
   const missing = join(tmp, 'no-such-folder');
-  throwsDataError(() => findDataFiles(missing), missing, '--data', 'AUNET_DATA', 'pnpm --filter aunet download');
+  throwsDataError(() => findDataFiles(missing), missing, '--data', 'AUNET_DATA', 'SOURCE.md');
   await rejectsDataError(loadDataset(missing), missing);
   const empty = tmpPath('empty');
   mkdirSync(empty);

@@ -165,6 +165,17 @@ test('focalTverskyLoss: a perfect prediction gives 0 and a finite gradient', asy
   T.dispose(g, p, loss, p.grad);
 });
 
+test('dice, Tversky and focal Tversky losses pass NaN predictions on (a diverged network is not a perfect one)', async () => {
+  const g = T.tensor([1, 0, 1, 0, 0, 1, 1], [7], {});
+  const p = T.tensor([NaN, NaN, NaN, NaN, NaN, NaN, NaN], [7], {});
+  for (const [name, loss] of [['dice', T.diceLoss(p, g)], ['tversky', T.tverskyLoss(p, g)], ['focalTversky', T.focalTverskyLoss(p, g)]] as const) {
+    const value = await loss.item();
+    if (!Number.isNaN(value)) throw new Error(`${name} of NaN predictions: ${value}, expected NaN`);
+    loss.dispose();
+  }
+  T.dispose(g, p);
+});
+
 test('bceWithLogits: stable for large logits, gradients in logits and targets', async () => {
   const rng = testRng('bce');
   for (const shape of [[7], [2, 1, 17, 23], [1, 3, 9, 13]]) {

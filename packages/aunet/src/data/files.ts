@@ -16,8 +16,8 @@ export const IMAGE_FILE_NAMES = ['tr_im.nii.gz', 'tr_im.nii', 'tr_im_lungwindow.
 export const MASK_FILE_NAMES = ['tr_mask.nii.gz', 'tr_mask.nii'];
 
 const HOW_TO_POINT =
-  'Pass --data DIR or set AUNET_DATA to a folder holding the MedSeg COVID-19 files, or run ' +
-  '`pnpm --filter aunet download` to fetch them.';
+  'Pass --data DIR or set AUNET_DATA to a folder holding the MedSeg COVID-19 files (the official ' +
+  'ones are listed in this package\'s data/medseg-covid/SOURCE.md), or leave both unset to use that shipped copy.';
 
 /** The data folder, absolute: the --data flag, else $AUNET_DATA, else {@link DEFAULT_DATA_DIR}. */
 export function resolveDataDir(flag?: string): string {

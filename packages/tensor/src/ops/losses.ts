@@ -131,6 +131,9 @@ fn loss(grad: ptr<function, array<f32, 5>>) -> f32 {
     scale = -e * pow(max(u, 1e-6), e - 1.0);
   }
   for (var k = 0u; k < 5u; k++) { (*grad)[k] = scale * d[k]; }
+  // max() and the clamps above turn a NaN index into 0 (a perfect loss): pass NaN on, so that a
+  // diverged network is seen. Tested on the bits, which no fast-math assumption can fold away.
+  if ((bitcast<u32>(ti) & 0x7fffffffu) > 0x7f800000u) { return ti; }
   return value;
 }`;
 

@@ -1,0 +1,51 @@
+// `pnpm --filter aunet evaluate --checkpoint FILE`: the checkpoint's model on its test slices.
+
+import { dirname, join, resolve } from 'node:path';
+import { writeFileAtomic } from '@aunet/nn';
+import cliProgress from 'cli-progress';
+import { loadRunCheckpoint } from '../checkpoint';
+import { resizeDataset } from '../data/dataset';
+import { loadDataset, resolveDataDir } from '../data/files';
+import { splitSlices } from '../data/split';
+import { evaluateSlices } from '../evaluate';
+import { paperRow } from '../metrics';
+import { fail, parseFlags, resultsTable, startRuntime } from './common';
+
+const usage = `
+Evaluate a trained checkpoint on the test slices of its own split (the seed, fraction and fold
+stored in the checkpoint): Dice, sensitivity and specificity, pooled over all pixels and as the
+mean per slice, at the model's resolution and at the original one, beside the paper's Table 1.
+
+Usage: pnpm --filter aunet evaluate --checkpoint FILE [options]
+
+  --checkpoint FILE   best.safetensors or last.safetensors of a run (required)
+  --data DIR          the data folder (default: the one the run was trained on)
+  --json FILE         where to write the report (default: evaluation-<checkpoint name>.json beside it)
+  -h, --help          this help
+`;
+
+const flags = parseFlags(usage, { checkpoint: { type: 'string' }, data: { type: 'string' }, json: { type: 'string' } });
+
+try {
+  if (!flags.checkpoint) throw new Error('--checkpoint FILE is required (see --help)');
+  const rt = await startRuntime();
+  console.log(`adapter: ${rt.describe()}`);
+  const file = resolve(flags.checkpoint);
+  const { config, model, epoch } = await loadRunCheckpoint(file);
+  const data = flags.data ? resolveDataDir(flags.data) : config.data;
+  const ds = await loadDataset(data);
+  const split = splitSlices(ds.count, { seed: config.seed, testFraction: config.testFraction, valFraction: config.valFraction, fold: config.fold ?? undefined });
+  console.log(`${file}: ${config.model.model}, ${config.model.inputSize}x${config.model.inputSize}, epoch ${epoch}; ${split.test.length} test slices of ${data}`);
+  const bar = new cliProgress.SingleBar({ format: 'evaluating [{bar}] {value}/{total} slices | {eta_formatted} left', noTTYOutput: true, notTTYSchedule: 15000 }, cliProgress.Presets.shades_classic);
+  bar.start(split.test.length, 0);
+  const report = await evaluateSlices(model, ds, resizeDataset(ds, config.model.inputSize), split.test, { batch: config.batch, onProgress: (n) => bar.update(n) });
+  bar.stop();
+  model.dispose();
+  const out = resolve(flags.json ?? join(dirname(file), `evaluation-${file.split('/').pop()!.replace(/\.safetensors$/, '')}.json`));
+  await writeFileAtomic(out, new TextEncoder().encode(JSON.stringify({ checkpoint: file, epoch, data, paper: paperRow(config.model.model, config.loss), ...report }, null, 2) + '\n'));
+  console.log(resultsTable(report, paperRow(config.model.model, config.loss)));
+  console.log(`report: ${out}`);
+  process.exit(0);
+} catch (e) {
+  fail(e);
+}

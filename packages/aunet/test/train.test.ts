@@ -1,0 +1,179 @@
+// The trainer and the commands, on the shipped data at a tiny size (32x32, filters 4-8-16):
+// real training lowers the loss, a run killed with SIGKILL mid-epoch resumes and ends as the
+// uninterrupted run does, divergence stops cleanly, and bad inputs give one clear message.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setupGPU } from '@aunet/tensor/testing';
+import { Conv2d, manualSeed, saveCheckpoint } from '@aunet/nn';
+import { defaultTrainConfig, type TrainConfig } from '../src/config';
+import { CheckpointError, CONFIG_KEY, loadRunCheckpoint } from '../src/checkpoint';
+import { DEFAULT_DATA_DIR } from '../src/data/files';
+import { AUNet } from '../src/model';
+import { BEST, DivergedError, EVALUATION_FILE, LAST, LOG, train, type EpochRecord } from '../src/train';
+
+const pkg = fileURLToPath(new URL('..', import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'aunet-train-'));
+const quiet = () => {};
+const tiny = (over: Partial<Omit<TrainConfig, 'model'>> = {}): TrainConfig =>
+  defaultTrainConfig('cpu', DEFAULT_DATA_DIR, { epochs: 3, lr: 1e-3, seed: 5, ...over, model: { inputSize: 32, filters: [4, 8, 16] } });
+const records = (dir: string): EpochRecord[] =>
+  readFileSync(join(dir, LOG), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as EpochRecord);
+
+/** Run a command of this package in a child process. */
+function cli(command: 'train' | 'evaluate', args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src', 'cli', `${command}.ts`), ...args], { cwd: pkg, encoding: 'utf8', timeout: 600_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr.split('\n').filter((l) => l.trim() && !/artificially reduced/.test(l)) };
+}
+
+const t = suite('train');
+t.before(setupGPU);
+
+const straight = join(tmp, 'straight');
+
+t('a short real training on the shipped data lowers the loss and writes the run folder', async () => {
+  const result = await train(tiny(), { out: straight, log: quiet });
+  const r = records(straight);
+  console.log(`  train loss by epoch: ${r.map((e) => e.trainLoss.toFixed(4)).join(', ')}; validation Dice ${r.map((e) => (100 * e.val.dice).toFixed(1)).join(', ')}`);
+  assert.equal(r.map((e) => e.epoch), [1, 2, 3]);
+  assert.ok(r[2].trainLoss < r[0].trainLoss, 'the loss fell');
+  for (const f of [LAST, BEST, EVALUATION_FILE, 'config.json']) assert.ok(existsSync(join(straight, f)), f);
+  assert.is(result.epochs, 3);
+  const ev = result.evaluation!;
+  assert.is(ev.slices.length, 20);
+  assert.is(ev.model.resolution, '32x32');
+  assert.is(ev.original.resolution, '512x512');
+  for (const s of [ev.model.pooled, ev.original.pooled]) {
+    for (const v of [s.dice, s.sensitivity, s.specificity]) assert.ok(v >= 0 && v <= 1, `scores in [0, 1]: ${JSON.stringify(s)}`);
+  }
+  // The checkpoint alone rebuilds the model.
+  const loaded = await loadRunCheckpoint(join(straight, BEST));
+  assert.equal(loaded.config.model.filters, [4, 8, 16]);
+  assert.is(loaded.epoch, result.bestEpoch);
+  loaded.model.dispose();
+});
+
+t('a run killed with SIGKILL mid-epoch resumes from its checkpoint and ends as the uninterrupted run', async () => {
+  const dir = join(tmp, 'killed');
+  const args = ['--size', '32', '--filters', '4,8,16', '--epochs', '3', '--lr', '1e-3', '--seed', '5', '--out', dir];
+  const child = spawn(process.execPath, ['--import', 'tsx', join(pkg, 'src', 'cli', 'train.ts'), ...args], { cwd: pkg, stdio: 'ignore' });
+  // Kill it during epoch 2: after the first epoch's line, once epoch 2 has run a moment.
+  await new Promise<void>((resolve, reject) => {
+    const poll = setInterval(() => {
+      if (existsSync(join(dir, LOG)) && existsSync(join(dir, LAST))) {
+        clearInterval(poll);
+        setTimeout(() => {
+          child.kill('SIGKILL');
+          resolve();
+        }, 700);
+      }
+    }, 50);
+    child.on('exit', (code) => {
+      clearInterval(poll);
+      reject(new Error(`the run ended (code ${code}) before it could be killed`));
+    });
+  });
+  await new Promise((r) => child.once('exit', r));
+  assert.equal(records(dir).map((e) => e.epoch), [1], 'killed during epoch 2');
+  const resumed = cli('train', ['--resume', dir]);
+  assert.is(resumed.code, 0, resumed.err.join('\n'));
+  assert.match(resumed.out, /resuming .* after epoch 1/);
+  const a = records(straight);
+  const b = records(dir);
+  assert.equal(b.map((e) => e.epoch), [1, 2, 3]);
+  for (let i = 0; i < 3; i++) {
+    const rel = Math.abs(a[i].trainLoss - b[i].trainLoss) / a[i].trainLoss;
+    assert.ok(rel < 1e-4, `epoch ${i + 1}: loss ${b[i].trainLoss} after the kill, ${a[i].trainLoss} without`);
+    assert.ok(Math.abs(a[i].val.dice - b[i].val.dice) < 1e-3, `epoch ${i + 1}: validation Dice`);
+  }
+  assert.ok(existsSync(join(dir, EVALUATION_FILE)));
+});
+
+t('a diverging run stops with a message and writes no checkpoint', async () => {
+  const dir = join(tmp, 'diverged');
+  try {
+    // Instance norms absorb any finite weight scale, so only an overflow to infinity makes NaN.
+    await train(tiny({ lr: 3e38, epochs: 1 }), { out: dir, log: quiet });
+    assert.unreachable('should diverge');
+  } catch (e) {
+    assert.instance(e, DivergedError, String(e));
+    assert.match((e as Error).message, /the loss became (NaN|-?Infinity) at epoch 1, batch \d+: training stopped\. no checkpoint was written/);
+  }
+  assert.not.ok(existsSync(join(dir, LAST)));
+});
+
+t('a folder that holds a run is not overwritten', async () => {
+  const before = readFileSync(join(straight, LAST));
+  try {
+    await train(tiny(), { out: straight, log: quiet });
+    assert.unreachable('should refuse');
+  } catch (e) {
+    assert.match((e as Error).message, /already holds a run \(last\.safetensors\): continue it with --resume/);
+  }
+  assert.ok(readFileSync(join(straight, LAST)).equals(before));
+});
+
+t('unusable checkpoints: missing, not an aunet checkpoint, another model, truncated', async () => {
+  const expectError = async (file: string, pattern: RegExp) => {
+    try {
+      await loadRunCheckpoint(file);
+      assert.unreachable(`${file} should be refused`);
+    } catch (e) {
+      assert.instance(e, CheckpointError);
+      assert.match((e as Error).message, pattern);
+      assert.ok((e as Error).message.includes(file), 'names the file');
+    }
+  };
+  await expectError(join(tmp, 'nothing.safetensors'), /no such checkpoint file/);
+  const plain = join(tmp, 'plain.safetensors');
+  const conv = new Conv2d(1, 2, 3);
+  await saveCheckpoint(plain, conv);
+  conv.dispose();
+  await expectError(plain, /is not an aunet checkpoint: its metadata has no "aunet.config"/);
+  // Weights of a 2-level model under the config of a 3-level one.
+  manualSeed(1);
+  const other = new AUNet({ ...tiny().model, filters: [4, 8], inputSize: 32, deepSupervision: 1 });
+  const mismatched = join(tmp, 'other.safetensors');
+  await saveCheckpoint(mismatched, other, { metadata: { [CONFIG_KEY]: JSON.stringify(tiny()) } });
+  other.dispose();
+  await expectError(mismatched, /does not match the module .*\n[\s\S]*missing "encoder\.2\.block\.conv\.weight"/);
+  const cut = join(tmp, 'cut.safetensors');
+  const bytes = readFileSync(join(straight, BEST));
+  writeFileSync(cut, bytes.subarray(0, bytes.length >> 1));
+  await expectError(cut, /damaged or not a checkpoint/);
+});
+
+t('commands: --help, bad flags, a missing data folder, evaluate', () => {
+  for (const command of ['train', 'evaluate'] as const) {
+    const help = cli(command, ['--help']);
+    assert.is(help.code, 0);
+    assert.match(help.out, /Usage: pnpm --filter aunet/);
+  }
+  const bad = cli('train', ['--bogus']);
+  assert.is(bad.code, 2);
+  assert.match(bad.err.join('\n'), /^error: .*bogus/);
+  const missing = cli('train', ['--data', join(tmp, 'no-such-folder'), '--out', join(tmp, 'never')]);
+  assert.is(missing.code, 1);
+  assert.is(missing.err.length, 1, missing.err.join('\n'));
+  assert.match(missing.err[0], /no-such-folder/);
+  assert.not.ok(existsSync(join(tmp, 'never', LAST)));
+  const resumeChanged = cli('train', ['--resume', straight, '--lr', '1']);
+  assert.is(resumeChanged.code, 1);
+  assert.match(resumeChanged.err.join('\n'), /only --epochs and --data may be given with it, not --lr/);
+  const json = join(tmp, 'eval.json');
+  const ev = cli('evaluate', ['--checkpoint', join(straight, BEST), '--json', json]);
+  assert.is(ev.code, 0, ev.err.join('\n'));
+  assert.match(ev.out, /paper, AU-Net \+ FTL\s+69\.1\s+81\.1\s+97\.2/);
+  const report = JSON.parse(readFileSync(json, 'utf8'));
+  assert.is(report.slices.length, 20);
+  assert.equal(Object.keys(report.original.pooled).sort(), ['dice', 'sensitivity', 'specificity']);
+  // The same checkpoint, the same test slices: the same figures as the trainer's own evaluation.
+  const own = JSON.parse(readFileSync(join(straight, EVALUATION_FILE), 'utf8'));
+  assert.equal(report.original.pooled, own.original.pooled);
+});
+
+t.run();
