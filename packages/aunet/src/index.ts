@@ -3,6 +3,7 @@
 export { AUNet, ConvBlock, EncoderLevel, DecoderLevel, defaultModelConfig, validateModelConfig, modelFromConfig, PAPER_FILTERS, type ModelConfig } from './model';
 export { defaultTrainConfig, validateTrainConfig, parseFilters, PRESETS, type TrainConfig, type LossName, type PresetName } from './config';
 export { confusion, scores, SegmentationMetrics, PAPER_TABLE1, paperRow, type Confusion, type Scores } from './metrics';
-export { predictProbabilities, batchThatFits, largestTensorBytes } from './predict';
+export { predictProbabilities, batchThatFits } from './predict';
+export { batchLossAndGradients, lossFromSums, type LossSpec } from './step';
 export { evaluateSlices, scoreSlices, pooledLoss, type EvaluationReport, type ResolutionReport } from './evaluate';
 export * from './data/index';

@@ -12,11 +12,6 @@ export function batchThatFits(config: ModelConfig, wanted: number, maxBindingByt
   return Math.max(1, Math.min(wanted, Math.floor(maxBindingBytes / perSample)));
 }
 
-/** Bytes of the largest tensor a batch of `batch` makes. */
-export function largestTensorBytes(config: ModelConfig, batch: number): number {
-  return batch * 2 * config.filters[0] * config.inputSize * config.inputSize * 4;
-}
-
 /**
  * Lesion probabilities for each image (each inputSize x inputSize, values 0..1), run `batch` at a
  * time without autodiff. `onBatch` reports progress (slices done).

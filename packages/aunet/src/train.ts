@@ -4,8 +4,8 @@
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Adam, EarlyStopping, ReduceLROnPlateau, decodeSafetensors, diceLoss, focalTverskyLoss, loadCheckpoint, manualSeed, saveCheckpoint, writeFileAtomic } from '@aunet/nn';
-import { Rng, backward, runtime, scope, sigmoid, tensor } from '@aunet/tensor';
+import { Adam, EarlyStopping, ReduceLROnPlateau, decodeSafetensors, loadCheckpoint, manualSeed, saveCheckpoint, writeFileAtomic } from '@aunet/nn';
+import { Rng } from '@aunet/tensor';
 import { CONFIG_KEY, EPOCH_KEY, STATE_KEY, CheckpointError, configFromMetadata, loadRunCheckpoint } from './checkpoint';
 import { validateTrainConfig, type TrainConfig } from './config';
 import { augmentPair } from './data/transforms';
@@ -15,7 +15,8 @@ import { splitSlices } from './data/split';
 import { pooledLoss, scoreSlices, evaluateSlices, type EvaluationReport } from './evaluate';
 import type { Scores } from './metrics';
 import { AUNet } from './model';
-import { largestTensorBytes, predictProbabilities } from './predict';
+import { batchThatFits, predictProbabilities } from './predict';
+import { batchLossAndGradients } from './step';
 
 export const LAST = 'last.safetensors';
 export const BEST = 'best.safetensors';
@@ -118,16 +119,9 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   validateTrainConfig(config);
   const log = o.log ?? console.log;
   const out = resolve(o.out);
-  const rt = runtime();
-  const limit = rt.adapter.limits.maxStorageBufferBindingSize;
-  const largest = largestTensorBytes(config.model, config.batch);
-  if (largest > limit) {
-    throw new Error(
-      `batch ${config.batch} at ${config.model.inputSize}x${config.model.inputSize} needs a ${(largest / 2 ** 20).toFixed(0)} MiB tensor, ` +
-        `more than this adapter binds at once (${(limit / 2 ** 20).toFixed(0)} MiB): use --batch ${Math.max(1, Math.floor(config.batch * (limit / largest)))} or a smaller --size`,
-    );
-  }
-
+  // Slices per forward pass: the whole batch where its activations fit one storage binding,
+  // else exact chunks (see batchLossAndGradients).
+  const chunk = batchThatFits(config.model, config.batch);
   const ds = await loadDataset(config.data);
   const size = config.model.inputSize;
   const resized = resizeDataset(ds, size);
@@ -171,11 +165,11 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
     `data: ${ds.count} slices ${ds.height}x${ds.width} (${ds.intensity}) from ${config.data}; ` +
       `${split.train.length} train / ${split.val.length} validation / ${split.test.length} test${config.fold ? ` (fold ${config.fold.k}/${config.fold.K})` : ''}`,
   );
-  log(`model: ${config.model.model} ${config.model.filters.join('-')}, ${(model.numParameters() / 1e6).toFixed(2)} M parameters, ${size}x${size}, batch ${config.batch}, loss ${config.loss}, lr ${opt.lr}`);
+  log(
+    `model: ${config.model.model} ${config.model.filters.join('-')}, ${(model.numParameters() / 1e6).toFixed(2)} M parameters, ${size}x${size}, ` +
+      `batch ${config.batch}${chunk < config.batch ? ` (in chunks of ${chunk}: the whole batch exceeds this adapter's storage binding limit)` : ''}, loss ${config.loss}, lr ${opt.lr}`,
+  );
 
-  const lossOf = config.loss === 'ftl'
-    ? (p: Parameters<typeof focalTverskyLoss>[0], g: Parameters<typeof focalTverskyLoss>[1]) => focalTverskyLoss(p, g, { alpha: config.alpha, beta: config.beta, gamma: config.gamma })
-    : (p: Parameters<typeof diceLoss>[0], g: Parameters<typeof diceLoss>[1]) => diceLoss(p, g);
   const plane = size * size;
   let stoppedEarly = false;
   let lastEpoch = firstEpoch - 1;
@@ -197,15 +191,9 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
           xs.set(pair.image, j * plane);
           ys.set(pair.mask, j * plane);
         });
-        const loss = await scope(async () => {
-          const x = tensor(xs, [idx.length, 1, size, size]);
-          const y = tensor(ys, [idx.length, 1, size, size]);
-          const l = lossOf(sigmoid(model.forward(x)), y);
-          backward(l);
-          opt.step();
-          opt.zeroGrad();
-          return l.item();
-        });
+        const loss = await batchLossAndGradients(model, xs, ys, idx.length, config, chunk);
+        opt.step();
+        opt.zeroGrad();
         if (!Number.isFinite(loss)) {
           throw new DivergedError(
             `the loss became ${loss} at epoch ${epoch}, batch ${b / config.batch + 1}: training stopped. ` +

@@ -1,0 +1,56 @@
+// A batch run in chunks (how batches past lavapipe's 128 MiB binding limit train) gives the whole
+// batch's loss and gradients.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { relativeError } from '@aunet/tensor/reference';
+import { setupGPU, testRng } from '@aunet/tensor/testing';
+import { manualSeed } from '@aunet/nn';
+import { AUNet, defaultModelConfig } from '../src/model';
+import { batchLossAndGradients, lossFromSums, type LossSpec } from '../src/step';
+
+const t = suite('step');
+t.before(setupGPU);
+
+t('lossFromSums: a perfect prediction, and the partials against finite differences', () => {
+  const ftl: LossSpec = { loss: 'ftl', alpha: 0.7, beta: 0.3, gamma: 4 / 3 };
+  assert.is(lossFromSums([10, 10, 10, 0, 0], { ...ftl, smooth: 0 }).value, 0);
+  for (const spec of [ftl, { ...ftl, loss: 'dice' as const }]) {
+    const s = [12.5, 30.25, 20.5, 17.75, 8];
+    const { partials } = lossFromSums(s, spec);
+    partials.forEach((d, k) => {
+      const at = (h: number) => lossFromSums(s.map((v, j) => (j === k ? v + h : v)), spec).value;
+      const numeric = (at(1e-6) - at(-1e-6)) / 2e-6;
+      assert.ok(Math.abs(numeric - d) <= 1e-6 * Math.max(1, Math.abs(d)), `${spec.loss} dL/dS[${k}]: ${d} vs ${numeric}`);
+    });
+  }
+});
+
+for (const loss of ['ftl', 'dice'] as const) {
+  t(`${loss}: a batch of 3 in chunks of 1 and 2 equals the whole batch (loss and every gradient)`, async () => {
+    manualSeed(11);
+    const net = new AUNet(defaultModelConfig({ filters: [4, 8, 16], inputSize: 16, deepSupervision: 2 }));
+    const rng = testRng(`step-${loss}`);
+    const n = 3;
+    const x = Float32Array.from({ length: n * 256 }, () => rng.uniform());
+    const y = Float32Array.from({ length: n * 256 }, () => (rng.uniform() < 0.3 ? 1 : 0));
+    const spec: LossSpec = { loss, alpha: 0.7, beta: 0.3, gamma: 4 / 3 };
+    const run = async (chunk: number) => {
+      net.zeroGrad();
+      const value = await batchLossAndGradients(net, x, y, n, spec, chunk);
+      const grads = await Promise.all(net.parameters().map(async (p) => Float64Array.from(await p.grad!.data())));
+      return { value, grads };
+    };
+    const whole = await run(3);
+    for (const chunk of [1, 2]) {
+      const parts = await run(chunk);
+      assert.ok(Math.abs(parts.value - whole.value) <= 1e-5 * Math.abs(whole.value), `chunks of ${chunk}: loss ${parts.value} vs ${whole.value}`);
+      const all = (g: Float64Array[]) => Float64Array.from(g.flatMap((a) => Array.from(a)));
+      const err = relativeError(all(parts.grads), all(whole.grads));
+      console.log(`  ${loss}, chunks of ${chunk}: loss ${parts.value.toFixed(6)} (whole ${whole.value.toFixed(6)}), gradient relative error ${err.toExponential(2)}`);
+      assert.ok(err < 1e-4, `chunks of ${chunk}: gradient relative error ${err}`);
+    }
+    net.dispose();
+  });
+}
+
+t.run();
