@@ -2,6 +2,7 @@
 // Browser-safe. The whole config is stored in every checkpoint, so a checkpoint alone rebuilds
 // its model and its data split.
 
+import { splitSlices, type Split } from './data/split';
 import { defaultModelConfig, validateModelConfig, type ModelConfig } from './model';
 
 export type LossName = 'ftl' | 'dice';
@@ -92,6 +93,11 @@ export function validateTrainConfig(c: TrainConfig): void {
   if (!Number.isInteger(c.seed)) bad.push(`seed must be an integer, got ${c.seed}`);
   if (!(c.testFraction > 0 && c.testFraction < 1)) bad.push(`testFraction must be in (0, 1), got ${c.testFraction}`);
   if (!(c.valFraction >= 0 && c.valFraction < 1)) bad.push(`valFraction must be in [0, 1), got ${c.valFraction}`);
+  if (c.fold !== null && !(Number.isInteger(c.fold?.k) && Number.isInteger(c.fold?.K) && c.fold.K >= 2 && c.fold.k >= 1 && c.fold.k <= c.fold.K)) {
+    bad.push(`fold must be null or k/K with 1 <= k <= K and K >= 2, got ${JSON.stringify(c.fold)}`);
+  }
+  if (!(c.preset in PRESETS)) bad.push(`preset must be one of ${Object.keys(PRESETS).join(', ')}, got ${JSON.stringify(c.preset)}`);
+  if (c.model?.inChannels !== 1) bad.push(`model.inChannels must be 1 (single-channel CT slices), got ${c.model?.inChannels}`);
   if (bad.length) throw new Error(`invalid training config: ${bad.join('; ')}`);
   validateModelConfig(c.model);
 }
@@ -104,4 +110,9 @@ export function parseFilters(text: string): number[] {
     throw new Error(`--filters takes comma-separated channel counts for at least 2 levels, e.g. 32,64,128,256,512; got "${text}"`);
   }
   return values;
+}
+
+/** The train / validation / test split of `count` slices that `config` trains and is evaluated on. */
+export function splitFor(config: TrainConfig, count: number): Split {
+  return splitSlices(count, { seed: config.seed, testFraction: config.testFraction, valFraction: config.valFraction, fold: config.fold ?? undefined });
 }

@@ -7,6 +7,7 @@ import { resizeBilinear } from './data/transforms';
 import { SegmentationMetrics, scores, type Scores } from './metrics';
 import type { AUNet } from './model';
 import { predictProbabilities } from './predict';
+import { lossFromSums, type LossSpec } from './step';
 
 export interface ResolutionReport {
   /** Side (model) or height x width (original) the scores were computed at. */
@@ -42,30 +43,46 @@ export async function evaluateSlices(
     o.batch ?? 4,
     o.onProgress,
   );
-  return scoreSlices(probs, ds, resized.masks, indices, o.threshold ?? 0.5);
+  return scoreSlices(probs, model.config.inputSize, ds, resized.masks, indices, o.threshold ?? 0.5);
 }
 
-/** Scores of the probabilities `probs` (at the model's size) of the slices `indices`. */
-export function scoreSlices(probs: Float32Array[], ds: SliceDataset, resizedMasks: Uint8Array[], indices: number[], threshold = 0.5): EvaluationReport {
-  const s = Math.round(Math.sqrt(probs[0]?.length ?? 0));
-  const atModel = new SegmentationMetrics();
-  const atOriginal = new SegmentationMetrics();
-  indices.forEach((slice, j) => {
-    atModel.add(probs[j], resizedMasks[slice], threshold);
-    const full = s === ds.height && s === ds.width ? probs[j] : resizeBilinear(probs[j], s, s, ds.height, ds.width);
-    atOriginal.add(full, ds.masks[slice], threshold);
+/** Throws when a prediction holds NaN or infinity (a diverged or damaged network). */
+export function checkFinite(probs: Float32Array[], indices: number[]): void {
+  probs.forEach((p, j) => {
+    if (!p.every(Number.isFinite)) throw new Error(`the network's predictions for slice ${indices[j]} are not finite (NaN): its weights diverged or are damaged`);
   });
-  const report = (m: SegmentationMetrics, resolution: string): ResolutionReport => ({
+}
+
+/** Scores at one resolution of per-slice probabilities against masks of the same size. */
+export function resolutionReport(probs: ArrayLike<number>[], masks: Uint8Array[], indices: number[], resolution: string, threshold = 0.5): ResolutionReport {
+  const m = new SegmentationMetrics();
+  probs.forEach((p, j) => m.add(p, masks[j], threshold));
+  return {
     resolution,
     pooled: m.pooled(),
     perSliceMean: m.perSliceMean(),
     perSlice: m.slices.map((c, j) => ({ slice: indices[j], ...scores(c), lesionPixels: c.tp + c.fn, predictedPixels: c.tp + c.fp })),
-  });
-  return { slices: [...indices], threshold, model: report(atModel, `${s}x${s}`), original: report(atOriginal, `${ds.height}x${ds.width}`) };
+  };
+}
+
+/**
+ * Scores of the probabilities `probs` (at the model's size `size`) of the slices `indices`, at
+ * that size against the resized masks and, resized back bilinearly, at the original size.
+ */
+export function scoreSlices(probs: Float32Array[], size: number, ds: SliceDataset, resizedMasks: Uint8Array[], indices: number[], threshold = 0.5): EvaluationReport {
+  checkFinite(probs, indices);
+  const full = probs.map((p) => (size === ds.height && size === ds.width ? p : resizeBilinear(p, size, size, ds.height, ds.width)));
+  return {
+    slices: [...indices],
+    threshold,
+    model: resolutionReport(probs, indices.map((i) => resizedMasks[i]), indices, `${size}x${size}`, threshold),
+    original: resolutionReport(full, indices.map((i) => ds.masks[i]), indices, `${ds.height}x${ds.width}`, threshold),
+  };
 }
 
 /** Soft focal Tversky (or Dice) loss of probabilities against masks, pooled over all slices, in float64. */
-export function pooledLoss(probs: Float32Array[], masks: Uint8Array[], loss: 'ftl' | 'dice', alpha: number, beta: number, gamma: number, smooth = 1): number {
+export function pooledLoss(probs: Float32Array[], masks: Uint8Array[], spec: LossSpec): number {
+  // The five sums of tverskySums: TP, sum p, sum g, FP, FN.
   let tp = 0;
   let sp = 0;
   let sg = 0;
@@ -79,9 +96,5 @@ export function pooledLoss(probs: Float32Array[], masks: Uint8Array[], loss: 'ft
       }
     }
   });
-  if (loss === 'dice') return 1 - (2 * tp + smooth) / (sp + sg + smooth);
-  const fn = sg - tp;
-  const fp = sp - tp;
-  const ti = (tp + smooth) / (tp + alpha * fn + beta * fp + smooth);
-  return Math.pow(Math.max(0, 1 - ti), 1 / gamma);
+  return lossFromSums([tp, sp, sg, sp - tp, sg - tp], spec).value;
 }

@@ -1,14 +1,20 @@
 // Inference on slices already at the model's input size. Browser-safe.
 
-import { noGrad, runtime, sigmoid, tensor } from '@aunet/tensor';
+import { noGrad, runtime, scope, sigmoid, tensor } from '@aunet/tensor';
 import type { AUNet, ModelConfig } from './model';
 
 /**
- * The largest batch whose biggest tensor (the 2 * filters[0]-channel concatenation at full
- * resolution) fits one storage-buffer binding of the adapter, at most `wanted`.
+ * The largest batch, at most `wanted`, whose biggest activation fits one storage-buffer binding of
+ * the adapter: per level l the concatenation (2 filters[l] channels) and the up-sampled input of
+ * the decoder (filters[l + 1] channels), at (S / 2^l)^2 pixels.
  */
 export function batchThatFits(config: ModelConfig, wanted: number, maxBindingBytes = runtime().adapter.limits.maxStorageBufferBindingSize): number {
-  const perSample = 2 * config.filters[0] * config.inputSize * config.inputSize * 4;
+  const f = config.filters;
+  let perSample = 0;
+  for (let l = 0; l < f.length; l++) {
+    const channels = Math.max(f[l], l + 1 < f.length ? Math.max(2 * f[l], f[l + 1]) : 0);
+    perSample = Math.max(perSample, channels * (config.inputSize / 2 ** l) ** 2 * 4);
+  }
   return Math.max(1, Math.min(wanted, Math.floor(maxBindingBytes / perSample)));
 }
 
@@ -28,16 +34,10 @@ export async function predictProbabilities(model: AUNet, images: Float32Array[],
       if (im.length !== plane) throw new Error(`predict: image ${start + i} has ${im.length} pixels, the model takes ${s}x${s}`);
       x.set(im, i * plane);
     });
-    const p = noGrad(() => {
-      const input = tensor(x, [chunk.length, model.config.inChannels, s, s]);
-      const logits = model.forward(input);
-      input.dispose();
-      const prob = sigmoid(logits);
-      logits.dispose();
-      return prob;
+    const probs = await scope(async () => {
+      const p = noGrad(() => sigmoid(model.forward(tensor(x, [chunk.length, model.config.inChannels, s, s]))));
+      return (await p.data()) as Float32Array;
     });
-    const probs = (await p.data()) as Float32Array;
-    p.dispose();
     for (let i = 0; i < chunk.length; i++) out.push(probs.slice(i * plane, (i + 1) * plane));
     onBatch?.(start + chunk.length);
   }

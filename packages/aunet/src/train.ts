@@ -1,19 +1,18 @@
 // The trainer: the paper's recipe (Adam, focal Tversky or soft Dice, lr halved on plateau, early
 // stopping) on a seeded split of the slices, with a run folder that survives kills. Node-only.
 
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Adam, EarlyStopping, ReduceLROnPlateau, decodeSafetensors, loadCheckpoint, manualSeed, saveCheckpoint, writeFileAtomic } from '@aunet/nn';
+import { Adam, EarlyStopping, ReduceLROnPlateau, SafetensorsError, decodeSafetensors, loadCheckpoint, manualSeed, saveCheckpoint, writeFileAtomic } from '@aunet/nn';
 import { Rng } from '@aunet/tensor';
 import { CONFIG_KEY, EPOCH_KEY, STATE_KEY, CheckpointError, configFromMetadata, loadRunCheckpoint } from './checkpoint';
-import { validateTrainConfig, type TrainConfig } from './config';
+import { splitFor, validateTrainConfig, type TrainConfig } from './config';
 import { augmentPair } from './data/transforms';
-import { resizeDataset } from './data/dataset';
+import { resizeDataset, type SliceDataset } from './data/dataset';
 import { loadDataset } from './data/files';
-import { splitSlices } from './data/split';
-import { pooledLoss, scoreSlices, evaluateSlices, type EvaluationReport } from './evaluate';
-import type { Scores } from './metrics';
+import { evaluateSlices, pooledLoss, resolutionReport, type EvaluationReport } from './evaluate';
+import { PAPER_TABLE1, paperRow, type Scores } from './metrics';
 import { AUNet } from './model';
 import { batchThatFits, predictProbabilities } from './predict';
 import { batchLossAndGradients } from './step';
@@ -73,6 +72,37 @@ export class DivergedError extends Error {
   override name = 'DivergedError';
 }
 
+/** What a run was trained on; stored in its checkpoints and checked on resume and evaluation. */
+export interface DataInfo {
+  count: number;
+  height: number;
+  width: number;
+  intensity: string;
+}
+
+export const DATA_KEY = 'aunet.data';
+
+export function dataInfo(ds: SliceDataset): DataInfo {
+  return { count: ds.count, height: ds.height, width: ds.width, intensity: ds.intensity };
+}
+
+/**
+ * Throws when `ds` has another slice count or size than the run was trained on (its split would
+ * differ, so test slices could have been trained on). Returns a warning when only the intensity
+ * kind differs (a model trained on the 8-bit copy sees other values on Hounsfield files).
+ */
+export function checkSameData(stored: string | undefined, ds: SliceDataset, file: string): string | null {
+  if (!stored) return null; // written before the data was recorded
+  const was = JSON.parse(stored) as DataInfo;
+  if (was.count !== ds.count || was.height !== ds.height || was.width !== ds.width) {
+    throw new CheckpointError(
+      `${file} was trained on ${was.count} slices of ${was.height}x${was.width}, this data has ${ds.count} of ${ds.height}x${ds.width}: ` +
+        'its train/test split would not hold; use the data it was trained on (--data)',
+    );
+  }
+  return was.intensity === ds.intensity ? null : `warning: ${file} was trained on ${was.intensity} images, this data is ${ds.intensity}: scores may suffer`;
+}
+
 /** The random generator of an epoch: a function of the seed and the epoch alone, so a resumed run draws what the uninterrupted one would. */
 function epochRng(seed: number, epoch: number): Rng {
   return new Rng((Math.imul(seed, 0x9e3779b1) ^ Math.imul(epoch, 0x85ebca6b)) >>> 0);
@@ -80,14 +110,14 @@ function epochRng(seed: number, epoch: number): Rng {
 
 interface SchedulerState {
   plateau: { best: number | null; numBadEpochs: number; cooldownCounter: number };
-  early: { best: number | null; bestEpoch: number; epoch: number; wait: number };
+  early: { best: number | null; bestEpoch: number; epoch: number; wait: number; stopped?: boolean };
 }
 
 function schedulerState(plateau: ReduceLROnPlateau, early: EarlyStopping): SchedulerState {
   const finite = (v: number) => (Number.isFinite(v) ? v : null);
   return {
     plateau: { best: finite(plateau.best), numBadEpochs: plateau.numBadEpochs, cooldownCounter: plateau.cooldownCounter },
-    early: { best: finite(early.best), bestEpoch: early.bestEpoch, epoch: early.epoch, wait: early.wait },
+    early: { best: finite(early.best), bestEpoch: early.bestEpoch, epoch: early.epoch, wait: early.wait, stopped: early.stopped },
   };
 }
 
@@ -99,13 +129,30 @@ function restoreSchedulers(s: SchedulerState, plateau: ReduceLROnPlateau, early:
   early.bestEpoch = s.early.bestEpoch;
   early.epoch = s.early.epoch;
   early.wait = s.early.wait;
+  early.stopped = s.early.stopped ?? false;
 }
 
 /** The config of the run in `dir`, from its last checkpoint. */
 export async function runConfig(dir: string): Promise<TrainConfig> {
   const file = join(dir, LAST);
-  if (!existsSync(file)) throw new CheckpointError(`${dir} holds no ${LAST}: nothing to resume (is it a run folder of this trainer?)`);
-  return configFromMetadata(decodeSafetensors(new Uint8Array(await readFile(file)), file).metadata, file);
+  if (!existsSync(file)) {
+    throw new CheckpointError(
+      `${dir} holds no ${LAST}: ${existsSync(join(dir, CONFIG_FILE)) ? 'the run stopped before its first epoch ended; start it again with --out' : 'it is not a run folder of this trainer'}`,
+    );
+  }
+  try {
+    return configFromMetadata(decodeSafetensors(new Uint8Array(await readFile(file)), file).metadata, file);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new CheckpointError(`${e.message}\n(${file} is damaged: the run cannot be resumed; start a new one with another --out)`);
+    throw e;
+  }
+}
+
+function divergedMessage(what: string, epoch: number, out: string): string {
+  return (
+    `${what}: training stopped. ${epoch > 1 ? `${join(out, LAST)} still holds epoch ${epoch - 1}` : 'no checkpoint was written'}; ` +
+    'start a new run (another --out) with a lower --lr'
+  );
 }
 
 /**
@@ -125,9 +172,12 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   const ds = await loadDataset(config.data);
   const size = config.model.inputSize;
   const resized = resizeDataset(ds, size);
-  const split = splitSlices(ds.count, { seed: config.seed, testFraction: config.testFraction, valFraction: config.valFraction, fold: config.fold ?? undefined });
-  if (split.train.length === 0 || split.val.length === 0) {
-    throw new Error(`${ds.count} slices leave ${split.train.length} for training and ${split.val.length} for validation: both need at least one (lower --val or use more data)`);
+  const split = splitFor(config, ds.count);
+  if (split.train.length === 0 || split.val.length === 0 || split.test.length === 0) {
+    throw new Error(
+      `${ds.count} slices leave ${split.train.length} for training, ${split.val.length} for validation and ${split.test.length} for testing: ` +
+        'each needs at least one; use more data',
+    );
   }
 
   manualSeed(config.seed);
@@ -144,6 +194,9 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
         throw new CheckpointError(`${e.message}\n(${file} cannot be resumed: start a new run with another --out)`);
       });
       const epoch = Number(metadata[EPOCH_KEY]);
+      if (!metadata[STATE_KEY] || !Number.isInteger(epoch)) throw new CheckpointError(`${file} lacks the trainer's state ("${STATE_KEY}", "${EPOCH_KEY}"): it cannot be resumed`);
+      const warning = checkSameData(metadata[DATA_KEY], ds, file);
+      if (warning) log(warning);
       restoreSchedulers(JSON.parse(metadata[STATE_KEY]) as SchedulerState, plateau, early);
       firstEpoch = epoch + 1;
       await truncateLog(join(out, LOG), epoch);
@@ -153,6 +206,8 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
         throw new Error(`${out} already holds a run (${LAST}): continue it with --resume ${o.out}, or choose another --out`);
       }
       await mkdir(out, { recursive: true });
+      // A run killed during its first epoch may have left a log line; this run starts over.
+      await rm(join(out, LOG), { force: true });
       await writeFileAtomic(join(out, CONFIG_FILE), new TextEncoder().encode(JSON.stringify({ ...config, split }, null, 2) + '\n'));
     }
   } catch (e) {
@@ -175,7 +230,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   let lastEpoch = firstEpoch - 1;
 
   try {
-    for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
+    for (let epoch = firstEpoch; epoch <= config.epochs && !early.stopped; epoch++) {
       const t0 = performance.now();
       const rng = epochRng(config.seed, epoch);
       const order = rng.shuffle([...split.train]);
@@ -195,10 +250,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
         opt.step();
         opt.zeroGrad();
         if (!Number.isFinite(loss)) {
-          throw new DivergedError(
-            `the loss became ${loss} at epoch ${epoch}, batch ${b / config.batch + 1}: training stopped. ` +
-              `${epoch > 1 ? `${join(out, LAST)} still holds epoch ${epoch - 1}` : 'no checkpoint was written'}; try a lower --lr`,
-          );
+          throw new DivergedError(divergedMessage(`the loss became ${loss} at epoch ${epoch}, batch ${b / config.batch + 1}`, epoch, out));
         }
         lossSum += loss * idx.length;
         const done = b + idx.length;
@@ -209,15 +261,12 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
       model.eval();
       const valProbs = await predictProbabilities(model, split.val.map((i) => resized.images[i]), config.batch);
       const testProbs = await predictProbabilities(model, split.test.map((i) => resized.images[i]), config.batch);
-      const val = scoreSlices(valProbs, ds, resized.masks, split.val).model.pooled;
-      const test = split.test.length ? scoreSlices(testProbs, ds, resized.masks, split.test).model.pooled : { dice: NaN, sensitivity: NaN, specificity: NaN };
-      const valLoss = pooledLoss(valProbs, split.val.map((i) => resized.masks[i]), config.loss, config.alpha, config.beta, config.gamma);
-      if (!Number.isFinite(valLoss)) {
-        throw new DivergedError(
-          `the network's validation predictions are not finite after epoch ${epoch}: training stopped. ` +
-            `${epoch > 1 ? `${join(out, LAST)} still holds epoch ${epoch - 1}` : 'no checkpoint was written'}; try a lower --lr`,
-        );
-      }
+      const valLoss = pooledLoss(valProbs, split.val.map((i) => resized.masks[i]), config);
+      if (!Number.isFinite(valLoss)) throw new DivergedError(divergedMessage(`the validation predictions are not finite after epoch ${epoch}`, epoch, out));
+      const scoreAtModel = (probs: Float32Array[], indices: number[]) =>
+        resolutionReport(probs, indices.map((i) => resized.masks[i]), indices, `${size}x${size}`).pooled;
+      const val = scoreAtModel(valProbs, split.val);
+      const test = scoreAtModel(testProbs, split.test);
       const lr = opt.lr;
       plateau.step(val.dice);
       const stop = await early.step(val.dice);
@@ -236,7 +285,12 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
       // The log line first, then the checkpoints: a kill in between leaves a line that the
       // resumed run drops (truncateLog) and writes again.
       await appendFile(join(out, LOG), JSON.stringify(record) + '\n');
-      const metadata = { [CONFIG_KEY]: JSON.stringify(config), [EPOCH_KEY]: String(epoch), [STATE_KEY]: JSON.stringify(schedulerState(plateau, early)) };
+      const metadata = {
+        [CONFIG_KEY]: JSON.stringify(config),
+        [EPOCH_KEY]: String(epoch),
+        [STATE_KEY]: JSON.stringify(schedulerState(plateau, early)),
+        [DATA_KEY]: JSON.stringify(dataInfo(ds)),
+      };
       if (isBest) await saveCheckpoint(join(out, BEST), model, { metadata: { ...metadata, 'aunet.val': JSON.stringify(val) } });
       await saveCheckpoint(join(out, LAST), model, { optimizer: opt, metadata });
       lastEpoch = epoch;
@@ -257,7 +311,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
     const best = await loadRunCheckpoint(join(out, BEST));
     try {
       evaluation = await evaluateSlices(best.model, ds, resized, split.test, { batch: config.batch });
-      await writeFileAtomic(join(out, EVALUATION_FILE), new TextEncoder().encode(JSON.stringify({ checkpoint: join(out, BEST), epoch: best.epoch, ...evaluation }, null, 2) + '\n'));
+      await writeEvaluation(join(out, EVALUATION_FILE), { checkpoint: join(out, BEST), epoch: best.epoch, data: config.data, config, report: evaluation });
     } finally {
       best.model.dispose();
     }
@@ -277,4 +331,11 @@ async function truncateLog(file: string, epoch: number): Promise<void> {
     }
   });
   await writeFileAtomic(file, new TextEncoder().encode(lines.map((l) => l + '\n').join('')));
+}
+
+/** Write an evaluation report with the paper's Table 1 row beside it (atomically). */
+export async function writeEvaluation(file: string, e: { checkpoint: string; epoch: number; data: string; config: TrainConfig; report: EvaluationReport }): Promise<void> {
+  const row = paperRow(e.config.model.model, e.config.loss);
+  const json = { checkpoint: e.checkpoint, epoch: e.epoch, data: e.data, paper: { row, ...PAPER_TABLE1[row] }, ...e.report };
+  await writeFileAtomic(file, new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n'));
 }

@@ -2,6 +2,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { confusion, scores, SegmentationMetrics } from '../src/metrics';
 import { pooledLoss } from '../src/evaluate';
+import type { LossSpec } from '../src/step';
+
+const FTL: LossSpec = { loss: 'ftl', alpha: 0.7, beta: 0.3, gamma: 4 / 3 };
 
 test('confusion counts at the threshold', () => {
   const c = confusion([0.9, 0.5, 0.49, 0.1, 0.7, 0.2], [1, 1, 1, 0, 0, 0]);
@@ -38,13 +41,13 @@ test('pooled over pixels differs from the per-slice mean, which skips undefined 
 test('pooled soft losses: perfect prediction 0, focal Tversky by hand', () => {
   const p = [new Float32Array([1, 0, 1, 0])];
   const g = [new Uint8Array([1, 0, 1, 0])];
-  assert.ok(pooledLoss(p, g, 'ftl', 0.7, 0.3, 4 / 3) < 1e-12);
-  assert.ok(pooledLoss(p, g, 'dice', 0.7, 0.3, 4 / 3) < 1e-12);
+  assert.ok(pooledLoss(p, g, FTL) < 1e-12);
+  assert.ok(pooledLoss(p, g, { ...FTL, loss: 'dice' }) < 1e-12);
   // tp 0.5, fn 1.5, fp 0.5: TI = 1.5 / (1.5 + 1.05 + 0.15) with smooth 1.
   const q = [new Float32Array([0.5, 0.5, 0, 0])];
   const h = [new Uint8Array([1, 0, 1, 0])];
   const ti = 1.5 / (0.5 + 0.7 * 1.5 + 0.3 * 0.5 + 1);
-  assert.ok(Math.abs(pooledLoss(q, h, 'ftl', 0.7, 0.3, 4 / 3) - Math.pow(1 - ti, 0.75)) < 1e-12);
+  assert.ok(Math.abs(pooledLoss(q, h, FTL) - Math.pow(1 - ti, 0.75)) < 1e-12);
 });
 
 test.run();

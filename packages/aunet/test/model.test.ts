@@ -126,10 +126,15 @@ model('AU-Net gradients (every parameter and the input) against float64 finite d
       const input = dx ? { shape, data: Float64Array.from(xData, (v, j) => v + t * dx[j]) } : ref(xData, shape);
       return loss(moved, input);
     };
-    const h = 1e-6;
-    const numeric = (at(h) - at(-h)) / (2 * h);
-    const rel = Math.abs(numeric - analytic) / Math.max(1e-6, Math.abs(numeric));
-    return { label, analytic, numeric, rel };
+    // A ReLU input within h of 0 puts a kink inside the difference (seen at h = 1e-6 for one
+    // seed in six); the best of three step sizes counts, since a wrong gradient matches at none.
+    let best = { label, analytic, numeric: NaN, rel: Infinity };
+    for (const h of [1e-6, 1e-7, 1e-8]) {
+      const numeric = (at(h) - at(-h)) / (2 * h);
+      const rel = Math.abs(numeric - analytic) / Math.max(1e-6, Math.abs(numeric));
+      if (rel < best.rel) best = { label, analytic, numeric, rel };
+    }
+    return best;
   };
   const results = [check('all parameters and the input', [...params.keys()], true), check('all parameters and the input', [...params.keys()], true)];
   for (const name of params.keys()) results.push(check(name, [name], false));

@@ -4,7 +4,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { relativeError } from '@aunet/tensor/reference';
 import { setupGPU, testRng } from '@aunet/tensor/testing';
-import { manualSeed } from '@aunet/nn';
+import { Adam, manualSeed } from '@aunet/nn';
+import { runtime } from '@aunet/tensor';
+import { batchThatFits } from '../src/predict';
 import { AUNet, defaultModelConfig } from '../src/model';
 import { batchLossAndGradients, lossFromSums, type LossSpec } from '../src/step';
 
@@ -52,5 +54,39 @@ for (const loss of ['ftl', 'dice'] as const) {
     net.dispose();
   });
 }
+
+t('training steps, whole and chunked, keep GPU memory flat', async () => {
+  manualSeed(12);
+  const net = new AUNet(defaultModelConfig({ filters: [4, 8, 16], inputSize: 16, deepSupervision: 2 }));
+  const opt = new Adam(net, { lr: 1e-3 });
+  const rng = testRng('memory');
+  const x = Float32Array.from({ length: 2 * 256 }, () => rng.uniform());
+  const y = Float32Array.from({ length: 2 * 256 }, () => (rng.uniform() < 0.3 ? 1 : 0));
+  const spec: LossSpec = { loss: 'ftl', alpha: 0.7, beta: 0.3, gamma: 4 / 3 };
+  const rt = runtime();
+  for (const chunk of [2, 1]) {
+    let after1 = 0;
+    for (let step = 1; step <= 5; step++) {
+      await batchLossAndGradients(net, x, y, 2, spec, chunk);
+      opt.step();
+      opt.zeroGrad();
+      await rt.sync();
+      if (step === 1) after1 = rt.memory().bytesInUse;
+    }
+    assert.is(rt.memory().bytesInUse, after1, `chunks of ${chunk}: bytes in use after step 5 equal step 1's`);
+  }
+  opt.dispose();
+  net.dispose();
+});
+
+t('batchThatFits: the largest activation of a level against the binding limit', () => {
+  const MiB = 2 ** 20;
+  // 512x512, filters 32..: the 64-channel level-0 concatenation is 64 MiB a slice.
+  assert.is(batchThatFits(defaultModelConfig({ inputSize: 512 }), 4, 128 * MiB), 2);
+  assert.is(batchThatFits(defaultModelConfig({ inputSize: 128 }), 4, 128 * MiB), 4);
+  // filters 16, 64: the decoder's up-sampled 64 channels outweigh the 32-channel concatenation.
+  assert.is(batchThatFits(defaultModelConfig({ inputSize: 512, filters: [16, 64] }), 4, 128 * MiB), 2);
+  assert.is(batchThatFits(defaultModelConfig({ inputSize: 512, filters: [16, 64] }), 4, 96 * MiB), 1);
+});
 
 t.run();

@@ -101,7 +101,7 @@ t('a diverging run stops with a message and writes no checkpoint', async () => {
     assert.unreachable('should diverge');
   } catch (e) {
     assert.instance(e, DivergedError, String(e));
-    assert.match((e as Error).message, /the loss became (NaN|-?Infinity) at epoch 1, batch \d+: training stopped\. no checkpoint was written/);
+    assert.match((e as Error).message, /the loss became (NaN|-?Infinity) at epoch 1, batch \d+: training stopped\. no checkpoint was written; start a new run \(another --out\) with a lower --lr/);
   }
   assert.not.ok(existsSync(join(dir, LAST)));
 });
@@ -170,6 +170,7 @@ t('commands: --help, bad flags, a missing data folder, evaluate', () => {
   assert.match(ev.out, /paper, AU-Net \+ FTL\s+69\.1\s+81\.1\s+97\.2/);
   const report = JSON.parse(readFileSync(json, 'utf8'));
   assert.is(report.slices.length, 20);
+  assert.equal(report.paper, { row: 'AU-Net + FTL', dice: 69.1, sensitivity: 81.1, specificity: 97.2 });
   assert.equal(Object.keys(report.original.pooled).sort(), ['dice', 'sensitivity', 'specificity']);
   // The same checkpoint, the same test slices: the same figures as the trainer's own evaluation.
   const own = JSON.parse(readFileSync(join(straight, EVALUATION_FILE), 'utf8'));

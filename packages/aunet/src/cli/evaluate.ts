@@ -1,13 +1,13 @@
 // `pnpm --filter aunet evaluate --checkpoint FILE`: the checkpoint's model on its test slices.
 
 import { dirname, join, resolve } from 'node:path';
-import { writeFileAtomic } from '@aunet/nn';
 import cliProgress from 'cli-progress';
 import { loadRunCheckpoint } from '../checkpoint';
 import { resizeDataset } from '../data/dataset';
 import { loadDataset, resolveDataDir } from '../data/files';
-import { splitSlices } from '../data/split';
+import { splitFor } from '../config';
 import { evaluateSlices } from '../evaluate';
+import { checkSameData, DATA_KEY, writeEvaluation } from '../train';
 import { paperRow } from '../metrics';
 import { fail, parseFlags, resultsTable, startRuntime } from './common';
 
@@ -31,10 +31,12 @@ try {
   const rt = await startRuntime();
   console.log(`adapter: ${rt.describe()}`);
   const file = resolve(flags.checkpoint);
-  const { config, model, epoch } = await loadRunCheckpoint(file);
+  const { config, model, epoch, metadata } = await loadRunCheckpoint(file);
   const data = flags.data ? resolveDataDir(flags.data) : config.data;
   const ds = await loadDataset(data);
-  const split = splitSlices(ds.count, { seed: config.seed, testFraction: config.testFraction, valFraction: config.valFraction, fold: config.fold ?? undefined });
+  const warning = checkSameData(metadata[DATA_KEY], ds, file);
+  if (warning) console.log(warning);
+  const split = splitFor(config, ds.count);
   console.log(`${file}: ${config.model.model}, ${config.model.inputSize}x${config.model.inputSize}, epoch ${epoch}; ${split.test.length} test slices of ${data}`);
   const bar = new cliProgress.SingleBar({ format: 'evaluating [{bar}] {value}/{total} slices | {eta_formatted} left', noTTYOutput: true, notTTYSchedule: 15000 }, cliProgress.Presets.shades_classic);
   bar.start(split.test.length, 0);
@@ -42,7 +44,7 @@ try {
   bar.stop();
   model.dispose();
   const out = resolve(flags.json ?? join(dirname(file), `evaluation-${file.split('/').pop()!.replace(/\.safetensors$/, '')}.json`));
-  await writeFileAtomic(out, new TextEncoder().encode(JSON.stringify({ checkpoint: file, epoch, data, paper: paperRow(config.model.model, config.loss), ...report }, null, 2) + '\n'));
+  await writeEvaluation(out, { checkpoint: file, epoch, data, config, report });
   console.log(resultsTable(report, paperRow(config.model.model, config.loss)));
   console.log(`report: ${out}`);
   process.exit(0);
