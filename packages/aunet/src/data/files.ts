@@ -1,5 +1,5 @@
 // Node-only: finding, reading and writing the NIfTI files on disk.
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,5 +91,8 @@ export async function loadDataset(dir: string = resolveDataDir()): Promise<Slice
 export function writeNifti(file: string, image: NiftiImage): void {
   const bytes = encodeNifti(image);
   mkdirSync(dirname(resolve(file)), { recursive: true });
-  writeFileSync(file, file.endsWith('.gz') ? gzipSync(bytes) : bytes);
+  // A temporary file renamed into place: a kill never leaves a half-written volume under the name.
+  const partial = `${file}.partial-${process.pid}`;
+  writeFileSync(partial, file.endsWith('.gz') ? gzipSync(bytes) : bytes);
+  renameSync(partial, file);
 }
