@@ -177,7 +177,8 @@ export class AUNet extends Module {
     for (let l = L - 2; l >= 0; l--) {
       const below = l === L - 2 ? skips[L - 1] : outputs[l + 1];
       outputs[l] = this.decoder[l].forward([below, skips[l]]);
-      // Without autodiff, what this level consumed is no longer needed.
+      // Without autodiff, what this level consumed is no longer needed: its skip, and the level
+      // below unless the head still reads it (the bottleneck never feeds the head).
       if (!outputs[l].requiresGrad) {
         if (l + 1 >= this.config.deepSupervision || l === L - 2) below.dispose();
         skips[l].dispose();
