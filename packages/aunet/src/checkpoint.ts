@@ -2,7 +2,7 @@
 // model config) in its metadata, so that a file alone rebuilds its model. Node-only (files).
 
 import { readFile } from 'node:fs/promises';
-import { CheckpointMismatchError, decodeSafetensors, loadCheckpointBytes, SafetensorsError, type Adam } from '@aunet/nn';
+import { CheckpointMismatchError, decodeSafetensors, loadCheckpointBytes, SafetensorsError } from '@aunet/nn';
 import { validateTrainConfig, type TrainConfig } from './config';
 import { AUNet } from './model';
 
@@ -46,10 +46,10 @@ export function configFromMetadata(metadata: Record<string, string>, file: strin
 }
 
 /**
- * Rebuild the model a checkpoint was trained with and load its weights (and, given one, the
- * optimiser's state). Every problem is a CheckpointError naming the file.
+ * Rebuild the model a checkpoint was trained with and load its weights.
+ * Every problem is a CheckpointError naming the file.
  */
-export async function loadRunCheckpoint(file: string, o: { optimizerFor?: (model: AUNet) => Adam } = {}): Promise<LoadedCheckpoint & { optimizer?: Adam }> {
+export async function loadRunCheckpoint(file: string): Promise<LoadedCheckpoint> {
   const bytes = await readBytes(file);
   let metadata: Record<string, string>;
   try {
@@ -60,15 +60,13 @@ export async function loadRunCheckpoint(file: string, o: { optimizerFor?: (model
   }
   const config = configFromMetadata(metadata, file);
   const model = new AUNet(config.model);
-  const optimizer = o.optimizerFor?.(model);
   try {
-    loadCheckpointBytes(bytes, model, { optimizer, source: file });
+    loadCheckpointBytes(bytes, model, { source: file });
   } catch (e) {
     model.dispose();
-    optimizer?.dispose();
     if (e instanceof CheckpointMismatchError) throw new CheckpointError(`${e.message}\n(the file's weights do not fit the model its own config describes: it was written by another model or version)`);
     throw e;
   }
   const epoch = Number(metadata[EPOCH_KEY] ?? 0);
-  return { config, model, metadata, epoch, optimizer };
+  return { config, model, metadata, epoch };
 }

@@ -190,8 +190,3 @@ export class AUNet extends Module {
     return y;
   }
 }
-
-/** Rebuild a model from the JSON stored in a checkpoint's metadata (`aunet.model`). */
-export function modelFromConfig(config: ModelConfig): AUNet {
-  return new AUNet(config);
-}

@@ -2,7 +2,6 @@
 // results table.
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { init, type Runtime } from '@aunet/tensor';
 import type { EvaluationReport } from '../evaluate';
 import { PAPER_TABLE1, type Scores } from '../metrics';
 
@@ -29,10 +28,6 @@ export function numberFlag(name: string, text: string | undefined, integer = fal
   const v = Number(text);
   if (text.trim() === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) throw new Error(`--${name} takes ${integer ? 'an integer' : 'a number'}, got "${text}"`);
   return v;
-}
-
-export async function startRuntime(): Promise<Runtime> {
-  return init();
 }
 
 /** Print one line saying what failed and exit 1. */

@@ -9,7 +9,8 @@ import { splitFor } from '../config';
 import { evaluateSlices } from '../evaluate';
 import { checkSameData, DATA_KEY, writeEvaluation } from '../train';
 import { paperRow } from '../metrics';
-import { fail, parseFlags, resultsTable, startRuntime } from './common';
+import { fail, parseFlags, resultsTable } from './common';
+import { init } from '@aunet/tensor';
 
 const usage = `
 Evaluate a trained checkpoint on the test slices of its own split (the seed, fraction and fold
@@ -28,7 +29,7 @@ const flags = parseFlags(usage, { checkpoint: { type: 'string' }, data: { type: 
 
 try {
   if (!flags.checkpoint) throw new Error('--checkpoint FILE is required (see --help)');
-  const rt = await startRuntime();
+  const rt = await init();
   console.log(`adapter: ${rt.describe()}`);
   const file = resolve(flags.checkpoint);
   const { config, model, epoch, metadata } = await loadRunCheckpoint(file);

@@ -7,7 +7,8 @@ import { resolveDataDir } from '../data/files';
 import { parseFold } from '../data/split';
 import { paperRow } from '../metrics';
 import { runConfig, train, LAST, type StepProgress } from '../train';
-import { fail, numberFlag, parseFlags, resultsTable, startRuntime } from './common';
+import { fail, numberFlag, parseFlags, resultsTable } from './common';
+import { init } from '@aunet/tensor';
 
 const usage = `
 Train AU-Net (or the plain U-Net) to segment COVID-19 lesions in CT slices.
@@ -96,7 +97,7 @@ async function configFromFlags(adapterIsCpu: boolean): Promise<{ config: TrainCo
 }
 
 try {
-  const rt = await startRuntime();
+  const rt = await init();
   console.log(`adapter: ${rt.describe()}`);
   const { config, out, resume } = await configFromFlags(rt.adapter.isFallback || rt.adapter.type === 'cpu');
   console.log(`run folder: ${resolve(out)}`);
