@@ -1,7 +1,7 @@
 // The aunet checkpoint: @aunet/nn's safetensors checkpoint with the training config (and so the
-// model config) in its metadata, so that a file alone rebuilds its model. Node-only (files).
+// model config) in its metadata, so that a file alone rebuilds its model. Browser-safe (bytes);
+// checkpoint-file.ts reads files.
 
-import { readFile } from 'node:fs/promises';
 import { CheckpointMismatchError, decodeSafetensors, loadCheckpointBytes, SafetensorsError } from '@aunet/nn';
 import { validateTrainConfig, type TrainConfig } from './config';
 import { AUNet } from './model';
@@ -22,15 +22,6 @@ export interface LoadedCheckpoint {
   epoch: number;
 }
 
-async function readBytes(file: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(file));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new CheckpointError(code === 'ENOENT' ? `${file}: no such checkpoint file` : `${file}: cannot read the checkpoint (${(e as Error).message})`);
-  }
-}
-
 /** The training config stored in a checkpoint's metadata. */
 export function configFromMetadata(metadata: Record<string, string>, file: string): TrainConfig {
   const text = metadata[CONFIG_KEY];
@@ -38,6 +29,9 @@ export function configFromMetadata(metadata: Record<string, string>, file: strin
   let config: TrainConfig;
   try {
     config = JSON.parse(text) as TrainConfig;
+    // Checkpoints written before augmentation had levels stored a boolean (true: the full set).
+    const augment = config.augment as unknown;
+    if (typeof augment === 'boolean') config.augment = augment ? 'full' : 'none';
     validateTrainConfig(config);
   } catch (e) {
     throw new CheckpointError(`${file}: the stored "${CONFIG_KEY}" is unusable: ${(e as Error).message}`);
@@ -46,11 +40,10 @@ export function configFromMetadata(metadata: Record<string, string>, file: strin
 }
 
 /**
- * Rebuild the model a checkpoint was trained with and load its weights.
- * Every problem is a CheckpointError naming the file.
+ * Rebuild the model a checkpoint's bytes were trained with and load its weights. `file` names
+ * the source in messages. Every problem is a CheckpointError naming it.
  */
-export async function loadRunCheckpoint(file: string): Promise<LoadedCheckpoint> {
-  const bytes = await readBytes(file);
+export function loadModel(bytes: Uint8Array, file = 'the checkpoint'): LoadedCheckpoint {
   let metadata: Record<string, string>;
   try {
     metadata = decodeSafetensors(bytes, file).metadata;

@@ -6,6 +6,9 @@ import { splitSlices, type Split } from './data/split';
 import { defaultModelConfig, validateModelConfig, type ModelConfig } from './model';
 
 export type LossName = 'ftl' | 'dice';
+/** `basic`: mirrors, quarter turns, intensity jitter. `full`: also small rotations and zooms. */
+export type AugmentName = 'none' | 'basic' | 'full';
+export const AUGMENT_NAMES: readonly AugmentName[] = ['none', 'basic', 'full'];
 export type PresetName = 'cpu' | 'paper';
 
 export interface TrainConfig {
@@ -33,8 +36,8 @@ export interface TrainConfig {
   valFraction: number;
   /** k-fold cross-validation: fold k (1-based) of K is the test part. */
   fold: { k: number; K: number } | null;
-  /** Random flips, rotations, scalings and intensity jitter on the training slices. */
-  augment: boolean;
+  /** Random changes to the training slices: see {@link AUGMENT_LEVELS}. */
+  augment: AugmentName;
   /** Folder of the NIfTI files (absolute). */
   data: string;
 }
@@ -68,7 +71,7 @@ export function defaultTrainConfig(preset: PresetName, data: string, overrides: 
     testFraction: 0.2,
     valFraction: 0.1,
     fold: null,
-    augment: true,
+    augment: 'basic',
     data,
     ...rest,
     model: defaultModelConfig({ inputSize: p.size, ...model }),
@@ -96,6 +99,7 @@ export function validateTrainConfig(c: TrainConfig): void {
   if (c.fold !== null && !(Number.isInteger(c.fold?.k) && Number.isInteger(c.fold?.K) && c.fold.K >= 2 && c.fold.k >= 1 && c.fold.k <= c.fold.K)) {
     bad.push(`fold must be null or k/K with 1 <= k <= K and K >= 2, got ${JSON.stringify(c.fold)}`);
   }
+  if (!AUGMENT_NAMES.includes(c.augment)) bad.push(`augment must be one of ${AUGMENT_NAMES.join(', ')}, got ${JSON.stringify(c.augment)}`);
   if (!(c.preset in PRESETS)) bad.push(`preset must be one of ${Object.keys(PRESETS).join(', ')}, got ${JSON.stringify(c.preset)}`);
   if (c.model?.inChannels !== 1) bad.push(`model.inChannels must be 1 (single-channel CT slices), got ${c.model?.inChannels}`);
   if (bad.length) throw new Error(`invalid training config: ${bad.join('; ')}`);

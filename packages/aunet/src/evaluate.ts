@@ -2,7 +2,7 @@
 // pixel and as the mean per slice, at the model's resolution and at the slices' original one.
 // Browser-safe.
 
-import type { SliceDataset } from './data/dataset';
+import { resizeDataset, type SliceDataset } from './data/dataset';
 import { resizeBilinear } from './data/transforms';
 import { SegmentationMetrics, scores, type Scores } from './metrics';
 import type { AUNet } from './model';
@@ -44,6 +44,19 @@ export async function evaluateSlices(
     o.onProgress,
   );
   return scoreSlices(probs, model.config.inputSize, ds, resized.masks, indices, o.threshold ?? 0.5);
+}
+
+/**
+ * Evaluate `model` on the slices `indices` (default: all) of a dataset at its own resolution:
+ * the slices are resized to the model's input size first. See {@link evaluateSlices}.
+ */
+export async function evaluate(
+  model: AUNet,
+  ds: SliceDataset,
+  indices: number[] = Array.from({ length: ds.count }, (_, i) => i),
+  o: { batch?: number; threshold?: number; onProgress?: (done: number) => void } = {},
+): Promise<EvaluationReport> {
+  return evaluateSlices(model, ds, resizeDataset(ds, model.config.inputSize), indices, o);
 }
 
 /** Throws when a prediction holds NaN or infinity (a diverged or damaged network). */

@@ -1,6 +1,10 @@
-// Inference on slices already at the model's input size. Browser-safe.
+// Inference: on slices at the model's input size, and on whole volumes of any in-plane size with
+// optional mirroring test-time augmentation. Browser-safe.
 
 import { noGrad, runtime, scope, sigmoid, tensor } from '@aunet/tensor';
+import type { Volume } from './data/nifti';
+import { normaliseImage, type IntensityKind } from './data/normalise';
+import { resizeBilinear, resizeImage } from './data/transforms';
 import type { AUNet, ModelConfig } from './model';
 
 /**
@@ -42,4 +46,98 @@ export async function predictProbabilities(model: AUNet, images: Float32Array[],
     onBatch?.(start + chunk.length);
   }
   return out;
+}
+
+/** Lesion probabilities of square slices at one fixed size: the model, or anything standing in for it. */
+export interface SlicePredictor {
+  /** Side of the square slices it takes and returns. */
+  size: number;
+  predict(images: Float32Array[]): Promise<Float32Array[]>;
+}
+
+/** `model` as a {@link SlicePredictor}, `batch` slices at a time (fewer where they would not fit). */
+export function modelPredictor(model: AUNet, batch = 4): SlicePredictor {
+  return { size: model.config.inputSize, predict: (images) => predictProbabilities(model, images, batch) };
+}
+
+/** A copy of a size x size image mirrored left-right and/or top-bottom. */
+export function mirror(image: Float32Array, size: number, flipX: boolean, flipY: boolean): Float32Array {
+  const out = new Float32Array(image.length);
+  for (let y = 0; y < size; y++) {
+    const sy = flipY ? size - 1 - y : y;
+    for (let x = 0; x < size; x++) out[x + size * y] = image[(flipX ? size - 1 - x : x) + size * sy];
+  }
+  return out;
+}
+
+const MIRRORS: [boolean, boolean][] = [[false, false], [true, false], [false, true], [true, true]];
+
+/**
+ * Test-time augmentation as nnU-Net does it in 2-D: the mean of the predictions on the slices as
+ * they are and mirrored left-right, top-bottom and both (each prediction mirrored back first).
+ * Four times the work of `predictor`.
+ */
+export function mirroredTTA(predictor: SlicePredictor): SlicePredictor {
+  const s = predictor.size;
+  return {
+    size: s,
+    async predict(images) {
+      const sum = images.map(() => new Float32Array(s * s));
+      for (const [fx, fy] of MIRRORS) {
+        const probs = await predictor.predict(images.map((im) => mirror(im, s, fx, fy)));
+        probs.forEach((p, i) => {
+          const back = mirror(p, s, fx, fy);
+          for (let j = 0; j < back.length; j++) sum[i][j] += back[j];
+        });
+      }
+      for (const p of sum) for (let j = 0; j < p.length; j++) p[j] /= MIRRORS.length;
+      return sum;
+    },
+  };
+}
+
+export interface VolumePrediction {
+  /** [nx, ny, nz] of the input. */
+  dims: [number, number, number];
+  /** Lesion probability per voxel, in the input's layout (x fastest). */
+  probabilities: Float32Array;
+  /** 1 where the probability is at least the threshold, else 0. */
+  mask: Uint8Array;
+  /** The input's voxels in 0..1 (as the network saw them before resizing), for overlays. */
+  image: Float32Array;
+  intensity: IntensityKind;
+  threshold: number;
+}
+
+/**
+ * Segment every slice of `volume` (any in-plane size, any number of slices, HU or 8-bit):
+ * slices are normalised as in training, resized to the predictor's size, predicted `batch`
+ * slices at a time, and the probabilities resized back to the slice's grid (bilinear) and
+ * thresholded. `onProgress` gets the number of slices done.
+ */
+export async function predictVolume(
+  predictor: SlicePredictor,
+  volume: Volume,
+  o: { batch?: number; threshold?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<VolumePrediction> {
+  const [nx, ny, nz] = volume.dims;
+  const plane = nx * ny;
+  const s = predictor.size;
+  const threshold = o.threshold ?? 0.5;
+  const batch = Math.max(1, o.batch ?? 8);
+  const { kind, data } = normaliseImage(volume);
+  const probabilities = new Float32Array(data.length);
+  for (let start = 0; start < nz; start += batch) {
+    const ks = Array.from({ length: Math.min(batch, nz - start) }, (_, i) => start + i);
+    const inputs = ks.map((k) => resizeImage(data.subarray(k * plane, (k + 1) * plane), ny, nx, s, s));
+    const probs = await predictor.predict(inputs);
+    probs.forEach((p, i) => {
+      if (!p.every(Number.isFinite)) throw new Error(`${volume.source}: the network's predictions for slice ${ks[i]} are not finite (NaN): its weights diverged or are damaged`);
+      probabilities.set(ny === s && nx === s ? p : resizeBilinear(p, s, s, ny, nx), ks[i] * plane);
+    });
+    o.onProgress?.(start + ks.length, nz);
+  }
+  const mask = new Uint8Array(probabilities.length);
+  for (let i = 0; i < mask.length; i++) mask[i] = probabilities[i] >= threshold ? 1 : 0;
+  return { dims: [nx, ny, nz], probabilities, mask, image: data, intensity: kind, threshold };
 }

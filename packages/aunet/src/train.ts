@@ -6,9 +6,10 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Adam, EarlyStopping, ReduceLROnPlateau, SafetensorsError, decodeSafetensors, loadCheckpoint, manualSeed, saveCheckpoint, writeFileAtomic } from '@aunet/nn';
 import { Rng } from '@aunet/tensor';
-import { CONFIG_KEY, EPOCH_KEY, STATE_KEY, CheckpointError, configFromMetadata, loadRunCheckpoint } from './checkpoint';
+import { CONFIG_KEY, EPOCH_KEY, STATE_KEY, CheckpointError, configFromMetadata } from './checkpoint';
+import { loadRunCheckpoint } from './checkpoint-file';
 import { splitFor, validateTrainConfig, type TrainConfig } from './config';
-import { augmentPair } from './data/transforms';
+import { augmentPair, BASIC_AUGMENT, FULL_AUGMENT } from './data/transforms';
 import { resizeDataset, type SliceDataset } from './data/dataset';
 import { loadDataset } from './data/files';
 import { evaluateSlices, pooledLoss, resolutionReport, type EvaluationReport } from './evaluate';
@@ -226,6 +227,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   );
 
   const plane = size * size;
+  const augmentation = config.augment === 'full' ? FULL_AUGMENT : BASIC_AUGMENT;
   let stoppedEarly = false;
   let lastEpoch = firstEpoch - 1;
 
@@ -242,7 +244,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
         const xs = new Float32Array(idx.length * plane);
         const ys = new Float32Array(idx.length * plane);
         idx.forEach((i, j) => {
-          const pair = config.augment ? augmentPair(resized.images[i], resized.masks[i], size, rng) : { image: resized.images[i], mask: resized.masks[i] };
+          const pair = config.augment === 'none' ? { image: resized.images[i], mask: resized.masks[i] } : augmentPair(resized.images[i], resized.masks[i], size, rng, augmentation);
           xs.set(pair.image, j * plane);
           ys.set(pair.mask, j * plane);
         });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Rng } from '@aunet/tensor';
 import {
-  augmentPair, buildDataset, DataError, encodeNifti, lesionMask, normaliseImage, parseFold, parseNifti, resizeArea,
+  augmentPair, BASIC_AUGMENT, FULL_AUGMENT, buildDataset, DataError, encodeNifti, lesionMask, normaliseImage, parseFold, parseNifti, resizeArea,
   resizeBilinear, resizeDataset, resizeImage, resizeNearest, splitSlices, type NiftiDatatype, type Volume,
 } from '../src/data/index';
 import { DEFAULT_DATA_DIR, findDataFiles, loadDataset, readVolume, resolveDataDir, writeNifti } from '../src/data/files';
@@ -431,6 +431,28 @@ augment('mirrors and quarter turns move image and mask exactly together', () => 
     seen.add(out.mask.join(''));
   }
   assert.is(seen.size, 8, 'all 8 symmetries of the square occur');
+});
+
+augment('the basic set (the default) only mirrors, turns and jitters: the mask is a permutation, never resampled', () => {
+  const mask = shapes();
+  const image = Float32Array.from(mask, (v, i) => 0.25 + 0.5 * v + (i % 7) / 100);
+  const sorted = (a: Float32Array) => [...a].sort((x, y) => x - y);
+  let jittered = 0;
+  for (let seed = 0; seed < 64; seed++) {
+    const out = augmentPair(image, mask, SIZE, new Rng(seed), BASIC_AUGMENT);
+    assert.equal(sorted(Float32Array.from(out.mask)), sorted(Float32Array.from(mask)), `seed ${seed}: same pixels`);
+    const same = sorted(out.image).every((v, i) => v === sorted(image)[i]);
+    if (!same) {
+      jittered++;
+      // Jitter is one affine map of the values: their order is kept.
+      const o = sorted(out.image);
+      for (let i = 1; i < o.length; i++) assert.ok(o[i] >= o[i - 1]);
+    }
+  }
+  assert.ok(jittered > 16 && jittered < 48, `about half the samples jittered: ${jittered}`);
+  assert.is(BASIC_AUGMENT.rotateProbability, 0);
+  assert.is(BASIC_AUGMENT.scaleProbability, 0);
+  assert.ok(FULL_AUGMENT.rotateProbability > 0 && FULL_AUGMENT.scaleProbability > 0);
 });
 
 augment('with rotation and zoom, image and mask stay aligned', () => {

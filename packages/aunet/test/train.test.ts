@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setupGPU } from '@aunet/tensor/testing';
 import { Conv2d, manualSeed, saveCheckpoint } from '@aunet/nn';
-import { defaultTrainConfig, type TrainConfig } from '../src/config';
-import { CheckpointError, CONFIG_KEY, loadRunCheckpoint } from '../src/checkpoint';
+import { defaultTrainConfig, validateTrainConfig, type TrainConfig } from '../src/config';
+import { CheckpointError, CONFIG_KEY, configFromMetadata } from '../src/checkpoint';
+import { loadRunCheckpoint } from '../src/checkpoint-file';
 import { DEFAULT_DATA_DIR } from '../src/data/files';
 import { AUNet } from '../src/model';
 import { BEST, DivergedError, EVALUATION_FILE, LAST, LOG, train, type EpochRecord } from '../src/train';
@@ -145,6 +146,14 @@ t('unusable checkpoints: missing, not an aunet checkpoint, another model, trunca
   const bytes = readFileSync(join(straight, BEST));
   writeFileSync(cut, bytes.subarray(0, bytes.length >> 1));
   await expectError(cut, /damaged or not a checkpoint/);
+});
+
+t('augmentation level: checked, and checkpoints that stored a boolean still load', () => {
+  assert.throws(() => validateTrainConfig({ ...tiny(), augment: 'some' as never }), /augment must be one of none, basic, full/);
+  const legacy = (augment: boolean) => ({ [CONFIG_KEY]: JSON.stringify({ ...tiny(), augment }) });
+  assert.is(configFromMetadata(legacy(true), 'old.safetensors').augment, 'full');
+  assert.is(configFromMetadata(legacy(false), 'old.safetensors').augment, 'none');
+  assert.is(tiny().augment, 'basic', 'the default');
 });
 
 t('commands: --help, bad flags, a missing data folder, evaluate', () => {

@@ -139,8 +139,12 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
     spans.push([begin, end, name]);
     const raw = bytes.subarray(dataStart + begin, dataStart + end);
     let data: Float32Array;
-    if (LITTLE_ENDIAN) data = new Float32Array(raw.slice().buffer);
-    else {
+    if (LITTLE_ENDIAN) {
+      // An explicit copy: Node's Buffer.slice() is a view, whose .buffer is the whole pool.
+      const copy = new Uint8Array(raw.byteLength);
+      copy.set(raw);
+      data = new Float32Array(copy.buffer);
+    } else {
       data = new Float32Array(want / 4);
       const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
       for (let i = 0; i < data.length; i++) data[i] = dv.getFloat32(i * 4, true);

@@ -59,6 +59,17 @@ test('encode/decode: sorted names, 8-byte aligned header, values and metadata ro
   assert.equal(encodeSafetensors({ alpha: b, empty: e, zeta: a }, { epoch: '3', note: 'hi' }), bytes);
 });
 
+test('decode from a Node Buffer that is a view into a larger pool (readFileSync of a small file)', () => {
+  const bytes = encodeSafetensors({ w: { shape: [3], data: Float32Array.from([1, 2, 3]) } });
+  // Buffer.slice() does not copy: a decoder that copies with it gets the whole pool.
+  const pool = Buffer.alloc(bytes.byteLength + 4096);
+  pool.set(bytes, 100);
+  const view = pool.subarray(100, 100 + bytes.byteLength);
+  const w = decodeSafetensors(view).tensors.get('w')!;
+  assert.equal(Array.from(w.data), [1, 2, 3]);
+  assert.is(w.data.buffer.byteLength, 12, 'a copy of the tensor alone');
+});
+
 /** A safetensors file written by hand from the format's description, not by encodeSafetensors. */
 function handWritten(entries: { name: string; shape: number[]; values: number[] }[], metadata: Record<string, string>): Uint8Array {
   // Data in reverse name order and the header keys unsorted, unpadded, with spaces: all legal.

@@ -2,7 +2,7 @@
 
 import { dirname, join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
-import { loadRunCheckpoint } from '../checkpoint';
+import { loadRunCheckpoint } from '../checkpoint-file';
 import { resizeDataset } from '../data/dataset';
 import { loadDataset, resolveDataDir } from '../data/files';
 import { splitFor } from '../config';

@@ -1,0 +1,49 @@
+// `pnpm --filter aunet cv`: K-fold cross-validation of one configuration.
+
+import { join, resolve } from 'node:path';
+import { init } from '@aunet/tensor';
+import type { LossName } from '../config';
+import { crossValidate, crossValidationMarkdown } from '../experiments';
+import { fail, numberFlag, parseFlags } from './common';
+import { CONFIG_FLAGS, CONFIG_HELP, configFromFlags, oneOf, progressHooks } from './training';
+
+const usage = `
+K-fold cross-validation: the slices are split into K folds; each fold is held out once while a
+model trains on the rest (with its own validation part), then tested on it. Prints each fold
+and the mean and standard deviation of Dice, sensitivity and specificity: the figure to quote,
+since a single 20-slice test split moves by several Dice points with the seed. Resumable: run it
+again with the same flags and finished folds are read back, an interrupted one resumed.
+
+Usage: pnpm --filter aunet cv [options]
+
+  --folds K             number of folds (default 5)
+  --model aunet|unet    with or without attention (default aunet)
+  --loss ftl|dice       focal Tversky or soft Dice (default ftl)
+${CONFIG_HELP}
+  --out DIR             the experiment folder (default runs/cv-<model>-<loss>-<preset>-seed<seed>);
+                        folds go to DIR/fold-k, the summary to DIR/cv.{md,json}
+  -h, --help            this help
+`;
+
+const flags = parseFlags(usage, { ...CONFIG_FLAGS, folds: { type: 'string' }, model: { type: 'string' }, loss: { type: 'string' }, out: { type: 'string' } });
+
+try {
+  const folds = numberFlag('folds', flags.folds, true) ?? 5;
+  if (folds < 2) throw new Error(`--folds must be at least 2, got ${folds}`);
+  const rt = await init();
+  console.log(`adapter: ${rt.describe()}`);
+  const model = oneOf('model', flags.model, ['aunet', 'unet'] as const) ?? 'aunet';
+  const loss = oneOf<LossName>('loss', flags.loss, ['ftl', 'dice']) ?? 'ftl';
+  const base = configFromFlags(flags, rt.adapter.isFallback || rt.adapter.type === 'cpu', { model, loss });
+  const out = resolve(flags.out ?? join('runs', `cv-${model}-${loss}-${base.preset}-seed${base.seed}`));
+  console.log(`experiment folder: ${out}`);
+  const progress = progressHooks();
+  const cv = await crossValidate(base, folds, out, { ...progress, onFold: (k, K, dir) => console.log(`\n== fold ${k}/${K} (${dir})`) });
+  progress.stop();
+  console.log(`\n${folds}-fold cross-validation, pooled test scores per fold (%):\n`);
+  console.log(crossValidationMarkdown(cv, base));
+  console.log(`summary: ${join(out, 'cv.md')}, ${join(out, 'cv.json')}`);
+  process.exit(0);
+} catch (e) {
+  fail(e);
+}

@@ -1,0 +1,204 @@
+// Experiments made of several training runs, each in its own run folder, resumable: the paper's
+// Table 1 ablation and K-fold cross-validation. A finished run (its evaluation.json written) is
+// read back, not retrained; an interrupted one is resumed. Node-only.
+
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { writeFileAtomic } from '@aunet/nn';
+import { paperRow, PAPER_TABLE1, type Scores } from './metrics';
+import type { LossName, TrainConfig } from './config';
+import type { EvaluationReport } from './evaluate';
+import { EVALUATION_FILE, LAST, runConfig, train, type TrainOptions } from './train';
+
+/** What happened to one run of an experiment. */
+export interface RunOutcome {
+  out: string;
+  /** 'done': read from a finished run folder; 'resumed' or 'trained': trained now. */
+  status: 'done' | 'resumed' | 'trained';
+  evaluation: EvaluationReport;
+}
+
+/** The fields that must agree for a run folder to belong to a config (epochs may be raised). */
+function sameRun(a: TrainConfig, b: TrainConfig): boolean {
+  const key = (c: TrainConfig) => JSON.stringify({ ...c, epochs: 0, data: '' });
+  return key(a) === key(b);
+}
+
+/**
+ * Train `config` in `out` unless it is already finished there; resume it when it was interrupted.
+ * Throws when `out` holds a run of another configuration.
+ */
+export async function runOnce(config: TrainConfig, out: string, hooks: Omit<TrainOptions, 'out' | 'resume'> = {}): Promise<RunOutcome> {
+  const dir = resolve(out);
+  const evaluationFile = join(dir, EVALUATION_FILE);
+  let stored: TrainConfig | null = null;
+  if (existsSync(join(dir, LAST))) {
+    stored = await runConfig(dir);
+    if (!sameRun(stored, config)) {
+      throw new Error(`${dir} holds a run of another configuration (see its config.json); move it away or choose another --out`);
+    }
+    if (existsSync(evaluationFile)) {
+      const evaluation = JSON.parse(await readFile(evaluationFile, 'utf8')) as EvaluationReport;
+      return { out: dir, status: 'done', evaluation };
+    }
+  }
+  // A resumed run keeps its stored config; only the epoch budget and the data folder follow the request.
+  const started = stored !== null;
+  const runConfigToUse = stored ? { ...stored, epochs: config.epochs, data: config.data } : config;
+  const result = await train(runConfigToUse, { ...hooks, out: dir, resume: started });
+  if (!result.evaluation) throw new Error(`${dir}: the run ended without a best checkpoint to evaluate`);
+  return { out: dir, status: started ? 'resumed' : 'trained', evaluation: result.evaluation };
+}
+
+const pct = (v: number) => (Number.isFinite(v) ? (100 * v).toFixed(1) : '-');
+
+// ---------------------------------------------------------------------------------------------
+// Table 1: U-Net and AU-Net, each with soft Dice and focal Tversky loss.
+
+export interface AblationRow {
+  /** The paper's name of the row, e.g. "AU-Net + FTL". */
+  row: string;
+  model: 'unet' | 'aunet';
+  loss: LossName;
+  out: string;
+  status: RunOutcome['status'];
+  /** Pooled test scores at the model's resolution and at the original one (fractions). */
+  model_resolution: Scores;
+  original_resolution: Scores;
+  /** The paper's figures (%). */
+  paper: Scores;
+}
+
+export const ABLATION_ROWS: readonly { model: 'unet' | 'aunet'; loss: LossName }[] = [
+  { model: 'unet', loss: 'dice' },
+  { model: 'unet', loss: 'ftl' },
+  { model: 'aunet', loss: 'dice' },
+  { model: 'aunet', loss: 'ftl' },
+];
+
+/**
+ * The four rows of the paper's Table 1 on the same split, seed and preset (`base` fixes all
+ * but the model and the loss), each in `out/<model>-<loss>`. `onRow` hears of each row as it
+ * starts (for progress). Writes `out/ablation.json` and `out/ablation.md`.
+ */
+export async function ablation(
+  base: TrainConfig,
+  out: string,
+  hooks: Omit<TrainOptions, 'out' | 'resume'> & { onRow?: (index: number, row: string, out: string) => void } = {},
+): Promise<AblationRow[]> {
+  const rows: AblationRow[] = [];
+  for (const [index, { model, loss }] of ABLATION_ROWS.entries()) {
+    const config: TrainConfig = { ...base, loss, model: { ...base.model, model } };
+    const row = paperRow(model, loss);
+    const dir = join(resolve(out), `${model}-${loss}`);
+    hooks.onRow?.(index, row, dir);
+    const r = await runOnce(config, dir, hooks);
+    rows.push({ row, model, loss, out: r.out, status: r.status, model_resolution: r.evaluation.model.pooled, original_resolution: r.evaluation.original.pooled, paper: PAPER_TABLE1[row] });
+    await writeAblation(out, base, rows);
+  }
+  return rows;
+}
+
+/** The ablation as a Markdown table beside the paper's figures. */
+export function ablationMarkdown(rows: AblationRow[], resolution: string, original: string): string {
+  const lines = [
+    `| | Dice ${resolution} | Sens | Spec | Dice ${original} | Sens | Spec | paper Dice | Sens | Spec |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of rows) {
+    const m = r.model_resolution;
+    const o = r.original_resolution;
+    const p = r.paper;
+    lines.push(`| ${r.row} | ${pct(m.dice)} | ${pct(m.sensitivity)} | ${pct(m.specificity)} | ${pct(o.dice)} | ${pct(o.sensitivity)} | ${pct(o.specificity)} | ${p.dice.toFixed(1)} | ${p.sensitivity.toFixed(1)} | ${p.specificity.toFixed(1)} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+async function writeAblation(out: string, base: TrainConfig, rows: AblationRow[]): Promise<void> {
+  const s = base.model.inputSize;
+  const json = { preset: base.preset, seed: base.seed, epochs: base.epochs, inputSize: s, rows };
+  await writeFileAtomic(join(out, 'ablation.json'), new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n'));
+  await writeFileAtomic(join(out, 'ablation.md'), new TextEncoder().encode(ablationMarkdown(rows, `${s}x${s}`, 'original')));
+}
+
+// ---------------------------------------------------------------------------------------------
+// K-fold cross-validation.
+
+export interface FoldResult {
+  fold: number;
+  out: string;
+  status: RunOutcome['status'];
+  testSlices: number;
+  model_resolution: Scores;
+  original_resolution: Scores;
+}
+
+export interface Summary {
+  mean: Scores;
+  /** Sample standard deviation over the folds (n - 1). */
+  sd: Scores;
+}
+
+export interface CrossValidation {
+  folds: FoldResult[];
+  model_resolution: Summary;
+  original_resolution: Summary;
+}
+
+/** Mean and sample standard deviation of each score over `list`. */
+export function summarise(list: Scores[]): Summary {
+  const keys = ['dice', 'sensitivity', 'specificity'] as const;
+  const mean = {} as Scores;
+  const sd = {} as Scores;
+  for (const k of keys) {
+    const v = list.map((s) => s[k]);
+    const m = v.reduce((a, b) => a + b, 0) / v.length;
+    mean[k] = m;
+    sd[k] = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / (v.length - 1)) : NaN;
+  }
+  return { mean, sd };
+}
+
+/**
+ * K-fold cross-validation of `base`: fold k (1..K) holds out its slices for testing and trains in
+ * `out/fold-k`. Writes `out/cv.json` and `out/cv.md` after each fold.
+ */
+export async function crossValidate(
+  base: TrainConfig,
+  folds: number,
+  out: string,
+  hooks: Omit<TrainOptions, 'out' | 'resume'> & { onFold?: (k: number, K: number, out: string) => void } = {},
+): Promise<CrossValidation> {
+  if (!Number.isInteger(folds) || folds < 2) throw new Error(`cross-validation needs at least 2 folds, got ${folds}`);
+  const results: FoldResult[] = [];
+  let cv: CrossValidation | null = null;
+  for (let k = 1; k <= folds; k++) {
+    const dir = join(resolve(out), `fold-${k}`);
+    hooks.onFold?.(k, folds, dir);
+    const r = await runOnce({ ...base, fold: { k, K: folds } }, dir, hooks);
+    results.push({ fold: k, out: r.out, status: r.status, testSlices: r.evaluation.slices.length, model_resolution: r.evaluation.model.pooled, original_resolution: r.evaluation.original.pooled });
+    cv = { folds: results, model_resolution: summarise(results.map((f) => f.model_resolution)), original_resolution: summarise(results.map((f) => f.original_resolution)) };
+    const json = { model: base.model.model, loss: base.loss, preset: base.preset, seed: base.seed, epochs: base.epochs, inputSize: base.model.inputSize, K: folds, ...cv };
+    await writeFileAtomic(join(out, 'cv.json'), new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n'));
+    await writeFileAtomic(join(out, 'cv.md'), new TextEncoder().encode(crossValidationMarkdown(cv, base)));
+  }
+  return cv!;
+}
+
+/** Each fold and the mean +- standard deviation, as Markdown. */
+export function crossValidationMarkdown(cv: CrossValidation, base: TrainConfig): string {
+  const s = base.model.inputSize;
+  const lines = [
+    `| fold | test slices | Dice ${s}x${s} | Sens | Spec | Dice original | Sens | Spec |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const f of cv.folds) {
+    const [m, o] = [f.model_resolution, f.original_resolution];
+    lines.push(`| ${f.fold} | ${f.testSlices} | ${pct(m.dice)} | ${pct(m.sensitivity)} | ${pct(m.specificity)} | ${pct(o.dice)} | ${pct(o.sensitivity)} | ${pct(o.specificity)} |`);
+  }
+  const pm = (x: Summary, k: keyof Scores) => `${pct(x.mean[k])} ± ${pct(x.sd[k])}`;
+  const [m, o] = [cv.model_resolution, cv.original_resolution];
+  lines.push(`| mean ± sd | | ${pm(m, 'dice')} | ${pm(m, 'sensitivity')} | ${pm(m, 'specificity')} | ${pm(o, 'dice')} | ${pm(o, 'sensitivity')} | ${pm(o, 'specificity')} |`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,132 @@
+// Lesion area and burden per slice and per volume, in pixels and physical units. Browser-safe.
+
+import type { NiftiSpace } from './data/nifti';
+
+/** What the burden is measured against: a given lung mask, or the body found in the image. */
+export type BurdenReference = 'lung' | 'body';
+
+export interface SliceLesions {
+  slice: number;
+  lesionPixels: number;
+  lesionMm2: number;
+  /** Pixels of the reference region (lung or body) in this slice. */
+  referencePixels: number;
+  /** lesionPixels / referencePixels (lesion pixels outside the region count too); NaN when the
+   *  slice holds none of the region. */
+  burden: number;
+}
+
+export interface LesionReport {
+  reference: BurdenReference;
+  /** Voxel size in mm: [x, y, slice spacing]. */
+  voxelMm: [number, number, number];
+  /** False when the header gives no spatial unit and millimetres were assumed. */
+  unitsKnown: boolean;
+  slices: SliceLesions[];
+  volume: { lesionPixels: number; lesionMm2: number; lesionMl: number; referencePixels: number; burden: number };
+}
+
+/** Millimetres per unit of NIfTI's xyzt_units spatial code (0, unknown, is taken as mm). */
+const MM_PER_UNIT: Record<number, number> = { 0: 1, 1: 1000, 2: 1, 3: 0.001 };
+
+/** The voxel size in mm from a header's pixdim and units. */
+export function voxelSizeMm(space: NiftiSpace): { voxelMm: [number, number, number]; unitsKnown: boolean } {
+  const code = space.xyztUnits & 7;
+  const scale = MM_PER_UNIT[code] ?? 1;
+  const size = (i: number) => (Number.isFinite(space.pixdim[i]) && space.pixdim[i] > 0 ? Math.abs(space.pixdim[i]) * scale : scale);
+  return { voxelMm: [size(1), size(2), size(3)], unitsKnown: code in MM_PER_UNIT && code !== 0 };
+}
+
+/**
+ * The patient's body in each slice of a normalised image (values 0..1, x fastest): pixels
+ * brighter than `threshold` (0.15 is about -790 HU in the lung window, well above air at 0),
+ * with every region not connected to the slice's border filled in, so that the lungs, darker
+ * than the threshold but enclosed by the chest wall, belong to the body.
+ */
+export function bodyMask(image: Float32Array, nx: number, ny: number, nz: number, threshold = 0.15): Uint8Array {
+  const plane = nx * ny;
+  const body = new Uint8Array(image.length);
+  const outside = new Uint8Array(plane);
+  const stack: number[] = [];
+  for (let k = 0; k < nz; k++) {
+    const off = k * plane;
+    outside.fill(0);
+    // Flood the dark pixels reachable from the border: that is the air around the patient.
+    const push = (i: number) => {
+      if (!outside[i] && image[off + i] <= threshold) {
+        outside[i] = 1;
+        stack.push(i);
+      }
+    };
+    for (let x = 0; x < nx; x++) {
+      push(x);
+      push(x + nx * (ny - 1));
+    }
+    for (let y = 0; y < ny; y++) {
+      push(nx * y);
+      push(nx - 1 + nx * y);
+    }
+    while (stack.length) {
+      const i = stack.pop()!;
+      const x = i % nx;
+      if (x > 0) push(i - 1);
+      if (x < nx - 1) push(i + 1);
+      if (i >= nx) push(i - nx);
+      if (i < plane - nx) push(i + nx);
+    }
+    for (let i = 0; i < plane; i++) body[off + i] = outside[i] ? 0 : 1;
+  }
+  return body;
+}
+
+/**
+ * Lesion area and burden of a binary mask (x fastest, dims [nx, ny, nz]) against a reference
+ * region of the same layout (a lung mask, or {@link bodyMask}).
+ */
+export function lesionReport(mask: Uint8Array, reference: Uint8Array, dims: readonly number[], space: NiftiSpace, kind: BurdenReference): LesionReport {
+  const [nx, ny, nz] = dims;
+  const plane = nx * ny;
+  if (mask.length !== plane * nz || reference.length !== mask.length) {
+    throw new RangeError(`lesionReport: mask (${mask.length}) and reference (${reference.length}) must both have ${dims.join(' x ')} voxels`);
+  }
+  const { voxelMm, unitsKnown } = voxelSizeMm(space);
+  const pixelMm2 = voxelMm[0] * voxelMm[1];
+  const slices: SliceLesions[] = [];
+  let lesionPixels = 0;
+  let referencePixels = 0;
+  for (let k = 0; k < nz; k++) {
+    let lesion = 0;
+    let ref = 0;
+    for (let i = k * plane; i < (k + 1) * plane; i++) {
+      lesion += mask[i];
+      ref += reference[i] ? 1 : 0;
+    }
+    lesionPixels += lesion;
+    referencePixels += ref;
+    slices.push({ slice: k, lesionPixels: lesion, lesionMm2: lesion * pixelMm2, referencePixels: ref, burden: ref > 0 ? lesion / ref : NaN });
+  }
+  return {
+    reference: kind,
+    voxelMm,
+    unitsKnown,
+    slices,
+    volume: {
+      lesionPixels,
+      lesionMm2: lesionPixels * pixelMm2,
+      lesionMl: (lesionPixels * pixelMm2 * voxelMm[2]) / 1000,
+      referencePixels,
+      burden: referencePixels > 0 ? lesionPixels / referencePixels : NaN,
+    },
+  };
+}
+
+/** The report as CSV: one row per slice, then a row "volume" with the totals. */
+export function lesionCsv(r: LesionReport): string {
+  const ref = r.reference;
+  const head = `slice,lesion_pixels,lesion_mm2,${ref}_pixels,burden_of_${ref}`;
+  const num = (v: number, digits: number) => (Number.isNaN(v) ? '' : v.toFixed(digits));
+  const rows = r.slices.map((s) => `${s.slice},${s.lesionPixels},${num(s.lesionMm2, 2)},${s.referencePixels},${num(s.burden, 5)}`);
+  const v = r.volume;
+  rows.push(`volume,${v.lesionPixels},${num(v.lesionMm2, 2)},${v.referencePixels},${num(v.burden, 5)}`);
+  return [head, ...rows].join('\n') + '\n';
+}

@@ -1,0 +1,294 @@
+// Prediction on volumes: resizing to and from the model's size, mirroring TTA on predictors whose
+// output is known, lesion area and burden on hand-made masks, slice pictures, and the predict
+// command end to end on a small NIfTI volume (geometry kept, files readable).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import * as nifti from 'nifti-reader-js';
+import { decode as decodePng } from 'fast-png';
+import { setupGPU } from '@aunet/tensor/testing';
+import { manualSeed, saveCheckpoint } from '@aunet/nn';
+import { defaultTrainConfig } from '../src/config';
+import { CONFIG_KEY, EPOCH_KEY, loadModel } from '../src/checkpoint';
+import { DEFAULT_DATA_DIR, writeNifti } from '../src/data/files';
+import { defaultSpace, type NiftiSpace, type Volume } from '../src/data/nifti';
+import { bodyMask, lesionCsv, lesionReport, voxelSizeMm } from '../src/lesions';
+import { AUNet } from '../src/model';
+import { displayFlips, overlayRgb } from '../src/overlay';
+import { mirror, mirroredTTA, modelPredictor, predictVolume, type SlicePredictor } from '../src/predict';
+
+const pkg = fileURLToPath(new URL('..', import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'aunet-predict-'));
+
+/** An oriented space: 0.7 x 0.8 mm pixels, 5 mm slices, units mm, an sform with a flipped x. */
+const SPACE: NiftiSpace = {
+  pixdim: [-1, 0.7, 0.8, 5, 1, 1, 1, 1],
+  xyztUnits: 2 | 8,
+  qformCode: 1,
+  quatern: [0, 1, 0],
+  qoffset: [10, -20, -30],
+  sformCode: 2,
+  srow: [[-0.7, 0, 0, 10], [0, 0.8, 0, -20], [0, 0, 5, -30]],
+};
+
+function volume(dims: [number, number, number], data: Float32Array, space = SPACE): Volume {
+  return { source: 'test.nii', dims, data, datatype: 'float32', niftiVersion: 1, scaling: null, space, description: '' };
+}
+
+/** A predictor that returns fixed maps (or a function of the input) at size s. */
+const fake = (size: number, f: (im: Float32Array) => Float32Array): SlicePredictor & { calls: number } => {
+  const p = { size, calls: 0, predict: async (ims: Float32Array[]) => (p.calls++, ims.map(f)) };
+  return p;
+};
+
+const v = suite('predictVolume');
+
+v('non-square slices of another size: resized to the model and back, thresholded, batched', async () => {
+  // 8-bit volume 24 x 20 x 5: left half bright (255), right half dark; the "model" returns its input.
+  const [nx, ny, nz] = [24, 20, 5];
+  const data = new Float32Array(nx * ny * nz);
+  for (let k = 0; k < nz; k++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) data[x + nx * (y + ny * k)] = x < 12 ? 255 : 0;
+  const model = fake(16, (im) => im);
+  const seen: number[] = [];
+  const p = await predictVolume(model, volume([nx, ny, nz], data), { batch: 2, onProgress: (d) => seen.push(d) });
+  assert.equal(p.dims, [nx, ny, nz]);
+  assert.is(p.intensity, '8bit');
+  assert.is(p.probabilities.length, nx * ny * nz);
+  assert.is(model.calls, 3, '5 slices in batches of 2');
+  assert.equal(seen, [2, 4, 5]);
+  for (let k = 0; k < nz; k++) {
+    for (let y = 0; y < ny; y++) {
+      for (let x = 0; x < nx; x++) {
+        const i = x + nx * (y + ny * k);
+        // Away from the edge between the halves the round trip is exact.
+        if (x < 10) assert.is(p.mask[i], 1, `lesion at ${x},${y},${k}`);
+        if (x >= 14) assert.is(p.mask[i], 0, `background at ${x},${y},${k}`);
+        assert.is(p.mask[i], p.probabilities[i] >= 0.5 ? 1 : 0);
+      }
+    }
+  }
+});
+
+v('Hounsfield volumes are windowed as in training; a non-finite prediction is refused', async () => {
+  const hu = new Float32Array(16 * 16).fill(-1000);
+  hu[0] = 400;
+  const p = await predictVolume(fake(16, (im) => im), volume([16, 16, 1], hu));
+  assert.is(p.intensity, 'hu');
+  assert.is(p.image[0], 1);
+  assert.is(p.image[1], 0);
+  try {
+    await predictVolume(fake(16, (im) => im.map(() => NaN)), volume([16, 16, 1], hu));
+    assert.unreachable('NaN accepted');
+  } catch (e) {
+    assert.match((e as Error).message, /slice 0 are not finite/);
+  }
+});
+
+v('mirroring TTA: the mean over the four mirrorings, each mapped back', async () => {
+  const s = 8;
+  // A map that ignores the input and rises left to right: its mirrored mean is 0.5 everywhere.
+  const ramp = fake(s, () => Float32Array.from({ length: s * s }, (_, i) => (i % s) / (s - 1)));
+  const [out] = await mirroredTTA(ramp).predict([new Float32Array(s * s)]);
+  for (const value of out) assert.ok(Math.abs(value - 0.5) < 1e-6, `${value}`);
+  assert.is(ramp.calls, 4);
+  // A predictor that commutes with mirroring (pixel-wise) is unchanged by TTA.
+  const image = Float32Array.from({ length: s * s }, (_, i) => ((i * 37) % 11) / 10);
+  const pixelwise = fake(s, (im) => im.map((x) => x * x));
+  const [tta] = await mirroredTTA(pixelwise).predict([image]);
+  image.forEach((x, i) => assert.ok(Math.abs(tta[i] - x * x) < 1e-6));
+  // An input-dependent, position-dependent map: checked against the mean computed by hand.
+  const shifted = fake(s, (im) => im.map((x, i) => (i % s === 0 ? x : 0)));
+  const [mean] = await mirroredTTA(shifted).predict([image]);
+  const expected = new Float32Array(s * s);
+  for (const [fx, fy] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    const back = mirror(mirror(image, s, fx, fy).map((x, i) => (i % s === 0 ? x : 0)), s, fx, fy);
+    back.forEach((x, i) => (expected[i] += x / 4));
+  }
+  expected.forEach((x, i) => assert.ok(Math.abs(mean[i] - x) < 1e-6));
+});
+
+const l = suite('lesion area and burden');
+
+l('areas in pixels, mm^2 and ml from the voxel size; burden over a lung mask', () => {
+  const [nx, ny, nz] = [10, 10, 2];
+  const mask = new Uint8Array(nx * ny * nz);
+  const lung = new Uint8Array(nx * ny * nz);
+  for (let i = 0; i < 12; i++) mask[i] = 1; // slice 0: 12 lesion pixels
+  for (let i = 0; i < 40; i++) lung[i] = 1; // slice 0: 40 lung pixels; slice 1: none
+  const r = lesionReport(mask, lung, [nx, ny, nz], SPACE, 'lung');
+  assert.equal(r.voxelMm, [0.7, 0.8, 5]);
+  assert.ok(r.unitsKnown);
+  assert.is(r.slices[0].lesionPixels, 12);
+  assert.ok(Math.abs(r.slices[0].lesionMm2 - 12 * 0.56) < 1e-9);
+  assert.ok(Math.abs(r.slices[0].burden - 0.3) < 1e-12);
+  assert.ok(Number.isNaN(r.slices[1].burden), 'no lung in slice 1');
+  assert.ok(Math.abs(r.volume.lesionMl - (12 * 0.56 * 5) / 1000) < 1e-12);
+  assert.ok(Math.abs(r.volume.burden - 0.3) < 1e-12);
+  const csv = lesionCsv(r).trim().split('\n');
+  assert.is(csv[0], 'slice,lesion_pixels,lesion_mm2,lung_pixels,burden_of_lung');
+  assert.is(csv[1], '0,12,6.72,40,0.30000');
+  assert.is(csv[2], '1,0,0.00,0,');
+  assert.is(csv[3], 'volume,12,6.72,40,0.30000');
+});
+
+l('voxel units: metres and microns converted, unknown taken as mm and flagged', () => {
+  assert.equal(voxelSizeMm({ ...SPACE, xyztUnits: 1, pixdim: [1, 0.001, 0.002, 0.005] }).voxelMm.map((x) => +x.toFixed(9)), [1, 2, 5]);
+  assert.equal(voxelSizeMm({ ...SPACE, xyztUnits: 3, pixdim: [1, 700, 800, 5000] }).voxelMm.map((x) => +x.toFixed(9)), [0.7, 0.8, 5]);
+  const unknown = voxelSizeMm(defaultSpace());
+  assert.equal(unknown.voxelMm, [1, 1, 1]);
+  assert.is(unknown.unitsKnown, false);
+});
+
+l('the body mask fills the dark lungs enclosed by the chest wall and leaves the outside air', () => {
+  // 12 x 12: a bright ring (rows/cols 2..9) around a dark inside (4..7), air elsewhere.
+  const n = 12;
+  const im = new Float32Array(n * n);
+  for (let y = 2; y <= 9; y++) for (let x = 2; x <= 9; x++) im[x + n * y] = x >= 4 && x <= 7 && y >= 4 && y <= 7 ? 0.05 : 0.6;
+  const body = bodyMask(im, n, n, 1);
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) assert.is(body[x + n * y], x >= 2 && x <= 9 && y >= 2 && y <= 9 ? 1 : 0, `${x},${y}`);
+});
+
+const o = suite('slice pictures');
+
+o('display flips follow the orientation: anterior up, patient left on the right', () => {
+  assert.equal(displayFlips(SPACE), { flipX: true, flipY: true });
+  assert.equal(displayFlips(defaultSpace()), { flipX: false, flipY: true });
+  assert.equal(displayFlips({ ...SPACE, sformCode: 0 }), { flipX: true, flipY: true }, 'from the quaternion');
+  assert.equal(displayFlips({ ...defaultSpace(), sformCode: 1, srow: [[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0]] }), { flipX: false, flipY: false });
+});
+
+o('outline in red on the grey CT, interior untouched; fill tints the interior', () => {
+  const n = 5;
+  const im = new Float32Array(n * n).fill(0.5);
+  const mask = new Uint8Array(n * n);
+  for (let y = 1; y <= 3; y++) for (let x = 1; x <= 3; x++) mask[x + n * y] = 1;
+  const px = (rgb: Uint8Array, x: number, y: number) => [...rgb.slice(3 * (x + n * y), 3 * (x + n * y) + 3)];
+  const none = { flipX: false, flipY: false };
+  const outline = overlayRgb(im, mask, n, n, 'outline', none);
+  assert.equal(px(outline, 0, 0), [128, 128, 128]);
+  assert.equal(px(outline, 2, 2), [128, 128, 128], 'interior');
+  assert.equal(px(outline, 1, 1), [255, 40, 40], 'edge');
+  const fill = overlayRgb(im, mask, n, n, 'fill', none);
+  assert.equal(px(fill, 2, 2), [179, 93, 93]);
+  // Flipped: stored pixel (1, 1) is drawn at (3, 3).
+  const flipped = overlayRgb(im, mask.map((_, i) => (i === 1 + n ? 1 : 0)), n, n, 'outline', { flipX: true, flipY: true });
+  assert.equal(px(flipped, 3, 3), [255, 40, 40]);
+});
+
+const c = suite('predict command');
+c.before(setupGPU);
+
+c('a small HU volume: the mask keeps the geometry and reads back; CSV, JSON and PNGs written', async () => {
+  manualSeed(3);
+  const config = defaultTrainConfig('cpu', DEFAULT_DATA_DIR, { model: { inputSize: 16, filters: [4, 8] } });
+  const model = new AUNet(config.model);
+  const checkpoint = join(tmp, 'tiny.safetensors');
+  await saveCheckpoint(checkpoint, model, { metadata: { [CONFIG_KEY]: JSON.stringify(config), [EPOCH_KEY]: '1' } });
+  const [nx, ny, nz] = [24, 20, 3];
+  const hu = Int16Array.from({ length: nx * ny * nz }, (_, i) => ((i * 7919) % 1400) - 1000);
+  const input = join(tmp, 'scan.nii.gz');
+  writeNifti(input, { dims: [nx, ny, nz], data: hu, datatype: 'int16', space: SPACE });
+  const out = join(tmp, 'out');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src/cli/predict.ts'), '--checkpoint', checkpoint, '--input', input, '--out', out, '--probabilities', '--tta'], {
+    cwd: pkg,
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /scan: 3 slices/);
+
+  const mask = nifti.readHeader(gunzipSync(readFileSync(join(out, 'scan_lesions.nii.gz'))).buffer as ArrayBuffer) as nifti.NIFTI1;
+  assert.equal(mask.dims.slice(0, 4), [3, nx, ny, nz]);
+  assert.is(mask.datatypeCode, 2, 'uint8');
+  assert.equal(mask.pixDims.slice(0, 4), [-1, 0.7, 0.8, 5].map(Math.fround));
+  assert.is(mask.qform_code, 1);
+  assert.is(mask.sform_code, 2);
+  assert.equal([mask.quatern_b, mask.quatern_c, mask.quatern_d], [0, 1, 0]);
+  assert.equal([mask.qoffset_x, mask.qoffset_y, mask.qoffset_z], [10, -20, -30]);
+  assert.equal(mask.affine.slice(0, 3).map((row) => row.map((x) => +x.toFixed(5))), SPACE.srow);
+  assert.is(mask.xyzt_units, SPACE.xyztUnits);
+
+  const probs = gunzipSync(readFileSync(join(out, 'scan_probabilities.nii.gz')));
+  const probHeader = nifti.readHeader(probs.buffer as ArrayBuffer) as nifti.NIFTI1;
+  const p = new Float32Array(nifti.readImage(probHeader, probs.buffer as ArrayBuffer));
+  const maskData = new Uint8Array(nifti.readImage(mask, gunzipSync(readFileSync(join(out, 'scan_lesions.nii.gz'))).buffer as ArrayBuffer));
+  assert.is(p.length, nx * ny * nz);
+  p.forEach((x, i) => assert.is(maskData[i], x >= 0.5 ? 1 : 0));
+
+  // The command's probabilities are the library's (TTA over the same model).
+  const loaded = loadModel(readFileSync(checkpoint), checkpoint);
+  const lib = await predictVolume(mirroredTTA(modelPredictor(loaded.model)), volume([nx, ny, nz], Float32Array.from(hu)));
+  loaded.model.dispose();
+  model.dispose();
+  lib.probabilities.forEach((x, i) => assert.ok(Math.abs(x - p[i]) < 1e-5, `voxel ${i}: ${x} vs ${p[i]}`));
+
+  const csv = readFileSync(join(out, 'scan_lesions.csv'), 'utf8').trim().split('\n');
+  assert.is(csv.length, nz + 2);
+  assert.is(csv[0], 'slice,lesion_pixels,lesion_mm2,body_pixels,burden_of_body');
+  const json = JSON.parse(readFileSync(join(out, 'scan_lesions.json'), 'utf8'));
+  assert.is(json.reference, 'body');
+  assert.is(json.volume.lesionPixels, maskData.reduce((a, b) => a + b, 0));
+  assert.ok(json.tta);
+  const pngs = readdirSync(join(out, 'scan_png')).sort();
+  assert.equal(pngs, ['slice_000.png', 'slice_001.png', 'slice_002.png']);
+  const png = decodePng(readFileSync(join(out, 'scan_png', pngs[0])));
+  assert.equal([png.width, png.height, png.channels], [nx, ny, 3]);
+  assert.not.ok(readdirSync(out).some((f) => f.includes('.partial-')), 'no temporary files left');
+
+  // A lung mask of another shape and a missing input: one clear line, exit 1.
+  const wrongLung = join(tmp, 'lung.nii');
+  writeNifti(wrongLung, { dims: [nx, ny, 1], data: new Uint8Array(nx * ny), datatype: 'uint8' });
+  for (const [args, message] of [
+    [['--input', input, '--lung-mask', wrongLung], /lung mask must have the image's shape/],
+    [['--input', join(tmp, 'nope.nii.gz')], /nope\.nii\.gz does not exist/],
+  ] as const) {
+    const bad = spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src/cli/predict.ts'), '--checkpoint', checkpoint, '--out', out, ...args], { cwd: pkg, encoding: 'utf8' });
+    const lines = bad.stderr.split('\n').filter((line) => line.trim() && !/artificially reduced/.test(line));
+    assert.is(bad.status, 1);
+    assert.is(lines.length, 1, bad.stderr);
+    assert.match(lines[0], message);
+  }
+  assert.ok(existsSync(join(out, 'scan_lesions.nii.gz')), 'earlier output kept');
+});
+
+c('library use from another package: loadModel, predictVolume, evaluate imported from "aunet"', () => {
+  // A package of its own whose node_modules/aunet links to this one, as a workspace or npm install makes it.
+  const app = join(tmp, 'app');
+  mkdirSync(join(app, 'node_modules'), { recursive: true });
+  symlinkSync(pkg, join(app, 'node_modules', 'aunet'), 'dir');
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', type: 'module', private: true }));
+  writeFileSync(
+    join(app, 'main.ts'),
+    `import { readFileSync } from 'node:fs';
+import { init } from '@aunet/tensor';
+import { AUNet, loadModel, modelPredictor, predictVolume, evaluate } from 'aunet';
+import { loadDataset, readVolume } from 'aunet/node';
+await init();
+const { model } = loadModel(readFileSync(process.argv[2]));
+if (!(model instanceof AUNet)) throw new Error('not an AUNet');
+const p = await predictVolume(modelPredictor(model), readVolume(process.argv[3]));
+const ds = await loadDataset(process.argv[4]);
+const report = await evaluate(model, ds, [0, 1]);
+console.log(JSON.stringify({ dims: p.dims, slices: report.slices, dice: report.original.pooled.dice }));
+process.exit(0);
+`,
+  );
+  // @aunet/tensor comes through aunet's own dependencies, as it would for a user's package.
+  symlinkSync(join(pkg, 'node_modules', '@aunet'), join(app, 'node_modules', '@aunet'), 'dir');
+  const r = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), join(app, 'main.ts'), join(tmp, 'tiny.safetensors'), join(tmp, 'scan.nii.gz'), DEFAULT_DATA_DIR], { cwd: app, encoding: 'utf8', timeout: 300_000 });
+  assert.is(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.equal(out.dims, [24, 20, 3]);
+  assert.equal(out.slices, [0, 1]);
+  assert.ok(out.dice >= 0 && out.dice <= 1);
+});
+
+v.run();
+l.run();
+o.run();
+c.run();
