@@ -1,41 +1,29 @@
-// Runs every package's uvu suite (each in its own process, one after another) and prints one
-// summary; the last line reads `N passed, N failed`. Exit code 1 if anything failed.
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+// Runs every expected test file (each in its own process, one after another, under a time limit)
+// and the type checks, and prints one summary; the last line reads `N passed, N failed`. Exit
+// code 1 if anything failed. See runner.ts for what counts as a failure.
+// `pnpm test [FILTER...]` runs only the files whose path contains one of the filters.
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { compareWithExpected, failures, runTestFile, testFiles, type FileResult } from './runner';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const uvu = join(root, 'node_modules', 'uvu', 'bin.js');
-const packages = ['packages/tensor', 'packages/nn', 'packages/aunet'];
-const only = process.argv.slice(2);
 
-interface Result { name: string; total: number; passed: number; skipped: number; code: number | null; seconds: number }
+/** Every test file the run must find: a file missing or not listed here fails the run. */
+const EXPECTED: Record<string, string[]> = {
+  'packages/tensor': ['browser.test.ts', 'conv2d.test.ts', 'nnops.test.ts', 'ops.test.ts', 'runtime.test.ts'],
+  'packages/nn': ['checkpoint.test.ts', 'layers.test.ts', 'losses.test.ts', 'module.test.ts', 'optim.test.ts', 'train.test.ts'],
+  'packages/aunet': ['browser.test.ts', 'data.test.ts', 'experiments.test.ts', 'fetch.test.ts', 'metrics.test.ts', 'model.test.ts', 'predict.test.ts', 'step.test.ts', 'train.test.ts'],
+  scripts: ['runner.test.ts'],
+};
+/** Longest a test file may run (the slowest takes about a minute on 2 cores with lavapipe). */
+const FILE_TIME_LIMIT_MS = 10 * 60_000;
 
-function run(dir: string): Promise<Result> {
-  return new Promise((resolve) => {
-    const start = Date.now();
-    const child = spawn(process.execPath, ['--import', 'tsx', uvu, 'test'], { cwd: join(root, dir), stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      process.stdout.write(d);
-      out += d.toString();
-    });
-    // Dawn's adapter warnings are noise; everything else on stderr is shown.
-    child.stderr.on('data', (d: Buffer) => {
-      const text = d.toString().split('\n').filter((l) => !/artificially reduced/.test(l)).join('\n');
-      if (text.trim()) process.stderr.write(text.endsWith('\n') ? text : text + '\n');
-    });
-    child.on('close', (code) => {
-      const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
-      const num = (label: string) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(plain)?.[1] ?? 0);
-      resolve({ name: dir, total: num('Total'), passed: num('Passed'), skipped: num('Skipped'), code, seconds: (Date.now() - start) / 1000 });
-    });
-  });
-}
+const filters = process.argv.slice(2);
+const selected = (path: string) => !filters.length || filters.some((f) => path.includes(f));
 
 /** `tsc --noEmit` for one project, counted as one test. */
-function typecheck(dir: string): Promise<Result> {
+function typecheck(dir: string): Promise<FileResult> {
   return new Promise((resolve) => {
     const start = Date.now();
     const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -43,35 +31,42 @@ function typecheck(dir: string): Promise<Result> {
     child.on('close', (code) => {
       const ok = code === 0;
       console.log(`  tsc --noEmit -p ${dir}: ${ok ? 'ok' : 'FAILED'}`);
-      resolve({ name: `tsc ${dir}`, total: 1, passed: ok ? 1 : 0, skipped: 0, code, seconds: (Date.now() - start) / 1000 });
+      resolve({ name: `tsc ${dir}`, total: 1, passed: ok ? 1 : 0, skipped: 0, code, timedOut: false, seconds: (Date.now() - start) / 1000, problems: [] });
     });
   });
 }
 
-const results: Result[] = [];
-if (!only.length) {
+const results: FileResult[] = [];
+if (!filters.length) {
   console.log('=== typecheck');
-  for (const dir of [...packages, 'benchmarks']) results.push(await typecheck(dir));
+  for (const dir of ['packages/tensor', 'packages/nn', 'packages/aunet', 'benchmarks', 'scripts']) results.push(await typecheck(dir));
 }
-for (const dir of packages) {
-  if (only.length && !only.some((o) => dir.includes(o))) continue;
-  const testDir = join(root, dir, 'test');
-  if (!existsSync(testDir) || readdirSync(testDir).filter((f) => f.endsWith('.test.ts')).length === 0) continue;
-  console.log(`\n=== ${dir}`);
-  results.push(await run(dir));
+for (const [pkg, expected] of Object.entries(EXPECTED)) {
+  const found = testFiles(join(root, pkg, 'test'));
+  const { missing, unexpected } = compareWithExpected(found, expected);
+  for (const f of missing) results.push({ name: `${pkg}/test/${f}`, total: 0, passed: 0, skipped: 0, code: null, timedOut: false, seconds: 0, problems: ['expected but missing'] });
+  for (const f of unexpected) results.push({ name: `${pkg}/test/${f}`, total: 0, passed: 0, skipped: 0, code: null, timedOut: false, seconds: 0, problems: ['not in the expected list of scripts/test.ts: add it there'] });
+  for (const file of expected.filter((f) => found.includes(f))) {
+    const label = `${pkg}/test/${file}`;
+    if (!selected(label)) continue;
+    console.log(`\n=== ${label}`);
+    results.push(await runTestFile(join(root, pkg), file, { timeoutMs: FILE_TIME_LIMIT_MS, label }));
+  }
 }
 
 let passed = 0;
 let failed = 0;
-let skipped = 0;
 console.log('\nSummary');
 for (const r of results) {
-  // A suite that crashed before reporting counts as one failure at least.
-  const f = Math.max(r.total - r.passed - r.skipped, r.code === 0 ? 0 : 1);
+  const f = failures(r);
   passed += r.passed;
   failed += f;
-  skipped += r.skipped;
-  console.log(`  ${r.name.padEnd(24)} ${String(r.passed).padStart(4)} passed ${String(f).padStart(3)} failed ${String(r.skipped).padStart(3)} skipped  ${r.seconds.toFixed(1)} s${r.code !== 0 && r.total === r.passed ? ` (exit code ${r.code})` : ''}`);
+  const why = r.problems.length ? `  FAILED: ${r.problems.join('; ')}` : '';
+  console.log(`  ${r.name.padEnd(44)} ${String(r.passed).padStart(4)} passed ${String(f).padStart(3)} failed  ${r.seconds.toFixed(1).padStart(6)} s${why}`);
 }
-console.log(skipped ? `${passed} passed, ${failed} failed, ${skipped} skipped` : `${passed} passed, ${failed} failed`);
-process.exit(failed === 0 && results.length > 0 ? 0 : 1);
+if (!results.length) {
+  console.log(`no test file matches ${filters.join(', ')}`);
+  failed++;
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

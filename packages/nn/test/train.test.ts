@@ -34,41 +34,44 @@ test('a tiny network (conv, res_dil, attention, deep supervision) overfits one r
   const rng = testRng('overfit');
   // Train at full speed: poisoning every new buffer is for op tests.
   runtime().poisonNewBuffers = false;
-  const net = new TinyNet(new Rng(1234));
-  const opt = new Adam(net, { lr: 1e-2 });
-  const shape = [2, 1, 16, 16];
-  const n = 2 * 16 * 16;
-  const x = tensor(Float32Array.from({ length: n }, () => rng.normal()), shape);
-  const y = tensor(Float32Array.from({ length: n }, () => (rng.uniform() < 0.5 ? 1 : 0)), shape);
-  const step = () =>
-    scope(async () => {
-      const loss = bceWithLogits(net.forward(x), y);
-      backward(loss);
-      opt.step();
-      opt.zeroGrad();
-      return loss.item();
-    });
-  const first = await step();
-  await runtime().sync();
-  const bytesAfterFirst = runtime().memory().bytesInUse;
-  let last = first;
-  let steps = 1;
-  const maxSteps = 200; // about 45 are needed
-  const t0 = performance.now();
-  while (steps < maxSteps && last >= first / 10) {
-    last = await step();
-    steps++;
+  try {
+    const net = new TinyNet(new Rng(1234));
+    const opt = new Adam(net, { lr: 1e-2 });
+    const shape = [2, 1, 16, 16];
+    const n = 2 * 16 * 16;
+    const x = tensor(Float32Array.from({ length: n }, () => rng.normal()), shape);
+    const y = tensor(Float32Array.from({ length: n }, () => (rng.uniform() < 0.5 ? 1 : 0)), shape);
+    const step = () =>
+      scope(async () => {
+        const loss = bceWithLogits(net.forward(x), y);
+        backward(loss);
+        opt.step();
+        opt.zeroGrad();
+        return loss.item();
+      });
+    const first = await step();
+    await runtime().sync();
+    const bytesAfterFirst = runtime().memory().bytesInUse;
+    let last = first;
+    let steps = 1;
+    const maxSteps = 200; // about 45 are needed
+    const t0 = performance.now();
+    while (steps < maxSteps && last >= first / 10) {
+      last = await step();
+      steps++;
+    }
+    await runtime().sync();
+    const ms = performance.now() - t0;
+    console.log(`  overfit: loss ${first.toFixed(4)} -> ${last.toFixed(4)} in ${steps} steps (${(ms / (steps - 1)).toFixed(1)} ms/step)`);
+    assert.ok(last < first / 10, `loss ${first} -> ${last} after ${steps} steps: not below a tenth of the start`);
+    assert.is(runtime().memory().bytesInUse, bytesAfterFirst, 'bytes in use grew over the training steps');
+    x.dispose();
+    y.dispose();
+    opt.dispose();
+    net.dispose();
+  } finally {
+    runtime().poisonNewBuffers = true; // also after a failure: later tests rely on poisoned outputs
   }
-  await runtime().sync();
-  const ms = performance.now() - t0;
-  console.log(`  overfit: loss ${first.toFixed(4)} -> ${last.toFixed(4)} in ${steps} steps (${(ms / (steps - 1)).toFixed(1)} ms/step)`);
-  assert.ok(last < first / 10, `loss ${first} -> ${last} after ${steps} steps: not below a tenth of the start`);
-  assert.is(runtime().memory().bytesInUse, bytesAfterFirst, 'bytes in use grew over the training steps');
-  x.dispose();
-  y.dispose();
-  opt.dispose();
-  net.dispose();
-  runtime().poisonNewBuffers = true;
 });
 
 test('without autodiff, blocks free their intermediates at once (only the output stays)', async () => {

@@ -29,9 +29,20 @@ export function testRng(name: string): Rng {
   return new Rng(h);
 }
 
-/** Initialise WebGPU and switch on output poisoning (every new buffer starts as NaN). */
+/**
+ * Initialise WebGPU and switch on output poisoning (every new buffer starts as NaN). When WebGPU
+ * cannot start, print why and exit with code 1: uvu swallows an exception thrown by a `before`
+ * hook and would exit 0 with no test run and no message.
+ */
 export async function setupGPU(): Promise<void> {
-  await init();
+  try {
+    await init();
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    console.error(`setupGPU: WebGPU could not start, so this suite cannot run:\n${why}`);
+    if (typeof process !== 'undefined' && typeof process.exit === 'function') process.exit(1);
+    throw e;
+  }
   runtime().poisonNewBuffers = true;
 }
 

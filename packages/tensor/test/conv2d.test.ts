@@ -113,19 +113,25 @@ const SMALL_1X1_CASES: Case[] = [
 for (const [variant, cases] of [['gpu', CASES], ['fallback', FALLBACK_CASES]] as const) {
   test(`conv2d (${variant} kernels): forward, input, weight and bias gradients`, async () => {
     T.setConv2dVariant(variant);
-    const rng = testRng(`conv2d-${variant}`);
-    for (const c of cases) await checkConv(rng, c, ` [${variant}]`);
-    T.setConv2dVariant('auto');
+    try {
+      const rng = testRng(`conv2d-${variant}`);
+      for (const c of cases) await checkConv(rng, c, ` [${variant}]`);
+    } finally {
+      T.setConv2dVariant('auto'); // a failure must not leave the next tests on this variant
+    }
   });
 }
 
 test('conv2d 1x1 with at most 4 output channels (dedicated kernels, both variants)', async () => {
   const rng = testRng('conv2d-1x1');
-  for (const variant of ['gpu', 'fallback'] as const) {
-    T.setConv2dVariant(variant);
-    for (const c of SMALL_1X1_CASES) await checkConv(rng, c, ` [${variant}]`);
+  try {
+    for (const variant of ['gpu', 'fallback'] as const) {
+      T.setConv2dVariant(variant);
+      for (const c of SMALL_1X1_CASES) await checkConv(rng, c, ` [${variant}]`);
+    }
+  } finally {
+    T.setConv2dVariant('auto');
   }
-  T.setConv2dVariant('auto');
 });
 
 test('conv2d with the adapter-chosen variant on a larger AU-Net-like shape (forward only)', async () => {
