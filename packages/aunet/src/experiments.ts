@@ -9,46 +9,62 @@ import { writeFileAtomic } from '@aunet/nn';
 import { paperRow, PAPER_TABLE1, type Scores } from './metrics';
 import type { LossName, TrainConfig } from './config';
 import type { EvaluationReport } from './evaluate';
-import { EVALUATION_FILE, LAST, runConfig, train, type TrainOptions } from './train';
+import { EVALUATION_FILE, LAST, runState, train, type TrainOptions } from './train';
 
 /** What happened to one run of an experiment. */
 export interface RunOutcome {
   out: string;
   /** 'done': read from a finished run folder; 'resumed' or 'trained': trained now. */
   status: 'done' | 'resumed' | 'trained';
+  /** Epochs the run trained (fewer than asked when early stopping ended it). */
+  epochs: number;
   evaluation: EvaluationReport;
 }
 
-/** The fields that must agree for a run folder to belong to a config (epochs may be raised). */
-function sameRun(a: TrainConfig, b: TrainConfig): boolean {
-  const key = (c: TrainConfig) => JSON.stringify({ ...c, epochs: 0, data: '' });
-  return key(a) === key(b);
+/**
+ * The settings in which a run folder's config differs from `config`, by name; [] when it is the
+ * same run. The epoch budget may differ (a run can be extended).
+ */
+export function runDifferences(stored: TrainConfig, config: TrainConfig): string[] {
+  const flat = (c: TrainConfig): Record<string, string> => {
+    const { model, epochs: _epochs, ...rest } = c;
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(rest)) out[k] = JSON.stringify(v);
+    for (const [k, v] of Object.entries(model)) out[`model.${k}`] = JSON.stringify(v);
+    return out;
+  };
+  const a = flat(stored);
+  const b = flat(config);
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => a[k] !== b[k]).map((k) => `${k}: ${a[k] ?? '-'} there, ${b[k] ?? '-'} asked`);
+}
+
+/** An evaluation.json read back; NaN scores were written as null. */
+async function readEvaluation(file: string): Promise<EvaluationReport> {
+  return JSON.parse(await readFile(file, 'utf8'), (_k, v) => (v === null ? NaN : v)) as EvaluationReport;
 }
 
 /**
- * Train `config` in `out` unless it is already finished there; resume it when it was interrupted.
- * Throws when `out` holds a run of another configuration.
+ * Train `config` in `out` unless it is already finished there (evaluated, and trained to
+ * `config.epochs` or stopped early); resume it when it was interrupted or asked for more epochs.
+ * Throws when `out` holds a run of other settings, naming them.
  */
 export async function runOnce(config: TrainConfig, out: string, hooks: Omit<TrainOptions, 'out' | 'resume'> = {}): Promise<RunOutcome> {
   const dir = resolve(out);
   const evaluationFile = join(dir, EVALUATION_FILE);
-  let stored: TrainConfig | null = null;
-  if (existsSync(join(dir, LAST))) {
-    stored = await runConfig(dir);
-    if (!sameRun(stored, config)) {
-      throw new Error(`${dir} holds a run of another configuration (see its config.json); move it away or choose another --out`);
+  const started = existsSync(join(dir, LAST));
+  if (started) {
+    const run = await runState(dir);
+    const differences = runDifferences(run.config, config);
+    if (differences.length) {
+      throw new Error(`${dir} holds a run of other settings (${differences.join('; ')}); move it away or choose another --out`);
     }
-    if (existsSync(evaluationFile)) {
-      const evaluation = JSON.parse(await readFile(evaluationFile, 'utf8')) as EvaluationReport;
-      return { out: dir, status: 'done', evaluation };
+    if (existsSync(evaluationFile) && (run.epoch >= config.epochs || run.stoppedEarly)) {
+      return { out: dir, status: 'done', epochs: run.epoch, evaluation: await readEvaluation(evaluationFile) };
     }
   }
-  // A resumed run keeps its stored config; only the epoch budget and the data folder follow the request.
-  const started = stored !== null;
-  const runConfigToUse = stored ? { ...stored, epochs: config.epochs, data: config.data } : config;
-  const result = await train(runConfigToUse, { ...hooks, out: dir, resume: started });
+  const result = await train(config, { ...hooks, out: dir, resume: started });
   if (!result.evaluation) throw new Error(`${dir}: the run ended without a best checkpoint to evaluate`);
-  return { out: dir, status: started ? 'resumed' : 'trained', evaluation: result.evaluation };
+  return { out: dir, status: started ? 'resumed' : 'trained', epochs: result.epochs, evaluation: result.evaluation };
 }
 
 const pct = (v: number) => (Number.isFinite(v) ? (100 * v).toFixed(1) : '-');
@@ -63,11 +79,13 @@ export interface AblationRow {
   loss: LossName;
   out: string;
   status: RunOutcome['status'];
+  /** Epochs trained (fewer than the budget when early stopping ended the run). */
+  epochs: number;
   /** Pooled test scores at the model's resolution and at the original one (fractions). */
   model_resolution: Scores;
   original_resolution: Scores;
-  /** The paper's figures (%). */
-  paper: Scores;
+  /** The paper's figures, in percent. */
+  paper_percent: Scores;
 }
 
 export const ABLATION_ROWS: readonly { model: 'unet' | 'aunet'; loss: LossName }[] = [
@@ -94,7 +112,7 @@ export async function ablation(
     const dir = join(resolve(out), `${model}-${loss}`);
     hooks.onRow?.(index, row, dir);
     const r = await runOnce(config, dir, hooks);
-    rows.push({ row, model, loss, out: r.out, status: r.status, model_resolution: r.evaluation.model.pooled, original_resolution: r.evaluation.original.pooled, paper: PAPER_TABLE1[row] });
+    rows.push({ row, model, loss, out: r.out, status: r.status, epochs: r.epochs, model_resolution: r.evaluation.model.pooled, original_resolution: r.evaluation.original.pooled, paper_percent: PAPER_TABLE1[row] });
     await writeAblation(out, base, rows);
   }
   return rows;
@@ -103,14 +121,14 @@ export async function ablation(
 /** The ablation as a Markdown table beside the paper's figures. */
 export function ablationMarkdown(rows: AblationRow[], resolution: string, original: string): string {
   const lines = [
-    `| | Dice ${resolution} | Sens | Spec | Dice ${original} | Sens | Spec | paper Dice | Sens | Spec |`,
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| | epochs | Dice ${resolution} | Sens | Spec | Dice ${original} | Sens | Spec | paper Dice | Sens | Spec |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const r of rows) {
     const m = r.model_resolution;
     const o = r.original_resolution;
-    const p = r.paper;
-    lines.push(`| ${r.row} | ${pct(m.dice)} | ${pct(m.sensitivity)} | ${pct(m.specificity)} | ${pct(o.dice)} | ${pct(o.sensitivity)} | ${pct(o.specificity)} | ${p.dice.toFixed(1)} | ${p.sensitivity.toFixed(1)} | ${p.specificity.toFixed(1)} |`);
+    const p = r.paper_percent;
+    lines.push(`| ${r.row} | ${r.epochs} | ${pct(m.dice)} | ${pct(m.sensitivity)} | ${pct(m.specificity)} | ${pct(o.dice)} | ${pct(o.sensitivity)} | ${pct(o.specificity)} | ${p.dice.toFixed(1)} | ${p.sensitivity.toFixed(1)} | ${p.specificity.toFixed(1)} |`);
   }
   return lines.join('\n') + '\n';
 }
@@ -129,6 +147,7 @@ export interface FoldResult {
   fold: number;
   out: string;
   status: RunOutcome['status'];
+  epochs: number;
   testSlices: number;
   model_resolution: Scores;
   original_resolution: Scores;
@@ -177,7 +196,7 @@ export async function crossValidate(
     const dir = join(resolve(out), `fold-${k}`);
     hooks.onFold?.(k, folds, dir);
     const r = await runOnce({ ...base, fold: { k, K: folds } }, dir, hooks);
-    results.push({ fold: k, out: r.out, status: r.status, testSlices: r.evaluation.slices.length, model_resolution: r.evaluation.model.pooled, original_resolution: r.evaluation.original.pooled });
+    results.push({ fold: k, out: r.out, status: r.status, epochs: r.epochs, testSlices: r.evaluation.slices.length, model_resolution: r.evaluation.model.pooled, original_resolution: r.evaluation.original.pooled });
     cv = { folds: results, model_resolution: summarise(results.map((f) => f.model_resolution)), original_resolution: summarise(results.map((f) => f.original_resolution)) };
     const json = { model: base.model.model, loss: base.loss, preset: base.preset, seed: base.seed, epochs: base.epochs, inputSize: base.model.inputSize, K: folds, ...cv };
     await writeFileAtomic(join(out, 'cv.json'), new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n'));
@@ -190,15 +209,15 @@ export async function crossValidate(
 export function crossValidationMarkdown(cv: CrossValidation, base: TrainConfig): string {
   const s = base.model.inputSize;
   const lines = [
-    `| fold | test slices | Dice ${s}x${s} | Sens | Spec | Dice original | Sens | Spec |`,
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| fold | epochs | test slices | Dice ${s}x${s} | Sens | Spec | Dice original | Sens | Spec |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const f of cv.folds) {
     const [m, o] = [f.model_resolution, f.original_resolution];
-    lines.push(`| ${f.fold} | ${f.testSlices} | ${pct(m.dice)} | ${pct(m.sensitivity)} | ${pct(m.specificity)} | ${pct(o.dice)} | ${pct(o.sensitivity)} | ${pct(o.specificity)} |`);
+    lines.push(`| ${f.fold} | ${f.epochs} | ${f.testSlices} | ${pct(m.dice)} | ${pct(m.sensitivity)} | ${pct(m.specificity)} | ${pct(o.dice)} | ${pct(o.sensitivity)} | ${pct(o.specificity)} |`);
   }
   const pm = (x: Summary, k: keyof Scores) => `${pct(x.mean[k])} ± ${pct(x.sd[k])}`;
   const [m, o] = [cv.model_resolution, cv.original_resolution];
-  lines.push(`| mean ± sd | | ${pm(m, 'dice')} | ${pm(m, 'sensitivity')} | ${pm(m, 'specificity')} | ${pm(o, 'dice')} | ${pm(o, 'sensitivity')} | ${pm(o, 'specificity')} |`);
+  lines.push(`| mean ± sd | | | ${pm(m, 'dice')} | ${pm(m, 'sensitivity')} | ${pm(m, 'specificity')} | ${pm(o, 'dice')} | ${pm(o, 'sensitivity')} | ${pm(o, 'specificity')} |`);
   return lines.join('\n') + '\n';
 }

@@ -20,7 +20,7 @@ export interface LesionReport {
   reference: BurdenReference;
   /** Voxel size in mm: [x, y, slice spacing]. */
   voxelMm: [number, number, number];
-  /** False when the header gives no spatial unit and millimetres were assumed. */
+  /** False when the header gives no spatial unit (millimetres assumed) or no usable voxel size (1 mm assumed). */
   unitsKnown: boolean;
   slices: SliceLesions[];
   volume: { lesionPixels: number; lesionMm2: number; lesionMl: number; referencePixels: number; burden: number };
@@ -33,27 +33,60 @@ const MM_PER_UNIT: Record<number, number> = { 0: 1, 1: 1000, 2: 1, 3: 0.001 };
 export function voxelSizeMm(space: NiftiSpace): { voxelMm: [number, number, number]; unitsKnown: boolean } {
   const code = space.xyztUnits & 7;
   const scale = MM_PER_UNIT[code] ?? 1;
-  const size = (i: number) => (Number.isFinite(space.pixdim[i]) && space.pixdim[i] > 0 ? Math.abs(space.pixdim[i]) * scale : scale);
-  return { voxelMm: [size(1), size(2), size(3)], unitsKnown: code in MM_PER_UNIT && code !== 0 };
+  // pixdim is a size: its sign means nothing (some writers store negative values).
+  const valid = [1, 2, 3].every((i) => Number.isFinite(space.pixdim[i]) && space.pixdim[i] !== 0);
+  const size = (i: number) => (valid ? Math.abs(space.pixdim[i]) * scale : 1);
+  return { voxelMm: [size(1), size(2), size(3)], unitsKnown: valid && code in MM_PER_UNIT && code !== 0 };
 }
 
 /**
- * The patient's body in each slice of a normalised image (values 0..1, x fastest): pixels
- * brighter than `threshold` (0.15 is about -790 HU in the lung window, well above air at 0),
- * with every region not connected to the slice's border filled in, so that the lungs, darker
- * than the threshold but enclosed by the chest wall, belong to the body.
+ * Otsu's threshold of values in 0..1 (256 bins): the level that best separates the darker
+ * values (air, and in a lung window the aerated lung) from the brighter ones (soft tissue).
  */
-export function bodyMask(image: Float32Array, nx: number, ny: number, nz: number, threshold = 0.15): Uint8Array {
+export function otsuThreshold(values: ArrayLike<number>): number {
+  const bins = new Float64Array(256);
+  for (let i = 0; i < values.length; i++) bins[Math.min(255, Math.max(0, Math.floor(values[i] * 256)))]++;
+  const total = values.length;
+  let sumAll = 0;
+  for (let b = 0; b < 256; b++) sumAll += b * bins[b];
+  let weightBelow = 0;
+  let sumBelow = 0;
+  let best = 0;
+  let threshold = 0;
+  for (let b = 0; b < 255; b++) {
+    weightBelow += bins[b];
+    sumBelow += b * bins[b];
+    const weightAbove = total - weightBelow;
+    if (weightBelow === 0 || weightAbove === 0) continue;
+    const between = weightBelow * weightAbove * (sumBelow / weightBelow - (sumAll - sumBelow) / weightAbove) ** 2;
+    if (between > best) {
+      best = between;
+      threshold = b;
+    }
+  }
+  return (threshold + 1) / 256;
+}
+
+/**
+ * The patient's body in each slice of a normalised image (values 0..1, x fastest): the pixels not
+ * reachable from the slice's border through pixels darker than the slice's Otsu threshold. The
+ * air around the patient is reached and excluded; the lungs, as dark but enclosed by the chest
+ * wall, are not, and so belong to the body. The threshold comes from each slice, because the air
+ * level differs between windows: 0 for Hounsfield images through the lung window, about 0.2 in
+ * the shipped 8-bit copy.
+ */
+export function bodyMask(image: Float32Array, nx: number, ny: number, nz: number): Uint8Array {
   const plane = nx * ny;
   const body = new Uint8Array(image.length);
   const outside = new Uint8Array(plane);
   const stack: number[] = [];
   for (let k = 0; k < nz; k++) {
     const off = k * plane;
+    const slice = image.subarray(off, off + plane);
+    const threshold = otsuThreshold(slice);
     outside.fill(0);
-    // Flood the dark pixels reachable from the border: that is the air around the patient.
     const push = (i: number) => {
-      if (!outside[i] && image[off + i] <= threshold) {
+      if (!outside[i] && slice[i] < threshold) {
         outside[i] = 1;
         stack.push(i);
       }

@@ -34,14 +34,16 @@ function axisDirections(space: NiftiSpace): [number[], number[]] | null {
  * Flips that show an axial slice in radiological convention: the patient's anterior at the top
  * and the patient's left on the right of the picture. NIfTI's world space is RAS (+x towards
  * the patient's left, +y anterior), so a voxel step whose world x is positive runs rightwards
- * and one whose world y is positive runs upwards. A file with no orientation is taken as RAS.
+ * and one whose world y is positive runs upwards. A file with no orientation is shown as stored:
+ * slices exported from DICOM or from pictures (as MedSeg's) are stored in display order.
+ * Only mirrors: a slice whose in-plane axes are swapped (columns running front to back) is
+ * shown with each axis mirrored by the sign of its own display component, not transposed.
  */
 export function displayFlips(space: NiftiSpace): DisplayFlips {
   const dirs = axisDirections(space);
-  if (!dirs) return { flipX: false, flipY: true };
+  if (!dirs) return { flipX: false, flipY: false };
   const [ix, iy] = dirs;
-  // The component along the display axis decides; a rotated slice is shown with its nearest axis.
-  return { flipX: ix[0] < 0 || (ix[0] === 0 && iy[0] > 0), flipY: iy[1] > 0 || (iy[1] === 0 && ix[1] > 0) };
+  return { flipX: ix[0] < 0, flipY: iy[1] > 0 };
 }
 
 export type OverlayStyle = 'outline' | 'fill';

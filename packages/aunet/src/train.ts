@@ -135,18 +135,27 @@ function restoreSchedulers(s: SchedulerState, plateau: ReduceLROnPlateau, early:
 
 /** The config of the run in `dir`, from its last checkpoint. */
 export async function runConfig(dir: string): Promise<TrainConfig> {
+  return (await runState(dir)).config;
+}
+
+/** Where a run folder stands: its config, the last epoch its checkpoint holds, and whether early stopping ended it. */
+export async function runState(dir: string): Promise<{ config: TrainConfig; epoch: number; stoppedEarly: boolean }> {
   const file = join(dir, LAST);
   if (!existsSync(file)) {
     throw new CheckpointError(
       `${dir} holds no ${LAST}: ${existsSync(join(dir, CONFIG_FILE)) ? 'the run stopped before its first epoch ended; start it again with --out' : 'it is not a run folder of this trainer'}`,
     );
   }
+  let metadata: Record<string, string>;
   try {
-    return configFromMetadata(decodeSafetensors(new Uint8Array(await readFile(file)), file).metadata, file);
+    metadata = decodeSafetensors(new Uint8Array(await readFile(file)), file).metadata;
   } catch (e) {
-    if (e instanceof SafetensorsError) throw new CheckpointError(`${e.message}\n(${file} is damaged: the run cannot be resumed; start a new one with another --out)`);
+    if (e instanceof SafetensorsError) throw new CheckpointError(`${e.message} (${file} is damaged: the run cannot be resumed; start a new one with another --out)`);
     throw e;
   }
+  const config = configFromMetadata(metadata, file);
+  const state = metadata[STATE_KEY] ? (JSON.parse(metadata[STATE_KEY]) as SchedulerState) : null;
+  return { config, epoch: Number(metadata[EPOCH_KEY] ?? 0), stoppedEarly: state?.early.stopped ?? false };
 }
 
 function divergedMessage(what: string, epoch: number, out: string): string {

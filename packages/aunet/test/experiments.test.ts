@@ -13,7 +13,9 @@ import { defaultTrainConfig, splitFor, type TrainConfig } from '../src/config';
 import { resizeImage, resizeNearest } from '../src/data/transforms';
 import { loadDataset, writeNifti, DEFAULT_DATA_DIR } from '../src/data/files';
 import { crossValidate, summarise, type AblationRow } from '../src/experiments';
-import { EVALUATION_FILE, LOG } from '../src/train';
+import { EVALUATION_FILE, LOG, type EpochRecord } from '../src/train';
+
+const records = (dir: string): EpochRecord[] => readFileSync(join(dir, LOG), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as EpochRecord);
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-experiments-'));
@@ -82,7 +84,7 @@ t('ablation: four rows on one split; killed after the first row, the rerun reads
   // Another configuration in the same folder is refused, not mixed in.
   const other = spawnSync(process.execPath, ['--import', 'tsx', ...ablationCli(out), '--lr', '2e-3'], { cwd: pkg, encoding: 'utf8' });
   assert.is(other.status, 1);
-  assert.match(other.stderr, /holds a run of another configuration/);
+  assert.match(other.stderr, /holds a run of other settings \(lr: 0\.001 there, 0\.002 asked\)/);
 });
 
 t('cross-validation: each fold tests on its own slices, together all of them; mean and sd of the folds', async () => {
@@ -101,7 +103,11 @@ t('cross-validation: each fold tests on its own slices, together all of them; me
   assert.match(readFileSync(join(out, 'cv.md'), 'utf8'), /\| mean ± sd \|/);
   // Rerun: every fold is read back.
   const again = await crossValidate(base, 3, out, { log: quiet });
-  assert.ok(again.folds.every((f) => f.status === 'done'));
+  assert.ok(again.folds.every((f) => f.status === 'done' && f.epochs === 2));
+  // A larger epoch budget continues the finished folds instead of reporting the shorter runs.
+  const longer = await crossValidate({ ...base, epochs: 3 }, 3, out, { log: quiet });
+  assert.ok(longer.folds.every((f) => f.status === 'resumed' && f.epochs === 3), JSON.stringify(longer.folds.map((f) => [f.status, f.epochs])));
+  assert.equal(records(join(out, 'fold-1')).map((r) => r.epoch), [1, 2, 3]);
 });
 
 t.run();

@@ -15,7 +15,7 @@ import { setupGPU } from '@aunet/tensor/testing';
 import { manualSeed, saveCheckpoint } from '@aunet/nn';
 import { defaultTrainConfig } from '../src/config';
 import { CONFIG_KEY, EPOCH_KEY, loadModel } from '../src/checkpoint';
-import { DEFAULT_DATA_DIR, writeNifti } from '../src/data/files';
+import { DEFAULT_DATA_DIR, readVolume, writeNifti } from '../src/data/files';
 import { defaultSpace, type NiftiSpace, type Volume } from '../src/data/nifti';
 import { bodyMask, lesionCsv, lesionReport, voxelSizeMm } from '../src/lesions';
 import { AUNet } from '../src/model';
@@ -144,6 +144,24 @@ l('voxel units: metres and microns converted, unknown taken as mm and flagged', 
   assert.is(unknown.unitsKnown, false);
 });
 
+l('on the shipped 8-bit slices the body holds the lungs and leaves out the air (about 0.2 there, not 0)', () => {
+  const im = readVolume(join(DEFAULT_DATA_DIR, 'tr_im_lungwindow.nii.gz'));
+  const lung = readVolume(join(DEFAULT_DATA_DIR, 'tr_lungmask.nii.gz'));
+  const [nx, ny] = im.dims;
+  const plane = nx * ny;
+  for (const k of [3, 30, 50]) {
+    const slice = Float32Array.from(im.data.subarray(k * plane, (k + 1) * plane), (v) => v / 255);
+    const body = bodyMask(slice, nx, ny, 1);
+    let inBody = 0;
+    let lungPixels = 0;
+    for (let i = 0; i < plane; i++) if (lung.data[k * plane + i] > 0.5) (lungPixels++, (inBody += body[i]));
+    assert.ok(inBody / lungPixels > 0.99, `slice ${k}: ${inBody} of ${lungPixels} lung pixels in the body`);
+    const fraction = body.reduce((a, b) => a + b, 0) / plane;
+    assert.ok(fraction < 0.9, `slice ${k}: the body is ${(100 * fraction).toFixed(1)}% of the slice`);
+    assert.is(body[0], 0, 'the corner is air');
+  }
+});
+
 l('the body mask fills the dark lungs enclosed by the chest wall and leaves the outside air', () => {
   // 12 x 12: a bright ring (rows/cols 2..9) around a dark inside (4..7), air elsewhere.
   const n = 12;
@@ -157,7 +175,7 @@ const o = suite('slice pictures');
 
 o('display flips follow the orientation: anterior up, patient left on the right', () => {
   assert.equal(displayFlips(SPACE), { flipX: true, flipY: true });
-  assert.equal(displayFlips(defaultSpace()), { flipX: false, flipY: true });
+  assert.equal(displayFlips(defaultSpace()), { flipX: false, flipY: false }, 'no orientation: as stored');
   assert.equal(displayFlips({ ...SPACE, sformCode: 0 }), { flipX: true, flipY: true }, 'from the quaternion');
   assert.equal(displayFlips({ ...defaultSpace(), sformCode: 1, srow: [[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0]] }), { flipX: false, flipY: false });
 });

@@ -35,7 +35,7 @@ try {
   });
   progress.stop();
   const s = base.model.inputSize;
-  console.log(`\nTable 1, pooled over the ${base.fold ? 'held-out' : 'test'} slices (%), ${base.epochs} epochs at most:\n`);
+  console.log(`\nTable 1, pooled over the test slices (%), ${base.epochs} epochs at most (each row's own count in its column):\n`);
   console.log(ablationMarkdown(rows, `${s}x${s}`, 'original'));
   console.log(`tables: ${join(out, 'ablation.md')}, ${join(out, 'ablation.json')}`);
   process.exit(0);

@@ -30,9 +30,20 @@ export function numberFlag(name: string, text: string | undefined, integer = fal
   return v;
 }
 
+/** Progress bars to stop before an error is printed (so it gets a line of its own and the cursor comes back). */
+const activeBars = new Set<{ stop(): void }>();
+
+/** Register a progress bar for {@link fail} to stop. */
+export function trackBar<T extends { stop(): void }>(bar: T): T {
+  activeBars.add(bar);
+  return bar;
+}
+
 /** Print one line saying what failed and exit 1. */
 export function fail(e: unknown): never {
-  const message = e instanceof Error ? e.message : String(e);
+  for (const bar of activeBars) bar.stop();
+  // Messages that explain themselves over several lines are joined: one line, as the commands promise.
+  const message = (e instanceof Error ? e.message : String(e)).split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
   console.error(`error: ${message}`);
   if (process.env.AUNET_DEBUG && e instanceof Error) console.error(e.stack);
   process.exit(1);

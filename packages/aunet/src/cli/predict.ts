@@ -1,6 +1,6 @@
 // `pnpm --filter aunet predict --checkpoint FILE --input CT.nii.gz --out DIR`: segment new scans.
 
-import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { init } from '@aunet/tensor';
@@ -12,7 +12,7 @@ import { lesionMask } from '../data/normalise';
 import { bodyMask, lesionCsv, lesionReport, type BurdenReference } from '../lesions';
 import { displayFlips, overlayPng, type OverlayStyle } from '../overlay';
 import { mirroredTTA, modelPredictor, predictVolume } from '../predict';
-import { fail, numberFlag, parseFlags } from './common';
+import { fail, numberFlag, parseFlags, trackBar } from './common';
 
 const usage = `
 Segment COVID-19 lesions in CT volumes with a trained checkpoint. Each slice is resized to the
@@ -52,6 +52,7 @@ const flags = parseFlags(usage, {
 });
 
 const NIFTI = /\.nii(\.gz)?$/i;
+const OUTPUT = /_(lesions|probabilities)\.nii(\.gz)?$/i;
 
 /** The input volumes, each with its lung mask when one was given. */
 function inputs(input: string, lungMask: string | undefined): { file: string; lung?: string }[] {
@@ -62,9 +63,12 @@ function inputs(input: string, lungMask: string | undefined): { file: string; lu
     throw new DataError(`${input} does not exist. Pass a .nii / .nii.gz file or a folder of them.`, input);
   }
   if (!isDir) return [{ file: input, lung: lungMask }];
-  const files = readdirSync(input).filter((n) => NIFTI.test(n)).sort();
+  // Outputs of an earlier run into the same folder are not inputs.
+  const files = readdirSync(input).filter((n) => NIFTI.test(n) && !OUTPUT.test(n)).sort();
   if (!files.length) throw new DataError(`${input} holds no .nii or .nii.gz file.`, input);
-  if (lungMask && !statSync(lungMask).isDirectory()) throw new Error(`with a folder as --input, --lung-mask must be a folder holding a mask named like each input; ${lungMask} is a file`);
+  if (lungMask && !(existsSync(lungMask) && statSync(lungMask).isDirectory())) {
+    throw new Error(`with a folder as --input, --lung-mask must be a folder holding a mask named like each input; ${lungMask} is not a folder`);
+  }
   return files.map((n) => ({ file: join(input, n), lung: lungMask && join(lungMask, n) }));
 }
 
@@ -108,9 +112,11 @@ try {
     const lungMask = lung ? checkLungMask(readVolume(lung), volume) : undefined;
     const [nx, ny, nz] = volume.dims;
     const name = basename(file).replace(NIFTI, '');
-    const bar = new cliProgress.SingleBar(
-      { format: `${name} [{bar}] {value}/{total} slices | {eta_formatted} left`, noTTYOutput: true, notTTYSchedule: 15000 },
-      cliProgress.Presets.shades_classic,
+    const bar = trackBar(
+      new cliProgress.SingleBar(
+        { format: `${name} [{bar}] {value}/{total} slices | {eta_formatted} left`, noTTYOutput: true, notTTYSchedule: 15000 },
+        cliProgress.Presets.shades_classic,
+      ),
     );
     bar.start(nz, 0);
     const t0 = performance.now();

@@ -5,7 +5,7 @@ import cliProgress from 'cli-progress';
 import { AUGMENT_NAMES, defaultTrainConfig, parseFilters, PRESETS, type AugmentName, type LossName, type PresetName, type TrainConfig } from '../config';
 import { resolveDataDir } from '../data/files';
 import type { EpochRecord, StepProgress, TrainOptions } from '../train';
-import { numberFlag } from './common';
+import { numberFlag, trackBar } from './common';
 
 /** Help lines of the flags in {@link CONFIG_FLAGS} that every training command takes. */
 export const CONFIG_HELP = `
@@ -80,7 +80,7 @@ export function configFromFlags(
 
 /** Train hooks that show a progress bar per epoch and print a line at the end of each. */
 export function progressHooks(): Omit<TrainOptions, 'out' | 'resume'> & { stop: () => void } {
-  const bar = new cliProgress.SingleBar(
+  const bar = trackBar(new cliProgress.SingleBar(
     {
       format: 'epoch {epoch}/{epochs} [{bar}] {value}/{total} slices | loss {loss} | {rate} slices/s | {eta_formatted} left',
       hideCursor: true,
@@ -89,7 +89,7 @@ export function progressHooks(): Omit<TrainOptions, 'out' | 'resume'> & { stop: 
       etaBuffer: 8,
     },
     cliProgress.Presets.shades_classic,
-  );
+  ));
   const fmt = (p: Partial<StepProgress>) => ({ epoch: p.epoch, epochs: p.epochs, loss: p.loss?.toFixed(4) ?? '-', rate: p.slicesPerSecond?.toFixed(2) ?? '-' });
   const pct = (v: number) => (100 * v).toFixed(1);
   return {
