@@ -10,13 +10,15 @@
 //                      /proc; dawn.node's own polling would keep the thread busy the whole wait)
 
 import { readFileSync } from 'node:fs';
-import { ENTRY_1D, Uniforms, dispose, init, launch1d, linearIndex, runtime, tensor, zeros, type Tensor } from '@aunet/tensor';
+import { ENTRY_1D, dispose, grid1d, init, launch, linearIndex, runtime, tensor, uniformStruct, zeros, type Tensor } from '@aunet/tensor';
+
+const ADD_ONE_UNIFORMS = uniformStruct('bench-add-one', { n: 'u32' });
+const SPIN_UNIFORMS = uniformStruct('bench-spin', { n: 'u32', iters: 'u32' });
 import { median, now, sig, type Suite, type SuiteOptions } from '../common';
 
 // One invocation per element, adds 1; index recovered as grid1d lays out workgroups.
 const ADD_ONE = `
-struct P { n: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${ADD_ONE_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 ${ENTRY_1D(64)} {
   ${linearIndex(64)}
@@ -25,8 +27,7 @@ ${ENTRY_1D(64)} {
 
 // A long compute-bound kernel: each invocation iterates a multiply-add p.iters times.
 const SPIN_KERNEL = `
-struct P { n: u32, iters: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${SPIN_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 ${ENTRY_1D(64)} {
   ${linearIndex(64)}
@@ -72,8 +73,8 @@ export const suite: Suite = {
     const q = options.quick;
     const n = q ? 50 : 200;
     const tiny = tensor([0], [1]);
-    const u = new Uniforms().u32(1);
-    const kick = () => launch1d('bench-add-one', ADD_ONE, 1, 64, [tiny], u);
+    const uniforms = ADD_ONE_UNIFORMS.pack({ n: 1 });
+    const kick = () => launch({ kernel: 'bench-add-one', code: ADD_ONE, grid: grid1d(1, 64), bind: [tiny], uniforms });
     const rows: Row[] = [];
     const want = (metric: string) => !options.only || metric.toLowerCase().includes(options.only.toLowerCase());
 
@@ -167,7 +168,7 @@ export const suite: Suite = {
       log('wait-cpu...');
       const elems = 16384;
       const buf = zeros([elems]);
-      const run = (iters: number) => launch1d('bench-spin', SPIN_KERNEL, elems, 64, [buf], new Uniforms().u32(elems, iters));
+      const run = (iters: number) => launch({ kernel: 'bench-spin', code: SPIN_KERNEL, grid: grid1d(elems, 64), bind: [buf], uniforms: SPIN_UNIFORMS.pack({ n: elems, iters }) });
       run(1); // compile first
       await rt.sync();
       // Calibrate the loop to about 300 ms of device time.

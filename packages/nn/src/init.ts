@@ -78,10 +78,12 @@ export function constant(value: number): Initializer {
   return (shape) => new Float32Array(size(shape)).fill(value);
 }
 
-export function zeros(): Initializer {
+/** All zeros (named apart from @aunet/tensor's `zeros`, which makes a tensor). */
+export function zerosInit(): Initializer {
   return constant(0);
 }
 
-export function ones(): Initializer {
+/** All ones (named apart from @aunet/tensor's `ones`). */
+export function onesInit(): Initializer {
   return constant(1);
 }

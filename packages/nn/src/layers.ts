@@ -1,9 +1,8 @@
 // Layers. Each holds its parameters (seeded initialisers) and calls the fused kernels of
 // @aunet/tensor; tensors are NCHW float32.
 
-import { Rng, add, relu, sigmoid, type Tensor } from '@aunet/tensor';
-import { getDefaultRng, glorotUniform, kaimingNormal, ones, zeros, type Initializer } from './init';
-import { channelAttention, conv2d, dualAttention, instanceNorm, spatialAttention, upsample2x } from './kernels';
+import { Rng, add, channelAttention, conv2d, dualAttention, instanceNorm, relu, sigmoid, spatialAttention, upsample2x, type Tensor } from '@aunet/tensor';
+import { getDefaultRng, glorotUniform, kaimingNormal, onesInit, zerosInit, type Initializer } from './init';
 import { Module, Parameter } from './module';
 
 function makeParam(shape: number[], init: Initializer, rng: Rng): Parameter {
@@ -25,7 +24,7 @@ function checkInput(x: Tensor, layer: string, channels?: number): void {
   if (channels !== undefined && x.shape[1] !== channels) throw new Error(`${layer}: expected ${channels} input channels, got ${x.shape[1]} in ${x}`);
 }
 
-export interface Conv2dOptions {
+export interface Conv2dLayerOptions {
   stride?: number;
   /** Zero padding on every side; 'same' pads dilation * (kernel - 1) / 2 (odd kernels), keeping
    *  H and W at stride 1 and giving ceil(H / stride) otherwise. Default 0, as PyTorch. */
@@ -53,7 +52,7 @@ export class Conv2d extends Module {
     readonly inChannels: number,
     readonly outChannels: number,
     readonly kernelSize: number,
-    o: Conv2dOptions = {},
+    o: Conv2dLayerOptions = {},
   ) {
     super();
     this.stride = o.stride ?? 1;
@@ -68,7 +67,7 @@ export class Conv2d extends Module {
     if (!Number.isInteger(this.padding) || this.padding < 0) throw new Error(`Conv2d: padding must be a non-negative integer, got ${this.padding}`);
     const rng = o.rng ?? getDefaultRng();
     this.weight = makeParam([outChannels, inChannels, kernelSize, kernelSize], o.weightInit ?? kaimingNormal(), rng);
-    this.bias = o.bias === false ? null : makeParam([outChannels], o.biasInit ?? zeros(), rng);
+    this.bias = o.bias === false ? null : makeParam([outChannels], o.biasInit ?? zerosInit(), rng);
   }
 
   forward(x: Tensor): Tensor {
@@ -101,8 +100,8 @@ export class InstanceNorm2d extends Module {
     super();
     this.eps = o.eps ?? 1e-5;
     const affine = o.affine ?? false;
-    this.weight = affine ? makeParam([channels], ones(), getDefaultRng()) : null;
-    this.bias = affine ? makeParam([channels], zeros(), getDefaultRng()) : null;
+    this.weight = affine ? makeParam([channels], onesInit(), getDefaultRng()) : null;
+    this.bias = affine ? makeParam([channels], zerosInit(), getDefaultRng()) : null;
   }
 
   forward(x: Tensor): Tensor {
@@ -157,9 +156,9 @@ export class ChannelAttention extends Module {
     this.hidden = Math.max(1, Math.floor(channels / r));
     const rng = o.rng ?? getDefaultRng();
     this.w1 = makeParam([this.hidden, channels], kaimingNormal(), rng);
-    this.b1 = makeParam([this.hidden], zeros(), rng);
+    this.b1 = makeParam([this.hidden], zerosInit(), rng);
     this.w2 = makeParam([channels, this.hidden], glorotUniform(), rng);
-    this.b2 = makeParam([channels], zeros(), rng);
+    this.b2 = makeParam([channels], zerosInit(), rng);
   }
 
   forward(x: Tensor): Tensor {
@@ -188,7 +187,7 @@ export class SpatialAttention extends Module {
     super();
     const rng = o.rng ?? getDefaultRng();
     this.w = makeParam([channels], glorotUniform(), rng);
-    this.b = makeParam([1], zeros(), rng);
+    this.b = makeParam([1], zerosInit(), rng);
   }
 
   forward(x: Tensor): Tensor {

@@ -1,8 +1,7 @@
 // Optimisers and training-loop helpers: Adam on the fused `adamStep` kernel, ReduceLROnPlateau,
 // EarlyStopping with host copies of the best weights.
 
-import { Tensor, keep, zeros, type Shape } from '@aunet/tensor';
-import { adamStep } from './kernels';
+import { Tensor, adamStep, keep, zeros, type Shape } from '@aunet/tensor';
 import { Module, Parameter } from './module';
 
 export interface AdamOptions {

@@ -4,5 +4,5 @@ export { Tensor, tidy, scope, keep, dispose, shapeSize, type DType, type Shape, 
 export { backward, noGrad, isGradEnabled, record, type BackwardOptions } from './autograd';
 export { Rng } from './random';
 export { sizeClass, type MemoryStats } from './pool';
-export { ENTRY_1D, Uniforms, empty, launch1d, linearIndex, stridesOf } from './kernel';
+export { ENTRY_1D, empty, launch, linearIndex, stridesOf, uniformStruct, fields4, values4, wgslCoords4, UniformStruct, type UniformScalar, type Launch } from './kernel';
 export * from './ops/index';

@@ -1,61 +1,51 @@
-// Small helpers shared by the op files: uniform packing, launching, shape utilities.
+// What every kernel uses: its uniforms declared once (the WGSL struct and the host packing come
+// from one declaration, keyed by field name), the one launch helper, the 1-D invocation index,
+// and small shape utilities.
 
-import { grid1d, runtime } from './runtime';
+import { grid1d, runtime, type StorageBinding } from './runtime';
 import { Tensor, type DType, type Shape } from './tensor';
 
-/** Packs uniform fields in declaration order; every field is a 4-byte u32, i32 or f32. */
-export class Uniforms {
-  private readonly view: DataView;
-  private offset = 0;
-  constructor(fields = 32) {
-    this.view = new DataView(new ArrayBuffer(fields * 4));
-  }
-  u32(...vs: number[]): this {
-    for (const v of vs) {
-      this.view.setUint32(this.offset, v >>> 0, true);
-      this.offset += 4;
-    }
-    return this;
-  }
-  i32(...vs: number[]): this {
-    for (const v of vs) {
-      this.view.setInt32(this.offset, v, true);
-      this.offset += 4;
-    }
-    return this;
-  }
-  f32(...vs: number[]): this {
-    for (const v of vs) {
-      this.view.setFloat32(this.offset, v, true);
-      this.offset += 4;
-    }
-    return this;
-  }
-  bytes(): Uint8Array {
-    // Uniform bindings are sized in multiples of 16 bytes.
-    return new Uint8Array(this.view.buffer, 0, Math.max(16, Math.ceil(this.offset / 16) * 16));
-  }
-}
+export { UniformStruct, uniformStruct, fields4, values4, type UniformScalar } from './uniforms';
 
-/** WGSL line recovering the linear invocation index, as `name`, from a `grid1d` dispatch of workgroup size `wg`. */
+/**
+ * The entry point of a 1-D kernel of workgroup size `wg`, launched over `grid1d(n, wg)`
+ * workgroups (which spreads past 65535 workgroups onto y); its body starts with
+ * {@link linearIndex}.
+ */
+export const ENTRY_1D = (wg: number) =>
+  `@compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>)`;
+
+/** WGSL line recovering the linear invocation index, as `name`, in a kernel entered by {@link ENTRY_1D}. */
 export function linearIndex(wg: number, name = 'i'): string {
   return `let ${name} = (wid.y * nwg.x + wid.x) * ${wg}u + lid.x;`;
 }
 
-export const ENTRY_1D = (wg: number) =>
-  `@compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>)`;
+export interface Launch {
+  /** Kernel name, for labels and error messages. */
+  kernel: string;
+  /** Complete WGSL source (pipelines are cached by it). */
+  code: string;
+  /** Workgroup counts; for 1-D kernels `grid1d(invocations, workgroupSize)`. */
+  grid: [number, number?, number?];
+  /** Storage buffers in binding order (@binding(1), (2), ...). */
+  bind: readonly (Tensor | StorageBinding)[];
+  /** Packed uniforms (from {@link UniformStruct.pack}), bound at @binding(0). */
+  uniforms?: Uint8Array;
+}
 
-/** Launch a 1-D kernel over `n` invocations. */
-export function launch1d(kernel: string, code: string, n: number, wg: number, tensors: Tensor[], uniforms?: Uniforms): void {
-  if (n === 0) return;
+/** The one way ops launch a kernel. Nothing is launched when the grid is empty. */
+export function launch(l: Launch): void {
+  if (l.grid.some((g) => g === 0)) return;
   runtime().dispatch({
-    kernel,
-    code,
-    workgroups: grid1d(n, wg),
-    storage: tensors.map((t) => t.binding()),
-    uniforms: uniforms?.bytes(),
+    kernel: l.kernel,
+    code: l.code,
+    workgroups: l.grid,
+    storage: l.bind.map((b) => (b instanceof Tensor ? b.binding() : b)),
+    uniforms: l.uniforms,
   });
 }
+
+export { grid1d };
 
 /** A new uninitialised tensor (its buffer may hold old values). */
 export function empty(shape: Shape, dtype: DType = 'float32'): Tensor {
@@ -86,4 +76,12 @@ export function normAxis(axis: number, rank: number, op: string): number {
   const a = axis < 0 ? axis + rank : axis;
   if (!Number.isInteger(a) || a < 0 || a >= rank) throw new Error(`${op}: axis ${axis} is out of range for rank ${rank}`);
   return a;
+}
+
+/**
+ * WGSL: decode the linear index `index` over 4-D dims (d0,) `dims`1..3 (uniform fields) into
+ * coordinates `c`0..3. Used by every kernel that walks a padded 4-D shape.
+ */
+export function wgslCoords4(index: string, dims: string, c = 'c'): string {
+  return `let ${c}3 = ${index} % p.${dims}3; let ${c}_t2 = ${index} / p.${dims}3; let ${c}2 = ${c}_t2 % p.${dims}2; let ${c}_t1 = ${c}_t2 / p.${dims}2; let ${c}1 = ${c}_t1 % p.${dims}1; let ${c}0 = ${c}_t1 / p.${dims}1;`;
 }

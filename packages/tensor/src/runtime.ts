@@ -4,6 +4,7 @@
 // turned into exceptions that name the kernel.
 
 import { BufferPool, type MemoryStats } from './pool';
+import { uniformStruct } from './uniforms';
 
 export interface AdapterReport {
   vendor: string;
@@ -393,15 +394,15 @@ export class Runtime {
    *  an op fails to write show up as NaN. */
   poisonNewBuffers = false;
 
-  /** Fill a whole buffer with one 32-bit pattern, in stream order. */
-  fillWords(buffer: GPUBuffer, bits: number): void {
-    const words = buffer.size / 4;
+  /** Fill the first `words` 32-bit words of a buffer (all of it by default) with one pattern, in
+   *  stream order. The library's one fill kernel: `fill_` and buffer poisoning both use it. */
+  fillWords(buffer: GPUBuffer, bits: number, words = buffer.size / 4): void {
     this.dispatch({
       kernel: 'fillWords',
       code: FILL_WORDS,
       workgroups: grid1d(words, 256),
-      storage: [{ buffer, size: buffer.size }],
-      uniforms: new Uint32Array([words, bits >>> 0, 0, 0]),
+      storage: [{ buffer, size: words * 4 }],
+      uniforms: FILL_WORDS_UNIFORMS.pack({ n: words, bits: bits >>> 0 }),
     });
   }
 
@@ -430,9 +431,11 @@ function numbered(code: string): string {
   return code.split('\n').map((l, i) => `${String(i + 1).padStart(4)}  ${l}`).join('\n');
 }
 
+const FILL_WORDS_UNIFORMS = uniformStruct('fillWords', { n: 'u32', bits: 'u32' });
+
+// The library's one fill kernel (a 1-D kernel as kernel.ts's ENTRY_1D and linearIndex write them).
 const FILL_WORDS = `
-struct P { n: u32, bits: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${FILL_WORDS_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let i = (wid.y * nwg.x + wid.x) * 256u + lid.x;

@@ -4,9 +4,46 @@ import * as R from '../src/reference/index';
 import { checkOp, randomRef, setupGPU, testRng, toTensor } from '../src/testing';
 import * as T from '../src/index';
 import type { Rng } from '../src/random';
+import { forwardAxis, inputGradAxis } from '../src/ops/conv2d/taps';
 
 test.before(setupGPU);
 test.after(() => T.setConv2dVariant('auto'));
+
+// Tap planning, against the convolution's definition along one axis: output o reads input
+// o*s - p + kk*d through tap kk, so input x receives tap kk from output (x + p - kk*d) / s.
+test('tap planning: forward and input-gradient axes match the definition, for every stride, dilation, padding', () => {
+  for (const k of [1, 2, 3, 5]) {
+    for (const s of [1, 2, 3]) {
+      for (const d of [1, 2, 4]) {
+        for (const p of [0, 1, 2, 3, 5]) {
+          for (const spacing of [1, 2]) {
+            const size = 7;
+            const fwd = forwardAxis(size, spacing, k, s, d);
+            fwd.taps.forEach((list, i) => {
+              // Output i*spacing (tile origin 0) reads input i*spacing*s + kk*d (in padded coordinates).
+              assert.equal(list, Array.from({ length: k }, (_, kk) => [kk, i * spacing * s + kk * d]), `forward k${k} s${s} d${d} i${i}`);
+            });
+            assert.is(fwd.maxOffset, Math.max(...fwd.taps.flat().map(([, t]) => t)));
+            const pm = p % s;
+            const pq = (p - pm) / s;
+            const { axis, base } = inputGradAxis(size, spacing, k, s, d, pm);
+            axis.taps.forEach((list, i) => {
+              const x = i * spacing; // input pixel, tile origin 0 (a multiple of s)
+              const expected: [number, number][] = [];
+              for (let kk = 0; kk < k; kk++) {
+                const num = x + p - kk * d;
+                if (num % s === 0) expected.push([kk, num / s]); // the output pixel, possibly outside the plane
+              }
+              // The plan's offsets are output pixels shifted by base - pq (the front padding of the gradient copy).
+              assert.equal(list.map(([kk, t]) => [kk, t - base + pq]), expected, `input gradient k${k} s${s} d${d} p${p} spacing ${spacing} i${i}`);
+              for (const [, t] of list) assert.ok(t >= 0 && t <= axis.maxOffset, 'offsets are non-negative');
+            });
+          }
+        }
+      }
+    }
+  }
+});
 
 interface Case {
   x: number[];

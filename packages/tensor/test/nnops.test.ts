@@ -141,11 +141,11 @@ test('diceLoss, tverskyLoss, focalTverskyLoss: values and gradients in p', async
     const p = randomRef(rng, shape, { low: 0.01, high: 0.99 });
     const g = binaryTargets(rng, shape);
     const cases: [string, (a: T.Tensor, b: T.Tensor) => T.Tensor, (a: Ref, b: Ref) => Ref, R.SumsLoss][] = [
-      ['dice', (a, b) => T.diceLoss(a, b, 1), (a, b) => R.diceLoss(a, b, 1), { kind: 'dice', smooth: 1 }],
-      ['dice smooth 0.5', (a, b) => T.diceLoss(a, b, 0.5), (a, b) => R.diceLoss(a, b, 0.5), { kind: 'dice', smooth: 0.5 }],
-      ['tversky', (a, b) => T.tverskyLoss(a, b, 0.7, 0.3, 1), (a, b) => R.tverskyLoss(a, b, 0.7, 0.3, 1), { kind: 'tversky', alpha: 0.7, beta: 0.3, gamma: 1, smooth: 1 }],
+      ['dice', (a, b) => T.diceLoss(a, b, { smooth: 1 }), (a, b) => R.diceLoss(a, b, 1), { kind: 'dice', smooth: 1 }],
+      ['dice smooth 0.5', (a, b) => T.diceLoss(a, b, { smooth: 0.5 }), (a, b) => R.diceLoss(a, b, 0.5), { kind: 'dice', smooth: 0.5 }],
+      ['tversky', (a, b) => T.tverskyLoss(a, b, { alpha: 0.7, beta: 0.3, smooth: 1 }), (a, b) => R.tverskyLoss(a, b, 0.7, 0.3, 1), { kind: 'tversky', alpha: 0.7, beta: 0.3, gamma: 1, smooth: 1 }],
       ['focalTversky', (a, b) => T.focalTverskyLoss(a, b), (a, b) => R.focalTverskyLoss(a, b), { kind: 'focalTversky', alpha: 0.7, beta: 0.3, gamma: 4 / 3, smooth: 1 }],
-      ['focalTversky gamma 2', (a, b) => T.focalTverskyLoss(a, b, 0.4, 0.6, 2, 0.1), (a, b) => R.focalTverskyLoss(a, b, 0.4, 0.6, 2, 0.1), { kind: 'focalTversky', alpha: 0.4, beta: 0.6, gamma: 2, smooth: 0.1 }],
+      ['focalTversky gamma 2', (a, b) => T.focalTverskyLoss(a, b, { alpha: 0.4, beta: 0.6, gamma: 2, smooth: 0.1 }), (a, b) => R.focalTverskyLoss(a, b, 0.4, 0.6, 2, 0.1), { kind: 'focalTversky', alpha: 0.4, beta: 0.6, gamma: 2, smooth: 0.1 }],
     ];
     for (const [name, gpu, ref, o] of cases) {
       await checkOp({ name: `${name} [${shape}]`, rng, inputs: [p, g], grad: [true, false], gpu: ([a, b]) => gpu(a, b), ref: ([a, b]) => ref(a, b), refBackward: ([a, b], G) => [R.sumsLossBackward(a, b, o, G), b] });
@@ -156,7 +156,7 @@ test('diceLoss, tverskyLoss, focalTverskyLoss: values and gradients in p', async
 test('focalTverskyLoss: a perfect prediction gives 0 and a finite gradient', async () => {
   const g = T.tensor([1, 0, 1, 0, 0, 1, 1], [7], {});
   const p = T.tensor([1, 0, 1, 0, 0, 1, 1], [7], { requiresGrad: true });
-  const loss = T.focalTverskyLoss(p, g, 0.7, 0.3, 4 / 3, 0);
+  const loss = T.focalTverskyLoss(p, g, { smooth: 0 });
   const value = await loss.item();
   if (value !== 0) throw new Error(`loss of a perfect prediction: ${value}`);
   T.backward(loss);

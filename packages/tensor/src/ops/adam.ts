@@ -1,7 +1,7 @@
 // Adam / AdamW as one fused in-place kernel per parameter: moment updates, bias correction and
 // the parameter update in one pass over (param, grad, m, v). Not recorded for autodiff.
 
-import { ENTRY_1D, Uniforms, assertFloat, launch1d, linearIndex, sameShape } from '../kernel';
+import { ENTRY_1D, assertFloat, grid1d, launch, linearIndex, sameShape, uniformStruct } from '../kernel';
 import { Tensor } from '../tensor';
 
 export interface AdamStepOptions {
@@ -20,9 +20,11 @@ export interface AdamStepOptions {
 // 1 - beta1 and 1 - beta2 come from the host in float64: 1 - f32(0.999) in float32 is off by 1.3e-5.
 // As torch.optim.Adam(W): g += wd*param (L2) or param *= 1 - lr*wd (decoupled);
 // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; param -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
+const ADAM_UNIFORMS = uniformStruct('adamStep', {
+  n4: 'u32', decoupled: 'u32', lr: 'f32', beta1: 'f32', beta2: 'f32', oneMinusBeta1: 'f32', oneMinusBeta2: 'f32', eps: 'f32', wd: 'f32', stepSize: 'f32', invSqrtBc2: 'f32',
+});
 const ADAM = `
-struct P { n4: u32, decoupled: u32, lr: f32, beta1: f32, beta2: f32, oneMinusBeta1: f32, oneMinusBeta2: f32, eps: f32, wd: f32, stepSize: f32, invSqrtBc2: f32 }
-@group(0) @binding(0) var<uniform> p: P;
+${ADAM_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read_write> param: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> grad: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> m: array<vec4<f32>>;
@@ -55,6 +57,9 @@ export function adamStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: A
   const bc1 = 1 - o.beta1 ** o.step;
   const bc2 = 1 - o.beta2 ** o.step;
   const n4 = Math.ceil(param.size / 4);
-  const u = new Uniforms().u32(n4, o.decoupled ? 1 : 0).f32(o.lr, o.beta1, o.beta2, 1 - o.beta1, 1 - o.beta2, o.eps, wd, o.lr / bc1, 1 / Math.sqrt(bc2));
-  launch1d('adamStep', ADAM, n4, 256, [param, grad, m, v], u);
+  const uniforms = ADAM_UNIFORMS.pack({
+    n4, decoupled: o.decoupled ? 1 : 0, lr: o.lr, beta1: o.beta1, beta2: o.beta2, oneMinusBeta1: 1 - o.beta1, oneMinusBeta2: 1 - o.beta2,
+    eps: o.eps, wd, stepSize: o.lr / bc1, invSqrtBc2: 1 / Math.sqrt(bc2),
+  });
+  launch({ kernel: 'adamStep', code: ADAM, grid: grid1d(n4, 256), bind: [param, grad, m, v], uniforms });
 }

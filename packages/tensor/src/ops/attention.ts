@@ -18,11 +18,10 @@
 // instead of an extra add over the activation.
 
 import { record } from '../autograd';
-import { Uniforms, empty } from '../kernel';
-import { grid1d, runtime } from '../runtime';
+import { ENTRY_1D, empty, grid1d, launch, linearIndex, uniformStruct } from '../kernel';
 import { Tensor } from '../tensor';
-import { sum } from './reduce';
-import { SUM_PARTS, planeBuffer, planeGeom, planeParts, planeReduceCode, type PlaneGeom } from './planes';
+import { PLANE_REDUCE_FIELDS, SUM_PARTS, SUM_PARTS_UNIFORMS, planeBuffer, planeGeom, planeParts, planeReduceCode, type PlaneGeom } from './planes';
+import { sumRaw } from './primitives';
 
 export interface ChannelAttentionParams {
   /** [C/r, C] */
@@ -44,16 +43,17 @@ export interface SpatialAttentionParams {
 
 // ---- small fully connected layers on [N, I] ---------------------------------------------------
 
+const FC_UNIFORMS = uniformStruct('attention.fc', { n: 'u32', i: 'u32', o: 'u32', act: 'u32' });
+
 // y[n,o] = act(sum_i x[n,i] W[o,i] + b[o]); act 0 none, 1 relu, 2 sigmoid.
 const FC_FORWARD = `
-struct P { n: u32, i: u32, o: u32, act: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${FC_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let k = gid.x;
+${ENTRY_1D(64)} {
+  ${linearIndex(64, 'k')}
   if (k >= p.n * p.o) { return; }
   let n = k / p.o; let o = k % p.o;
   var acc = b[o];
@@ -66,14 +66,13 @@ struct P { n: u32, i: u32, o: u32, act: u32 }
 // dIn[n,i] = (sum_o dpre[n,o] W[o,i]) * (relu ? in[n,i] > 0 : 1): the input gradient, times the
 // derivative of the relu that made the input when act == 1 (giving the pre-activation gradient).
 const FC_BACKWARD_INPUT = `
-struct P { n: u32, i: u32, o: u32, act: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${FC_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> dpre: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> inp: array<f32>;
 @group(0) @binding(4) var<storage, read_write> din: array<f32>;
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let k = gid.x;
+${ENTRY_1D(64)} {
+  ${linearIndex(64, 'k')}
   if (k >= p.n * p.i) { return; }
   let n = k / p.i; let i = k % p.i;
   var acc = 0.0;
@@ -84,14 +83,13 @@ struct P { n: u32, i: u32, o: u32, act: u32 }
 
 // dW[o,i] = sum_n dpre[n,o] in[n,i]; db[o] = sum_n dpre[n,o] (invocations with i == I).
 const FC_BACKWARD_WEIGHTS = `
-struct P { n: u32, i: u32, o: u32, act: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${FC_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> dpre: array<f32>;
 @group(0) @binding(2) var<storage, read> inp: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dw: array<f32>;
 @group(0) @binding(4) var<storage, read_write> db: array<f32>;
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let k = gid.x;
+${ENTRY_1D(64)} {
+  ${linearIndex(64, 'k')}
   let cols = p.i + 1u;
   if (k >= p.o * cols) { return; }
   let o = k / cols; let i = k % cols;
@@ -105,32 +103,30 @@ struct P { n: u32, i: u32, o: u32, act: u32 }
   }
 }`;
 
-function fcDispatch(kernel: string, code: string, threads: number, tensors: Tensor[], n: number, i: number, o: number, act: number): void {
-  runtime().dispatch({
-    kernel, code, workgroups: [Math.ceil(threads / 64)],
-    storage: tensors.map((t) => t.binding()), uniforms: new Uniforms().u32(n, i, o, act).bytes(),
-  });
+function fcLaunch(kernel: string, code: string, threads: number, bind: Tensor[], n: number, i: number, o: number, act: number): void {
+  launch({ kernel, code, grid: grid1d(threads, 64), bind, uniforms: FC_UNIFORMS.pack({ n, i, o, act }) });
 }
 
 // ---- activation kernels -----------------------------------------------------------------------
 
+const GAP_UNIFORMS = uniformStruct('attention.mean', PLANE_REDUCE_FIELDS);
 const GAP = (vec: boolean) =>
-  planeReduceCode(1, 'struct P { hw: u32, q: u32, parts: u32, chunk: u32 }',
+  planeReduceCode(1, GAP_UNIFORMS,
     `${planeBuffer('x', 1, 'read', vec)}
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;`, '', 'let t0 = ld_x(base, q);');
 
 // One invocation per (sample, quad of pixels), looping over channels. flags: 1 channel, 2 spatial.
+const PIXEL_UNIFORMS = uniformStruct('attention.pixels', { hw: 'u32', q: 'u32', n: 'u32', c: 'u32', flags: 'u32' });
 const FORWARD = (vec: boolean) => `
-struct P { hw: u32, q: u32, n: u32, c: u32, flags: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${PIXEL_UNIFORMS.wgsl}
 ${planeBuffer('x', 1, 'read', vec)}
 @group(0) @binding(2) var<storage, read> a: array<f32>;
 @group(0) @binding(3) var<storage, read> w: array<f32>;
 @group(0) @binding(4) var<storage, read> b: array<f32>;
 ${planeBuffer('m', 5, 'read_write', vec)}
 ${planeBuffer('y', 6, 'read_write', vec)}
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.y * nwg.x * 64u + gid.x;
+${ENTRY_1D(64)} {
+  ${linearIndex(64)}
   if (i >= p.n * p.q) { return; }
   let n = i / p.q; let q = i % p.q;
   let first = n * p.c;
@@ -151,14 +147,13 @@ ${planeBuffer('y', 6, 'read_write', vec)}
 
 // dz[n,p] = (sum_c g*x) * m * (1 - m).
 const BACKWARD_DZ = (vec: boolean) => `
-struct P { hw: u32, q: u32, n: u32, c: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${PIXEL_UNIFORMS.wgsl}
 ${planeBuffer('g', 1, 'read', vec)}
 ${planeBuffer('x', 2, 'read', vec)}
 ${planeBuffer('m', 3, 'read', vec)}
 ${planeBuffer('dz', 4, 'read_write', vec)}
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.y * nwg.x * 64u + gid.x;
+${ENTRY_1D(64)} {
+  ${linearIndex(64)}
   if (i >= p.n * p.q) { return; }
   let n = i / p.q; let q = i % p.q;
   var dm = vec4<f32>(0.0);
@@ -171,8 +166,9 @@ ${planeBuffer('dz', 4, 'read_write', vec)}
 }`;
 
 // Per (plane, part): t0 = sum g*x (channel part), t1 = sum dz*x (spatial part).
+const BACKWARD_REDUCE_UNIFORMS = uniformStruct('attention.backward.reduce', { ...PLANE_REDUCE_FIELDS, c: 'u32', flags: 'u32' });
 const BACKWARD_REDUCE = (vec: boolean) =>
-  planeReduceCode(2, 'struct P { hw: u32, q: u32, parts: u32, chunk: u32, c: u32, flags: u32 }',
+  planeReduceCode(2, BACKWARD_REDUCE_UNIFORMS,
     `${planeBuffer('g', 1, 'read', vec)}
 ${planeBuffer('x', 2, 'read', vec)}
 ${planeBuffer('dz', 3, 'read', vec)}
@@ -183,15 +179,15 @@ ${planeBuffer('dz', 3, 'read', vec)}
     if (useM) { t1 = ld_dz(pix, q) * xv; }`);
 
 // One invocation per channel: dpre2[n,c] = (sum_p g*x) * a * (1 - a); dw[c] = sum_n sum_p dz*x.
+const BACKWARD_FINALIZE_UNIFORMS = uniformStruct('attention.backward.finalize', { n: 'u32', c: 'u32', parts: 'u32', flags: 'u32' });
 const BACKWARD_FINALIZE = `
-struct P { n: u32, c: u32, parts: u32, flags: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${BACKWARD_FINALIZE_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> partial: array<f32>;
 @group(0) @binding(2) var<storage, read> a: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dpre: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dw: array<f32>;
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let c = gid.x;
+${ENTRY_1D(64)} {
+  ${linearIndex(64, 'c')}
   if (c >= p.c) { return; }
   var w = 0.0;
   for (var n = 0u; n < p.n; n++) {
@@ -204,15 +200,15 @@ struct P { n: u32, c: u32, parts: u32, flags: u32 }
 }`;
 
 // coef[plane] = (a, ds / HW, w[c], 0), zero for the absent part.
+const COEF_UNIFORMS = uniformStruct('attention.backward.coef', { planes: 'u32', c: 'u32', flags: 'u32', invHw: 'f32' });
 const COEF = `
-struct P { planes: u32, c: u32, flags: u32, invHw: f32 }
-@group(0) @binding(0) var<uniform> p: P;
+${COEF_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> ds: array<f32>;
 @group(0) @binding(3) var<storage, read> w: array<f32>;
 @group(0) @binding(4) var<storage, read_write> coef: array<vec4<f32>>;
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let pl = gid.x;
+${ENTRY_1D(64)} {
+  ${linearIndex(64, 'pl')}
   if (pl >= p.planes) { return; }
   var k = vec4<f32>(0.0);
   if ((p.flags & 1u) != 0u) { k.x = a[pl]; k.y = ds[pl] * p.invHw; }
@@ -222,15 +218,14 @@ struct P { planes: u32, c: u32, flags: u32, invHw: f32 }
 
 // dx = g * (a + m) + ds/HW + dz * w[c], per (sample, quad), looping over channels.
 const BACKWARD_DX = (vec: boolean) => `
-struct P { hw: u32, q: u32, n: u32, c: u32, flags: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${PIXEL_UNIFORMS.wgsl}
 ${planeBuffer('g', 1, 'read', vec)}
 ${planeBuffer('m', 2, 'read', vec)}
 ${planeBuffer('dz', 3, 'read', vec)}
 @group(0) @binding(4) var<storage, read> coef: array<vec4<f32>>;
 ${planeBuffer('dx', 5, 'read_write', vec)}
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.y * nwg.x * 64u + gid.x;
+${ENTRY_1D(64)} {
+  ${linearIndex(64)}
   if (i >= p.n * p.q) { return; }
   let n = i / p.q; let q = i % p.q;
   var mv = vec4<f32>(0.0); var dzv = vec4<f32>(0.0);
@@ -270,7 +265,6 @@ function attention(op: string, x: Tensor, ca: ChannelAttentionParams | null, sa:
     expectSize(sa.w, g.c, 'w', op);
     expectSize(sa.b, 1, 'b', op);
   }
-  const rt = runtime();
   const flags = (ca ? 1 : 0) | (sa ? 2 : 0);
   const saved: Tensor[] = [];
   // Channel part: plane means s, hidden h, weights a (all [N, *], tiny).
@@ -280,9 +274,9 @@ function attention(op: string, x: Tensor, ca: ChannelAttentionParams | null, sa:
   if (ca) {
     s = planeSums(x, g, 1 / g.hw);
     h = empty([g.n * hd]);
-    fcDispatch('attention.fc', FC_FORWARD, g.n * hd, [s, ca.w1, ca.b1, h], g.n, g.c, hd, 1);
+    fcLaunch('attention.fc', FC_FORWARD, g.n * hd, [s, ca.w1, ca.b1, h], g.n, g.c, hd, 1);
     a = empty([g.n * g.c]);
-    fcDispatch('attention.fc', FC_FORWARD, g.n * g.c, [h, ca.w2, ca.b2, a], g.n, hd, g.c, 2);
+    fcLaunch('attention.fc', FC_FORWARD, g.n * g.c, [h, ca.w2, ca.b2, a], g.n, hd, g.c, 2);
     saved.push(s, h, a);
   }
   const m = sa ? empty([g.n, 1, ...x.shape.slice(2)]) : null;
@@ -291,10 +285,9 @@ function attention(op: string, x: Tensor, ca: ChannelAttentionParams | null, sa:
   // Without the spatial part the kernel never touches `m`, but WebGPU forbids binding one buffer
   // twice as writable, so it gets a small dummy rather than y.
   const mb = m ?? empty([4]);
-  rt.dispatch({
-    kernel: op, code: FORWARD(g.vec), workgroups: grid1d(g.n * g.q, 64),
-    storage: [x, a ?? x, sa?.w ?? x, sa?.b ?? x, mb, y].map((t) => t.binding()),
-    uniforms: new Uniforms().u32(g.hw, g.q, g.n, g.c, flags).bytes(),
+  launch({
+    kernel: op, code: FORWARD(g.vec), grid: grid1d(g.n * g.q, 64),
+    bind: [x, a ?? x, sa?.w ?? x, sa?.b ?? x, mb, y], uniforms: PIXEL_UNIFORMS.pack({ hw: g.hw, q: g.q, n: g.n, c: g.c, flags }),
   });
   if (!m) mb.dispose();
   const inputs = [x, ...(ca ? [ca.w1, ca.b1, ca.w2, ca.b2] : []), ...(sa ? [sa.w, sa.b] : [])];
@@ -305,17 +298,13 @@ function attention(op: string, x: Tensor, ca: ChannelAttentionParams | null, sa:
 
 /** Per-plane sums of x times `scale`, [N*C]. */
 function planeSums(x: Tensor, g: PlaneGeom, scale: number): Tensor {
-  const rt = runtime();
   const { parts, chunk } = planeParts(g);
   const partial = empty([g.planes * parts]);
-  rt.dispatch({
-    kernel: 'attention.mean', code: GAP(g.vec), workgroups: [parts, g.planes],
-    storage: [x.binding(), partial.binding()], uniforms: new Uniforms().u32(g.hw, g.q, parts, chunk).bytes(),
-  });
+  launch({ kernel: 'attention.mean', code: GAP(g.vec), grid: [parts, g.planes], bind: [x, partial], uniforms: GAP_UNIFORMS.pack({ hw: g.hw, q: g.q, parts, chunk }) });
   const out = empty([g.planes]);
-  rt.dispatch({
-    kernel: 'attention.mean.parts', code: SUM_PARTS, workgroups: [Math.ceil(g.planes / 64)],
-    storage: [partial.binding(), out.binding()], uniforms: new Uniforms().u32(g.planes, 1, parts).f32(scale).bytes(),
+  launch({
+    kernel: 'attention.mean.parts', code: SUM_PARTS, grid: grid1d(g.planes, 64), bind: [partial, out],
+    uniforms: SUM_PARTS_UNIFORMS.pack({ n: g.planes, k: 1, parts, scale }),
   });
   partial.dispose();
   return out;
@@ -325,7 +314,6 @@ function backwardAttention(
   op: string, g: PlaneGeom, x: Tensor, gy: Tensor, ca: ChannelAttentionParams | null, sa: SpatialAttentionParams | null,
   s: Tensor | null, h: Tensor | null, a: Tensor | null, m: Tensor | null,
 ): (Tensor | null)[] {
-  const rt = runtime();
   const flags = (ca ? 1 : 0) | (sa ? 2 : 0);
   const hd = ca ? ca.w1.shape[0] : 0;
   const temps: Tensor[] = [];
@@ -338,25 +326,23 @@ function backwardAttention(
   let dz: Tensor | null = null;
   if (sa) {
     dz = tmp([g.n * g.hw]);
-    rt.dispatch({
-      kernel: `${op}.backward.dz`, code: BACKWARD_DZ(g.vec), workgroups: grid1d(g.n * g.q, 64),
-      storage: [gy, x, m!, dz].map((t) => t.binding()), uniforms: new Uniforms().u32(g.hw, g.q, g.n, g.c).bytes(),
+    launch({
+      kernel: `${op}.backward.dz`, code: BACKWARD_DZ(g.vec), grid: grid1d(g.n * g.q, 64),
+      bind: [gy, x, m!, dz], uniforms: PIXEL_UNIFORMS.pack({ hw: g.hw, q: g.q, n: g.n, c: g.c, flags }),
     });
   }
   // One plane reduction for both parts.
   const { parts, chunk } = planeParts(g);
   const partial = tmp([g.planes * parts * 2]);
-  rt.dispatch({
-    kernel: `${op}.backward.reduce`, code: BACKWARD_REDUCE(g.vec), workgroups: [parts, g.planes],
-    storage: [gy, x, dz ?? x, partial].map((t) => t.binding()),
-    uniforms: new Uniforms().u32(g.hw, g.q, parts, chunk, g.c, flags).bytes(),
+  launch({
+    kernel: `${op}.backward.reduce`, code: BACKWARD_REDUCE(g.vec), grid: [parts, g.planes],
+    bind: [gy, x, dz ?? x, partial], uniforms: BACKWARD_REDUCE_UNIFORMS.pack({ hw: g.hw, q: g.q, parts, chunk, c: g.c, flags }),
   });
   const dpre2 = tmp([g.planes]);
   const dw = sa ? empty(sa.w.shape) : tmp([1]);
-  rt.dispatch({
-    kernel: `${op}.backward.finalize`, code: BACKWARD_FINALIZE, workgroups: [Math.ceil(g.c / 64)],
-    storage: [partial, a ?? partial, dpre2, dw].map((t) => t.binding()),
-    uniforms: new Uniforms().u32(g.n, g.c, parts, flags).bytes(),
+  launch({
+    kernel: `${op}.backward.finalize`, code: BACKWARD_FINALIZE, grid: grid1d(g.c, 64),
+    bind: [partial, a ?? partial, dpre2, dw], uniforms: BACKWARD_FINALIZE_UNIFORMS.pack({ n: g.n, c: g.c, parts, flags }),
   });
   // Channel part: back through the two FC layers to the plane means.
   let grads: (Tensor | null)[] = [];
@@ -364,33 +350,31 @@ function backwardAttention(
   if (ca) {
     const dw2 = empty(ca.w2.shape);
     const db2 = empty(ca.b2.shape);
-    fcDispatch('attention.fc.backward.weights', FC_BACKWARD_WEIGHTS, g.c * (hd + 1), [dpre2, h!, dw2, db2], g.n, hd, g.c, 0);
+    fcLaunch('attention.fc.backward.weights', FC_BACKWARD_WEIGHTS, g.c * (hd + 1), [dpre2, h!, dw2, db2], g.n, hd, g.c, 0);
     const dpre1 = tmp([g.n * hd]);
-    fcDispatch('attention.fc.backward.input', FC_BACKWARD_INPUT, g.n * hd, [dpre2, ca.w2, h!, dpre1], g.n, hd, g.c, 1);
+    fcLaunch('attention.fc.backward.input', FC_BACKWARD_INPUT, g.n * hd, [dpre2, ca.w2, h!, dpre1], g.n, hd, g.c, 1);
     const dw1 = empty(ca.w1.shape);
     const db1 = empty(ca.b1.shape);
-    fcDispatch('attention.fc.backward.weights', FC_BACKWARD_WEIGHTS, hd * (g.c + 1), [dpre1, s!, dw1, db1], g.n, g.c, hd, 0);
+    fcLaunch('attention.fc.backward.weights', FC_BACKWARD_WEIGHTS, hd * (g.c + 1), [dpre1, s!, dw1, db1], g.n, g.c, hd, 0);
     ds = tmp([g.planes]);
-    fcDispatch('attention.fc.backward.input', FC_BACKWARD_INPUT, g.n * g.c, [dpre1, ca.w1, s!, ds], g.n, g.c, hd, 0);
+    fcLaunch('attention.fc.backward.input', FC_BACKWARD_INPUT, g.n * g.c, [dpre1, ca.w1, s!, ds], g.n, g.c, hd, 0);
     grads = [dw1, db1, dw2, db2];
   }
   let dx: Tensor | null = null;
   if (x.requiresGrad) {
     const coef = tmp([g.planes * 4]);
-    rt.dispatch({
-      kernel: `${op}.backward.coef`, code: COEF, workgroups: [Math.ceil(g.planes / 64)],
-      storage: [a ?? partial, ds ?? partial, sa?.w ?? partial, coef].map((t) => t.binding()),
-      uniforms: new Uniforms().u32(g.planes, g.c, flags).f32(1 / g.hw).bytes(),
+    launch({
+      kernel: `${op}.backward.coef`, code: COEF, grid: grid1d(g.planes, 64),
+      bind: [a ?? partial, ds ?? partial, sa?.w ?? partial, coef], uniforms: COEF_UNIFORMS.pack({ planes: g.planes, c: g.c, flags, invHw: 1 / g.hw }),
     });
     dx = empty(x.shape);
-    rt.dispatch({
-      kernel: `${op}.backward.dx`, code: BACKWARD_DX(g.vec), workgroups: grid1d(g.n * g.q, 64),
-      storage: [gy, m ?? gy, dz ?? gy, coef, dx].map((t) => t.binding()),
-      uniforms: new Uniforms().u32(g.hw, g.q, g.n, g.c, flags).bytes(),
+    launch({
+      kernel: `${op}.backward.dx`, code: BACKWARD_DX(g.vec), grid: grid1d(g.n * g.q, 64),
+      bind: [gy, m ?? gy, dz ?? gy, coef, dx], uniforms: PIXEL_UNIFORMS.pack({ hw: g.hw, q: g.q, n: g.n, c: g.c, flags }),
     });
   }
   if (sa) {
-    const total = sum(dz!);
+    const total = sumRaw(dz!, [0]);
     const db = total.view(sa.b.shape);
     total.dispose();
     grads.push(dw, db);

@@ -1,9 +1,10 @@
 // Creating tensors: from host arrays, constants, seeded random values, copies.
 
-import { ENTRY_1D, Uniforms, empty, launch1d, linearIndex } from '../kernel';
+import { empty } from '../kernel';
 import { Rng } from '../random';
 import { runtime } from '../runtime';
 import { Tensor, checkShape, shapeSize, type DType, type Shape } from '../tensor';
+import { fill_ } from './primitives';
 
 export interface CreateOptions {
   dtype?: DType;
@@ -32,25 +33,7 @@ export function tensor(values: ArrayLike<number>, shape?: Shape, options: Create
   return finish(t, options);
 }
 
-/** WGSL that writes one value (given as raw bits) into every element. */
-const FILL = `
-struct P { n: u32, bits: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
-${ENTRY_1D(256)} {
-  ${linearIndex(256)}
-  if (i < p.n) { out[i] = p.bits; }
-}`;
-
-/** Fill `t` in place with `value` (interpreted in t's dtype). */
-export function fill_(t: Tensor, value: number): Tensor {
-  const bits = new DataView(new ArrayBuffer(4));
-  if (t.dtype === 'float32') bits.setFloat32(0, value, true);
-  else if (t.dtype === 'int32') bits.setInt32(0, value, true);
-  else bits.setUint32(0, value, true);
-  launch1d('fill', FILL, t.size, 256, [t], new Uniforms().u32(t.size, bits.getUint32(0, true)));
-  return t;
-}
+export { fill_, copy } from './primitives';
 
 export function full(shape: Shape, value: number, options: CreateOptions = {}): Tensor {
   return finish(fill_(empty(shape, options.dtype ?? 'float32'), value), options);
@@ -70,23 +53,6 @@ export function zerosLike(t: Tensor): Tensor {
 
 export function onesLike(t: Tensor): Tensor {
   return ones(t.shape, { dtype: t.dtype });
-}
-
-const COPY = `
-struct P { n: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
-${ENTRY_1D(256)} {
-  ${linearIndex(256)}
-  if (i < p.n) { dst[i] = src[i]; }
-}`;
-
-/** A new tensor with the same values (not recorded for autodiff). */
-export function copy(t: Tensor): Tensor {
-  const out = empty(t.shape, t.dtype);
-  launch1d('copy', COPY, t.size, 256, [t, out], new Uniforms().u32(t.size));
-  return out;
 }
 
 export interface RandomOptions extends CreateOptions {

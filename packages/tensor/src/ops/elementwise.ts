@@ -3,10 +3,9 @@
 // and `p.b` are the op's scalar constants. Binary ops broadcast and reduce their gradients back.
 
 import { record } from '../autograd';
-import { ENTRY_1D, Uniforms, assertFloat, empty, launch1d, linearIndex, sameShape } from '../kernel';
+import { ENTRY_1D, assertFloat, empty, grid1d, launch, linearIndex, sameShape, uniformStruct } from '../kernel';
 import { Tensor } from '../tensor';
-import { WGSL_COORDS, broadcastShapes, broadcastStrides, pad4, wgslBroadcastOffset } from './broadcast';
-import { sumTo } from './reduce';
+import { binaryRaw, sumToRaw } from './primitives';
 
 interface UnarySpec {
   forward: string;
@@ -48,9 +47,8 @@ const UNARY = {
 
 export type UnaryOp = keyof typeof UNARY;
 
-const HEADER = `
-struct P { n4: u32, a: f32, b: f32 }
-@group(0) @binding(0) var<uniform> p: P;`;
+const UNARY_UNIFORMS = uniformStruct('unary', { n4: 'u32', a: 'f32', b: 'f32' });
+const HEADER = UNARY_UNIFORMS.wgsl;
 
 function unaryForwardCode(op: UnaryOp): string {
   return `${HEADER}
@@ -86,10 +84,11 @@ export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
   assertFloat(x, op);
   const y = empty(x.shape);
   const n4 = Math.ceil(x.size / 4);
-  launch1d(op, unaryForwardCode(op), n4, 256, [x, y], new Uniforms().u32(n4).f32(a, b));
+  const uniforms = UNARY_UNIFORMS.pack({ n4, a, b });
+  launch({ kernel: op, code: unaryForwardCode(op), grid: grid1d(n4, 256), bind: [x, y], uniforms });
   return record(y, op, [x], (g) => {
     const dx = empty(x.shape);
-    launch1d(`${op}.backward`, unaryBackwardCode(op), n4, 256, [g, x, y, dx], new Uniforms().u32(n4).f32(a, b));
+    launch({ kernel: `${op}.backward`, code: unaryBackwardCode(op), grid: grid1d(n4, 256), bind: [g, x, y, dx], uniforms });
     return [dx];
   });
 }
@@ -111,69 +110,15 @@ export const mulScalar = (x: Tensor, c: number) => unary('mulScalar', x, c);
 
 // ---- binary ----------------------------------------------------------------------------------
 
-const BINARY = { add: 'a + b', sub: 'a - b', mul: 'a * b', div: 'a / b' } as const;
-export type BinaryOp = keyof typeof BINARY;
-
-function binarySameShapeCode(op: BinaryOp): string {
-  return `
-struct P { n4: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> as_: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> bs: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
-${ENTRY_1D(256)} {
-  ${linearIndex(256)}
-  if (i >= p.n4) { return; }
-  let a = as_[i]; let b = bs[i];
-  out[i] = ${BINARY[op]};
-}`;
-}
-
-function binaryBroadcastCode(op: BinaryOp): string {
-  return `
-struct P { n: u32, d1: u32, d2: u32, d3: u32, a0: u32, a1: u32, a2: u32, a3: u32, b0: u32, b1: u32, b2: u32, b3: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> as_: array<f32>;
-@group(0) @binding(2) var<storage, read> bs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-${ENTRY_1D(256)} {
-  ${linearIndex(256)}
-  if (i >= p.n) { return; }
-  ${WGSL_COORDS}
-  ${wgslBroadcastOffset('ia', 'a')}
-  ${wgslBroadcastOffset('ib', 'b')}
-  let a = as_[ia]; let b = bs[ib];
-  out[i] = ${BINARY[op]};
-}`;
-}
-
-/** The forward kernel of a binary op, with broadcasting; not recorded. */
-function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
-  assertFloat(a, op);
-  assertFloat(b, op);
-  const shape = broadcastShapes(a.shape, b.shape, op);
-  const out = empty(shape);
-  if (sameShape(a.shape, b.shape)) {
-    const n4 = Math.ceil(out.size / 4);
-    launch1d(op, binarySameShapeCode(op), n4, 256, [a, b, out], new Uniforms().u32(n4));
-  } else {
-    const d = pad4(shape);
-    const sa = broadcastStrides(a.shape, shape, op);
-    const sb = broadcastStrides(b.shape, shape, op);
-    launch1d(`${op}.broadcast`, binaryBroadcastCode(op), out.size, 256, [a, b, out], new Uniforms().u32(out.size, d[1], d[2], d[3], ...sa, ...sb));
-  }
-  return out;
-}
-
 /** The gradient of a broadcast operand: `g` summed back down to `like`'s shape (or `g` itself). */
 function gradTo(g: Tensor, like: Tensor): Tensor {
-  return sameShape(g.shape, like.shape) ? g : sumTo(g, like.shape);
+  return sameShape(g.shape, like.shape) ? g : sumToRaw(g, like.shape);
 }
 
 /** Like gradTo, for a full-size tensor made here: frees it when it is reduced. */
 function reduceOwned(t: Tensor, like: Tensor): Tensor {
   if (sameShape(t.shape, like.shape)) return t;
-  const r = sumTo(t, like.shape);
+  const r = sumToRaw(t, like.shape);
   t.dispose();
   return r;
 }

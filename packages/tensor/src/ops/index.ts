@@ -1,7 +1,3 @@
-import { setAutogradPrimitives } from '../autograd';
-import { copy, onesLike } from './creation';
-import { add } from './elementwise';
-
 export * from './creation';
 export * from './elementwise';
 export * from './reduce';
@@ -14,5 +10,5 @@ export * from './attention';
 export * from './losses';
 export * from './adam';
 export { broadcastShapes } from './broadcast';
+export type { BinaryOp } from './primitives';
 
-setAutogradPrimitives({ add, onesLike, copy });

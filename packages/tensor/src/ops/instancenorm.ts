@@ -20,14 +20,17 @@
 //   3. `instanceNorm.backward.apply`: dx (one read of g and x, one write).
 
 import { record } from '../autograd';
-import { Uniforms, empty } from '../kernel';
-import { runtime } from '../runtime';
+import { ENTRY_1D, empty, grid1d, launch, linearIndex, uniformStruct } from '../kernel';
 import { Tensor } from '../tensor';
-import { LANES, RWG, planeBuffer, planeGeom, planeParts, planeReduceCode, type PlaneGeom } from './planes';
+import { LANES, PLANE_REDUCE_FIELDS, RWG, planeBuffer, planeGeom, planeParts, planeReduceCode, type PlaneGeom } from './planes';
+
+const REDUCE_UNIFORMS = uniformStruct('instanceNorm.reduce', PLANE_REDUCE_FIELDS);
+const FINALIZE_UNIFORMS = uniformStruct('instanceNorm.finalize', { planes: 'u32', c: 'u32', parts: 'u32', flags: 'u32', eps: 'f32' });
+const APPLY_UNIFORMS = uniformStruct('instanceNorm.apply', { hw: 'u32', q: 'u32' });
+const BACKWARD_FINALIZE_UNIFORMS = uniformStruct('instanceNorm.backward.finalize', { n: 'u32', c: 'u32', parts: 'u32', flags: 'u32', hw: 'f32' });
 
 const STATS = (vec: boolean) => `
-struct P { hw: u32, q: u32, parts: u32, chunk: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${REDUCE_UNIFORMS.wgsl}
 ${planeBuffer('x', 1, 'read', vec)}
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
 ${LANES}
@@ -71,6 +74,7 @@ var<workgroup> w2: array<f32, ${RWG}>;
   var r = chan(chan(lane(cnt.x, shift.x, t1.x, t2.x), lane(cnt.y, shift.y, t1.y, t2.y)),
                chan(lane(cnt.z, shift.z, t1.z, t2.z), lane(cnt.w, shift.w, t1.w, t2.w)));
   wn[lid.x] = r.x; wm[lid.x] = r.y; w2[lid.x] = r.z;
+  // A tree over the lanes as primitives.ts's workgroupTreeSum, merging triples instead of adding.
   workgroupBarrier();
   for (var s = ${RWG / 2}u; s > 0u; s >>= 1u) {
     if (lid.x < s) {
@@ -84,14 +88,13 @@ var<workgroup> w2: array<f32, ${RWG}>;
 
 // stats[plane] = (mean, rstd, rstd * gamma[c], beta[c]).
 const FINALIZE = `
-struct P { planes: u32, c: u32, parts: u32, flags: u32, eps: f32 }
-@group(0) @binding(0) var<uniform> p: P;
+${FINALIZE_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> partial: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> beta: array<f32>;
 @group(0) @binding(4) var<storage, read_write> stats: array<vec4<f32>>;
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let plane = gid.x;
+${ENTRY_1D(64)} {
+  ${linearIndex(64, 'plane')}
   if (plane >= p.planes) { return; }
   var r = vec3<f32>(0.0);
   for (var t = 0u; t < p.parts; t++) {
@@ -112,8 +115,7 @@ struct P { planes: u32, c: u32, parts: u32, flags: u32, eps: f32 }
 
 // Element-wise over planes: workgroup (x: 256 quads, y: plane), 4 quads per thread, strided.
 const APPLY = (vec: boolean) => `
-struct P { hw: u32, q: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${APPLY_UNIFORMS.wgsl}
 ${planeBuffer('x', 1, 'read', vec)}
 @group(0) @binding(2) var<storage, read> stats: array<vec4<f32>>;
 ${planeBuffer('y', 3, 'read_write', vec)}
@@ -129,7 +131,7 @@ ${planeBuffer('y', 3, 'read_write', vec)}
 const BACKWARD_REDUCE = (vec: boolean) =>
   planeReduceCode(
     2,
-    'struct P { hw: u32, q: u32, parts: u32, chunk: u32 }',
+    REDUCE_UNIFORMS,
     `${planeBuffer('g', 1, 'read', vec)}
 ${planeBuffer('x', 2, 'read', vec)}
 @group(0) @binding(3) var<storage, read> stats: array<vec4<f32>>;
@@ -140,16 +142,15 @@ ${planeBuffer('x', 2, 'read', vec)}
 
 // One invocation per channel: dgamma, dbeta, and the per-plane dx coefficients (a, b, c0, mean).
 const BACKWARD_FINALIZE = `
-struct P { n: u32, c: u32, parts: u32, flags: u32, hw: f32 }
-@group(0) @binding(0) var<uniform> p: P;
+${BACKWARD_FINALIZE_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> partial: array<f32>;
 @group(0) @binding(2) var<storage, read> stats: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read_write> coef: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dbeta: array<f32>;
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let c = gid.x;
+${ENTRY_1D(64)} {
+  ${linearIndex(64, 'c')}
   if (c >= p.c) { return; }
   let g = select(1.0, gamma[c], (p.flags & 1u) != 0u);
   var sg = 0.0; var sgx = 0.0;
@@ -168,8 +169,7 @@ struct P { n: u32, c: u32, parts: u32, flags: u32, hw: f32 }
 }`;
 
 const BACKWARD_APPLY = (vec: boolean) => `
-struct P { hw: u32, q: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${APPLY_UNIFORMS.wgsl}
 ${planeBuffer('g', 1, 'read', vec)}
 ${planeBuffer('x', 2, 'read', vec)}
 @group(0) @binding(3) var<storage, read> coef: array<vec4<f32>>;
@@ -191,20 +191,16 @@ function checkParam(t: Tensor | null, c: number, what: string): void {
 
 /** Per (sample, channel) statistics as vec4 (mean, rstd, rstd*gamma, beta), [planes*4]. */
 function statistics(x: Tensor, g: PlaneGeom, gamma: Tensor | null, beta: Tensor | null, eps: number): Tensor {
-  const rt = runtime();
   const { parts, chunk } = planeParts(g);
   const partial = empty([g.planes * parts * 4]);
-  rt.dispatch({
-    kernel: 'instanceNorm.stats', code: STATS(g.vec), workgroups: [parts, g.planes],
-    storage: [x.binding(), partial.binding()], uniforms: new Uniforms().u32(g.hw, g.q, parts, chunk).bytes(),
-  });
+  launch({ kernel: 'instanceNorm.stats', code: STATS(g.vec), grid: [parts, g.planes], bind: [x, partial], uniforms: REDUCE_UNIFORMS.pack({ hw: g.hw, q: g.q, parts, chunk }) });
   const stats = empty([g.planes * 4]);
   stats.name = 'instanceNorm.stats';
   const flags = (gamma ? 1 : 0) | (beta ? 2 : 0);
-  rt.dispatch({
-    kernel: 'instanceNorm.finalize', code: FINALIZE, workgroups: [Math.ceil(g.planes / 64)],
-    storage: [partial.binding(), (gamma ?? partial).binding(), (beta ?? partial).binding(), stats.binding()],
-    uniforms: new Uniforms().u32(g.planes, g.c, parts, flags).f32(eps).bytes(),
+  launch({
+    kernel: 'instanceNorm.finalize', code: FINALIZE, grid: grid1d(g.planes, 64),
+    bind: [partial, gamma ?? partial, beta ?? partial, stats],
+    uniforms: FINALIZE_UNIFORMS.pack({ planes: g.planes, c: g.c, parts, flags, eps }),
   });
   partial.dispose();
   return stats;
@@ -221,30 +217,26 @@ export function instanceNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | nul
   checkParam(beta, g.c, 'beta');
   const y = empty(x.shape);
   if (x.size === 0) return y;
-  const rt = runtime();
   const stats = statistics(x, g, gamma, beta, eps);
   const tiles = Math.ceil(g.q / 256);
-  rt.dispatch({
-    kernel: 'instanceNorm.apply', code: APPLY(g.vec), workgroups: [tiles, g.planes],
-    storage: [x.binding(), stats.binding(), y.binding()], uniforms: new Uniforms().u32(g.hw, g.q).bytes(),
-  });
+  const apply = APPLY_UNIFORMS.pack({ hw: g.hw, q: g.q });
+  launch({ kernel: 'instanceNorm.apply', code: APPLY(g.vec), grid: [tiles, g.planes], bind: [x, stats, y], uniforms: apply });
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
   const out = record(y, 'instanceNorm', inputs, (gy) => {
     const { parts, chunk } = planeParts(g);
     const partial = empty([g.planes * parts * 2]);
-    rt.dispatch({
-      kernel: 'instanceNorm.backward.reduce', code: BACKWARD_REDUCE(g.vec), workgroups: [parts, g.planes],
-      storage: [gy.binding(), x.binding(), stats.binding(), partial.binding()],
-      uniforms: new Uniforms().u32(g.hw, g.q, parts, chunk).bytes(),
+    launch({
+      kernel: 'instanceNorm.backward.reduce', code: BACKWARD_REDUCE(g.vec), grid: [parts, g.planes],
+      bind: [gy, x, stats, partial], uniforms: REDUCE_UNIFORMS.pack({ hw: g.hw, q: g.q, parts, chunk }),
     });
     const coef = empty([g.planes * 4]);
     // Always written (tiny); freed below when not wanted.
     let dgamma: Tensor | null = empty(gamma?.shape ?? [g.c]);
     let dbeta: Tensor | null = empty(beta?.shape ?? [g.c]);
-    rt.dispatch({
-      kernel: 'instanceNorm.backward.finalize', code: BACKWARD_FINALIZE, workgroups: [Math.ceil(g.c / 64)],
-      storage: [partial.binding(), stats.binding(), (gamma ?? stats).binding(), coef.binding(), dgamma.binding(), dbeta.binding()],
-      uniforms: new Uniforms().u32(g.n, g.c, parts, gamma ? 1 : 0).f32(g.hw).bytes(),
+    launch({
+      kernel: 'instanceNorm.backward.finalize', code: BACKWARD_FINALIZE, grid: grid1d(g.c, 64),
+      bind: [partial, stats, gamma ?? stats, coef, dgamma, dbeta],
+      uniforms: BACKWARD_FINALIZE_UNIFORMS.pack({ n: g.n, c: g.c, parts, flags: gamma ? 1 : 0, hw: g.hw }),
     });
     partial.dispose();
     if (!gamma?.requiresGrad) {
@@ -258,10 +250,7 @@ export function instanceNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | nul
     let dx: Tensor | null = null;
     if (x.requiresGrad) {
       dx = empty(x.shape);
-      rt.dispatch({
-        kernel: 'instanceNorm.backward.apply', code: BACKWARD_APPLY(g.vec), workgroups: [tiles, g.planes],
-        storage: [gy.binding(), x.binding(), coef.binding(), dx.binding()], uniforms: new Uniforms().u32(g.hw, g.q).bytes(),
-      });
+      launch({ kernel: 'instanceNorm.backward.apply', code: BACKWARD_APPLY(g.vec), grid: [tiles, g.planes], bind: [gy, x, coef, dx], uniforms: apply });
     }
     coef.dispose();
     return [dx, ...(gamma ? [dgamma] : []), ...(beta ? [dbeta] : [])];

@@ -13,19 +13,18 @@
 // two recorded ops: sums, then loss-from-sums.
 
 import { record } from '../autograd';
-import { ENTRY_1D, Uniforms, assertFloat, empty, launch1d, linearIndex, sameShape } from '../kernel';
-import { runtime } from '../runtime';
+import { ENTRY_1D, assertFloat, empty, grid1d, launch, linearIndex, sameShape, uniformStruct } from '../kernel';
 import { Tensor } from '../tensor';
-import { SUM_PARTS, blockedVec4Sums } from './planes';
+import { SUM_PARTS, SUM_PARTS_UNIFORMS, blockedVec4Sums } from './planes';
 
 const WG = 64;
+const FLAT_REDUCE_UNIFORMS = uniformStruct('flatReduce', { n: 'u32', n4: 'u32', chunk: 'u32', parts: 'u32' });
 
 /** WGSL of a flat reduction of k sums over n elements read as vec4: workgroup = part. */
 function flatReduceCode(k: number, decls: string, body: string): string {
   const js = Array.from({ length: k }, (_, j) => j);
   return `
-struct P { n: u32, n4: u32, chunk: u32, parts: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${FLAT_REDUCE_UNIFORMS.wgsl}
 ${decls}
 var<workgroup> red: array<f32, ${WG * k}>;
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -38,21 +37,14 @@ var<workgroup> red: array<f32, ${WG * k}>;
 
 /** Run a flat k-sum reduction over `n` elements of `inputs` and return the k sums times `scale`. */
 function flatReduce(kernel: string, code: string, k: number, n: number, inputs: Tensor[], scale: number): Tensor {
-  const rt = runtime();
   const n4 = Math.ceil(n / 4);
   // Many workgroups for large inputs (lavapipe runs one per CPU thread), at least 1024 quads each.
   const parts = Math.max(1, Math.min(256, Math.ceil(n4 / 1024)));
   const chunk = Math.ceil(n4 / parts);
   const partial = empty([parts * k]);
-  rt.dispatch({
-    kernel, code, workgroups: [parts],
-    storage: [...inputs, partial].map((t) => t.binding()), uniforms: new Uniforms().u32(n, n4, chunk, parts).bytes(),
-  });
+  launch({ kernel, code, grid: [parts], bind: [...inputs, partial], uniforms: FLAT_REDUCE_UNIFORMS.pack({ n, n4, chunk, parts }) });
   const out = empty([k]);
-  rt.dispatch({
-    kernel: `${kernel}.parts`, code: SUM_PARTS, workgroups: [1],
-    storage: [partial.binding(), out.binding()], uniforms: new Uniforms().u32(k, k, parts).f32(scale).bytes(),
-  });
+  launch({ kernel: `${kernel}.parts`, code: SUM_PARTS, grid: grid1d(k, 64), bind: [partial, out], uniforms: SUM_PARTS_UNIFORMS.pack({ n: k, k, parts, scale }) });
   partial.dispose();
   return out;
 }
@@ -67,9 +59,9 @@ const SUMS = flatReduceCode(5, `
     let t0 = pv * gv; let t1 = pv; let t2 = gv; let t3 = pv * (1.0 - gv); let t4 = (1.0 - pv) * gv;`);
 
 // d = (G[a0] + G[a1]) + (G0 - G3 - G4) * other: dp (a0 = 1, a1 = 3, other = g) or dg (a0 = 2, a1 = 4, other = p).
+const SUMS_BACKWARD_UNIFORMS = uniformStruct('tverskySums.backward', { n4: 'u32', a0: 'u32', a1: 'u32' });
 const SUMS_BACKWARD = `
-struct P { n4: u32, a0: u32, a1: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${SUMS_BACKWARD_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> gsum: array<f32>;
 @group(0) @binding(2) var<storage, read> other: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> d: array<vec4<f32>>;
@@ -94,7 +86,7 @@ export function tverskySums(p: Tensor, g: Tensor): Tensor {
     const n4 = Math.ceil(p.size / 4);
     const grad = (other: Tensor, a0: number, a1: number) => {
       const d = empty(other.shape);
-      launch1d('tverskySums.backward', SUMS_BACKWARD, n4, 256, [gs, other, d], new Uniforms().u32(n4, a0, a1));
+      launch({ kernel: 'tverskySums.backward', code: SUMS_BACKWARD, grid: grid1d(n4, 256), bind: [gs, other, d], uniforms: SUMS_BACKWARD_UNIFORMS.pack({ n4, a0, a1 }) });
       return d;
     };
     return [p.requiresGrad ? grad(g, 1, 3) : null, g.requiresGrad ? grad(p, 2, 4) : null];
@@ -104,9 +96,9 @@ export function tverskySums(p: Tensor, g: Tensor): Tensor {
 // ---- losses from the five sums ----------------------------------------------------------------
 
 // kind 0 Dice, 1 Tversky, 2 focal Tversky. Sums s = [TP, sum p, sum g, FP, FN].
+const LOSS_UNIFORMS = uniformStruct('lossFromSums', { kind: 'u32', alpha: 'f32', beta: 'f32', gamma: 'f32', sm: 'f32' });
 const LOSS_COMMON = `
-struct P { kind: u32, alpha: f32, beta: f32, gamma: f32, sm: f32 }
-@group(0) @binding(0) var<uniform> p: P;
+${LOSS_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> s: array<f32>;
 // (loss, dL/dTP, dL/dsum p, dL/dsum g, dL/dFP, dL/dFN) as value and 5 partials.
 fn loss(grad: ptr<function, array<f32, 5>>) -> f32 {
@@ -163,13 +155,12 @@ interface SumsLossOptions {
 
 /** A scalar loss (shape []) of the five sums. */
 function lossFromSums(name: string, sums: Tensor, o: SumsLossOptions): Tensor {
-  const rt = runtime();
-  const u = () => new Uniforms().u32(o.kind).f32(o.alpha, o.beta, o.gamma, o.smooth).bytes();
+  const uniforms = LOSS_UNIFORMS.pack({ kind: o.kind, alpha: o.alpha, beta: o.beta, gamma: o.gamma, sm: o.smooth });
   const out = empty([]);
-  rt.dispatch({ kernel: name, code: LOSS_FORWARD, workgroups: [1], storage: [sums.binding(), out.binding()], uniforms: u() });
+  launch({ kernel: name, code: LOSS_FORWARD, grid: [1], bind: [sums, out], uniforms });
   return record(out, name, [sums], (g) => {
     const ds = empty([5]);
-    rt.dispatch({ kernel: `${name}.backward`, code: LOSS_BACKWARD, workgroups: [1], storage: [sums.binding(), g.binding(), ds.binding()], uniforms: u() });
+    launch({ kernel: `${name}.backward`, code: LOSS_BACKWARD, grid: [1], bind: [sums, g, ds], uniforms });
     return [ds];
   });
 }
@@ -180,26 +171,50 @@ function sumsLoss(name: string, p: Tensor, g: Tensor, o: SumsLossOptions): Tenso
   return lossFromSums(name, sums, o);
 }
 
-/** Soft Dice loss over the batch: 1 - (2 sum(p*g) + smooth) / (sum p + sum g + smooth). */
-export function diceLoss(p: Tensor, g: Tensor, smooth = 1): Tensor {
-  return sumsLoss('diceLoss', p, g, { kind: 0, alpha: 0, beta: 0, gamma: 1, smooth });
+export interface DiceOptions {
+  /** Added to numerator and denominator (default 1). */
+  smooth?: number;
+}
+
+/**
+ * Soft Dice loss over the batch: 1 - (2 sum(p*g) + smooth) / (sum p + sum g + smooth). `p` are
+ * probabilities (apply `sigmoid` to logits first), `g` the target of the same shape; shape [].
+ */
+export function diceLoss(p: Tensor, g: Tensor, o: DiceOptions = {}): Tensor {
+  return sumsLoss('diceLoss', p, g, { kind: 0, alpha: 0, beta: 0, gamma: 1, smooth: o.smooth ?? 1 });
+}
+
+export interface TverskyOptions {
+  /** Weight of false negatives (default 0.7, as the paper). */
+  alpha?: number;
+  /** Weight of false positives (default 0.3). */
+  beta?: number;
+  /** Added to numerator and denominator (default 1). */
+  smooth?: number;
 }
 
 /**
  * Tversky loss over the batch: 1 - TI, TI = (TP + s) / (TP + alpha*FN + beta*FP + s), with
- * FN = sum((1-p)*g) weighted by alpha and FP = sum(p*(1-g)) by beta (paper: 0.7, 0.3).
+ * TP = sum(p*g), FN = sum((1-p)*g) and FP = sum(p*(1-g)) (paper: alpha 0.7, beta 0.3).
  */
-export function tverskyLoss(p: Tensor, g: Tensor, alpha = 0.7, beta = 0.3, smooth = 1): Tensor {
-  return sumsLoss('tverskyLoss', p, g, { kind: 1, alpha, beta, gamma: 1, smooth });
+export function tverskyLoss(p: Tensor, g: Tensor, o: TverskyOptions = {}): Tensor {
+  return sumsLoss('tverskyLoss', p, g, { kind: 1, alpha: o.alpha ?? 0.7, beta: o.beta ?? 0.3, gamma: 1, smooth: o.smooth ?? 1 });
+}
+
+export interface FocalTverskyOptions extends TverskyOptions {
+  /** Focal parameter: FTL = (1 - TI)^(1/gamma) (default 4/3, as the paper). */
+  gamma?: number;
 }
 
 /**
- * Focal Tversky loss (1 - TI)^(1/gamma) (paper: alpha 0.7, beta 0.3, gamma 4/3). Its gradient
- * uses max(1 - TI, 1e-6) so that a perfect prediction gives a finite (large) gradient, not Inf.
+ * Focal Tversky loss (1 - TI)^(1/gamma), TI as in {@link tverskyLoss} (paper: alpha 0.7, beta
+ * 0.3, gamma 4/3). Its gradient uses max(1 - TI, 1e-6) so that a perfect prediction gives a
+ * finite (large) gradient, not Inf.
  */
-export function focalTverskyLoss(p: Tensor, g: Tensor, alpha = 0.7, beta = 0.3, gamma = 4 / 3, smooth = 1): Tensor {
+export function focalTverskyLoss(p: Tensor, g: Tensor, o: FocalTverskyOptions = {}): Tensor {
+  const gamma = o.gamma ?? 4 / 3;
   if (!(gamma > 0)) throw new Error(`focalTverskyLoss: gamma must be positive, got ${gamma}`);
-  return sumsLoss('focalTverskyLoss', p, g, { kind: 2, alpha, beta, gamma, smooth });
+  return sumsLoss('focalTverskyLoss', p, g, { kind: 2, alpha: o.alpha ?? 0.7, beta: o.beta ?? 0.3, gamma, smooth: o.smooth ?? 1 });
 }
 
 // ---- BCE with logits --------------------------------------------------------------------------
@@ -212,9 +227,9 @@ const BCE = flatReduceCode(1, `
     let t0 = max(x, vec4<f32>(0.0)) - x * t + log(1.0 + exp(-abs(x)));`);
 
 // which 0: dlogits = G (sigmoid(x) - t) / n; which 1: dtarget = -G x / n.
+const BCE_BACKWARD_UNIFORMS = uniformStruct('bceWithLogits.backward', { n4: 'u32', which: 'u32', invN: 'f32' });
 const BCE_BACKWARD = `
-struct P { n4: u32, which: u32, invN: f32 }
-@group(0) @binding(0) var<uniform> p: P;
+${BCE_BACKWARD_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> gl: array<f32>;
 @group(0) @binding(2) var<storage, read> xs: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> ts: array<vec4<f32>>;
@@ -244,7 +259,10 @@ export function bceWithLogits(logits: Tensor, target: Tensor): Tensor {
     const n4 = Math.ceil(n / 4);
     const grad = (which: number) => {
       const d = empty(logits.shape);
-      launch1d('bceWithLogits.backward', BCE_BACKWARD, n4, 256, [g, logits, target, d], new Uniforms().u32(n4, which).f32(1 / n));
+      launch({
+        kernel: 'bceWithLogits.backward', code: BCE_BACKWARD, grid: grid1d(n4, 256), bind: [g, logits, target, d],
+        uniforms: BCE_BACKWARD_UNIFORMS.pack({ n4, which, invN: 1 / n }),
+      });
       return d;
     };
     return [logits.requiresGrad ? grad(0) : null, target.requiresGrad ? grad(1) : null];

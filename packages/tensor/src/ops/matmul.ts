@@ -1,14 +1,14 @@
-// Matrix product for the small fully connected layers of channel attention.
+// Matrix product of 2-D tensors, for users' own layers. A plain kernel, one invocation per output:
+// nothing in the AU-Net uses it (the attention op has its own fused FC kernels).
 
 import { record } from '../autograd';
-import { Uniforms, assertFloat, empty } from '../kernel';
-import { runtime } from '../runtime';
+import { assertFloat, empty, launch, uniformStruct } from '../kernel';
 import { Tensor } from '../tensor';
 
 // out[M,N] = op(A) op(B); op(A)[m,k] = A[m*sam + k*sak], op(B)[k,n] = B[k*sbk + n*sbn].
+const MATMUL_UNIFORMS = uniformStruct('matmul', { m: 'u32', n: 'u32', k: 'u32', sam: 'u32', sak: 'u32', sbk: 'u32', sbn: 'u32' });
 const MATMUL = `
-struct P { m: u32, n: u32, k: u32, sam: u32, sak: u32, sbk: u32, sbn: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${MATMUL_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -29,13 +29,12 @@ function matmulRaw(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tens
   const n = transB ? br : bc;
   if (k !== kb) throw new Error(`matmul: inner dimensions differ: [${a.shape}]${transA ? 'ᵀ' : ''} x [${b.shape}]${transB ? 'ᵀ' : ''}`);
   const out = empty([m, n]);
-  const u = new Uniforms().u32(m, n, k, transA ? 1 : ac, transA ? ac : 1, transB ? 1 : bc, transB ? bc : 1);
-  runtime().dispatch({
+  launch({
     kernel: 'matmul',
     code: MATMUL,
-    workgroups: [Math.ceil(n / 8), Math.ceil(m / 8)],
-    storage: [a.binding(), b.binding(), out.binding()],
-    uniforms: u.bytes(),
+    grid: [Math.ceil(n / 8), Math.ceil(m / 8)],
+    bind: [a, b, out],
+    uniforms: MATMUL_UNIFORMS.pack({ m, n, k, sam: transA ? 1 : ac, sak: transA ? ac : 1, sbk: transB ? 1 : bc, sbn: transB ? bc : 1 }),
   });
   return out;
 }

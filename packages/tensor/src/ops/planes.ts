@@ -7,6 +7,7 @@
 // are always finite, and `lanes(q)` says which of the 4 are inside the plane. The two variants are
 // separate WGSL texts chosen by `vec`, never by shape: shapes are uniforms.
 
+import { ENTRY_1D, linearIndex, uniformStruct, type UniformScalar } from '../kernel';
 import { Tensor } from '../tensor';
 
 export interface PlaneGeom {
@@ -60,6 +61,9 @@ ${store ? `fn st_${name}(base: u32, q: u32, v: vec4<f32>) {
 /** WGSL: which lanes of quad q lie inside the plane. */
 export const LANES = `fn lanes(q: u32) -> vec4<bool> { return (vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u)) < vec4<u32>(p.hw); }`;
 
+/** The uniform fields every plane reduction has (plane size, quads, parts per plane, quads per part). */
+export const PLANE_REDUCE_FIELDS = { hw: 'u32', q: 'u32', parts: 'u32', chunk: 'u32' } as const;
+
 /** Workgroup size of the plane reductions. */
 export const RWG = 64;
 
@@ -106,14 +110,19 @@ export function planeParts(g: PlaneGeom): { parts: number; chunk: number } {
  * `body` defines vec4 terms t0..t{k-1} from quad q (lanes outside the plane are zeroed with
  * select, so NaN padding never leaks in). Sums are blocked (32 terms, 32 blocks, total) since
  * lavapipe reassociates Kahan compensation away. Writes out[(plane*parts + part)*k + j].
- * The uniform struct must start with `hw, q, parts, chunk` and `decls` declare the buffers and
- * `out` (a plain array<f32>, read_write).
+ * The uniforms need fields `hw, q, parts, chunk` (see {@link PLANE_REDUCE_FIELDS}); `decls`
+ * declare the buffers and `out` (a plain array<f32>, read_write).
  */
-export function planeReduceCode(k: number, struct: string, decls: string, prologue: string, body: string): string {
+export function planeReduceCode(
+  k: number,
+  uniforms: { readonly wgsl: string; readonly fields: Readonly<Record<keyof typeof PLANE_REDUCE_FIELDS, UniformScalar>> },
+  decls: string,
+  prologue: string,
+  body: string,
+): string {
   const js = Array.from({ length: k }, (_, j) => j);
   return `
-${struct}
-@group(0) @binding(0) var<uniform> p: P;
+${uniforms.wgsl}
 ${decls}
 ${LANES}
 var<workgroup> red: array<f32, ${RWG * k}>;
@@ -127,14 +136,16 @@ var<workgroup> red: array<f32, ${RWG * k}>;
 }`;
 }
 
-/** WGSL: out[i] = scale * sum over parts of partial[(i / k * parts + j) * k + i % k], one invocation per output. */
+export const SUM_PARTS_UNIFORMS = uniformStruct('sumParts', { n: 'u32', k: 'u32', parts: 'u32', scale: 'f32' });
+
+/** WGSL: out[i] = scale * sum over parts of partial[(i / k * parts + j) * k + i % k], one
+ *  invocation per output (launch over grid1d(n, 64)). */
 export const SUM_PARTS = `
-struct P { n: u32, k: u32, parts: u32, scale: f32 }
-@group(0) @binding(0) var<uniform> p: P;
+${SUM_PARTS_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> partial: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.y * nwg.x * 64u + gid.x;
+${ENTRY_1D(64)} {
+  ${linearIndex(64)}
   if (i >= p.n) { return; }
   let row = i / p.k; let j = i % p.k;
   var s = 0.0;

@@ -1,9 +1,10 @@
 // Shape ops: reshape (a view, no copy), concat and slice along an axis (one strided copy kernel).
 
 import { record } from '../autograd';
-import { ENTRY_1D, Uniforms, empty, launch1d, linearIndex, normAxis } from '../kernel';
+import { empty, normAxis } from '../kernel';
 import { Tensor, shapeSize, type Shape } from '../tensor';
 import { zeros } from './creation';
+import { copyBlock } from './primitives';
 
 /** Same values, new shape (one dimension may be -1). Shares the buffer. */
 export function reshape(x: Tensor, shape: Shape): Tensor {
@@ -17,24 +18,6 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   if (shapeSize(s) !== x.size) throw new Error(`reshape: [${x.shape}] (${x.size} elements) cannot become [${shape}]`);
   const y = x.view(s);
   return record(y, 'reshape', [x], (g) => [g.view(x.shape)]);
-}
-
-// dst[r * dstRow + dstOff + c] = src[r * srcRow + srcOff + c] for r < rows, c < cols.
-const COPY_BLOCK = `
-struct P { n: u32, cols: u32, srcRow: u32, srcOff: u32, dstRow: u32, dstOff: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-${ENTRY_1D(256)} {
-  ${linearIndex(256)}
-  if (i >= p.n) { return; }
-  let r = i / p.cols; let c = i % p.cols;
-  dst[r * p.dstRow + p.dstOff + c] = src[r * p.srcRow + p.srcOff + c];
-}`;
-
-/** Copy a [rows, cols] block between row-major buffers with given row lengths and offsets. */
-function copyBlock(src: Tensor, dst: Tensor, rows: number, cols: number, srcRow: number, srcOff: number, dstRow: number, dstOff: number): void {
-  launch1d('copyBlock', COPY_BLOCK, rows * cols, 256, [src, dst], new Uniforms().u32(rows * cols, cols, srcRow, srcOff, dstRow, dstOff));
 }
 
 function outerInner(shape: Shape, axis: number): [number, number] {

@@ -4,13 +4,15 @@
 // 4 vec4 loads and 1 vec4 store. Other widths take a scalar kernel (one element per invocation).
 
 import { record } from '../autograd';
-import { ENTRY_1D, Uniforms, assertFloat, empty, launch1d, linearIndex } from '../kernel';
+import { ENTRY_1D, assertFloat, empty, grid1d, launch, linearIndex, uniformStruct } from '../kernel';
+
+const VEC_UNIFORMS = uniformStruct('upsample2x', { n4: 'u32', w4: 'u32' });
+const SCALAR_UNIFORMS = uniformStruct('upsample2x.scalar', { n: 'u32', w: 'u32' });
 import { Tensor } from '../tensor';
 
 // rows = N*C*H input rows of w4 = W/4 vec4s each.
 const FORWARD_VEC = `
-struct P { n4: u32, w4: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${VEC_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
 ${ENTRY_1D(256)} {
@@ -26,8 +28,7 @@ ${ENTRY_1D(256)} {
 }`;
 
 const FORWARD_SCALAR = `
-struct P { n: u32, w: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${SCALAR_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 ${ENTRY_1D(256)} {
@@ -39,8 +40,7 @@ ${ENTRY_1D(256)} {
 }`;
 
 const BACKWARD_VEC = `
-struct P { n4: u32, w4: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${VEC_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> g: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dx: array<vec4<f32>>;
 ${ENTRY_1D(256)} {
@@ -55,8 +55,7 @@ ${ENTRY_1D(256)} {
 }`;
 
 const BACKWARD_SCALAR = `
-struct P { n: u32, w: u32 }
-@group(0) @binding(0) var<uniform> p: P;
+${SCALAR_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 ${ENTRY_1D(256)} {
@@ -77,17 +76,17 @@ export function upsample2x(x: Tensor): Tensor {
   const vec = w % 4 === 0;
   if (vec) {
     const n4 = x.size / 4;
-    launch1d('upsample2x', FORWARD_VEC, n4, 256, [x, y], new Uniforms().u32(n4, w / 4));
+    launch({ kernel: 'upsample2x', code: FORWARD_VEC, grid: grid1d(n4, 256), bind: [x, y], uniforms: VEC_UNIFORMS.pack({ n4, w4: w / 4 }) });
   } else {
-    launch1d('upsample2x.scalar', FORWARD_SCALAR, y.size, 256, [x, y], new Uniforms().u32(y.size, w));
+    launch({ kernel: 'upsample2x.scalar', code: FORWARD_SCALAR, grid: grid1d(y.size, 256), bind: [x, y], uniforms: SCALAR_UNIFORMS.pack({ n: y.size, w }) });
   }
   return record(y, 'upsample2x', [x], (g) => {
     const dx = empty(x.shape);
     if (vec) {
       const n4 = x.size / 4;
-      launch1d('upsample2x.backward', BACKWARD_VEC, n4, 256, [g, dx], new Uniforms().u32(n4, w / 4));
+      launch({ kernel: 'upsample2x.backward', code: BACKWARD_VEC, grid: grid1d(n4, 256), bind: [g, dx], uniforms: VEC_UNIFORMS.pack({ n4, w4: w / 4 }) });
     } else {
-      launch1d('upsample2x.backward.scalar', BACKWARD_SCALAR, x.size, 256, [g, dx], new Uniforms().u32(x.size, w));
+      launch({ kernel: 'upsample2x.backward.scalar', code: BACKWARD_SCALAR, grid: grid1d(x.size, 256), bind: [g, dx], uniforms: SCALAR_UNIFORMS.pack({ n: x.size, w }) });
     }
     return [dx];
   });

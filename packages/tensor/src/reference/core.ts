@@ -1,6 +1,7 @@
-// The float64 reference: plain loops over Float64Array, written for clarity, not speed. Every
-// GPU op is tested against the function of the same name here, and every `...Backward` here
-// (a vector-Jacobian product) is tested against central finite differences of the forward.
+// The float64 reference: plain loops over Float64Array, written for clarity, not speed. The GPU
+// ops are tested against it: most against the function of the same name here, the element-wise
+// ones against `unaryRef(op)` and `binary(op)`, the losses against `sumsLoss`. Every `...Backward`
+// here (a vector-Jacobian product) is tested against central finite differences of the forward.
 
 export interface Ref {
   shape: number[];
