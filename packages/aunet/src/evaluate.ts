@@ -6,7 +6,7 @@ import { resizeDataset, type SliceDataset } from './data/dataset';
 import { resizeBilinear } from './data/transforms';
 import { SegmentationMetrics, scores, type Scores } from './metrics';
 import type { AUNet } from './model';
-import { predictProbabilities } from './predict';
+import { mirroredTTA, modelPredictor, predictProbabilities } from './predict';
 import { lossFromSums, type LossSpec } from './step';
 
 export interface ResolutionReport {
@@ -28,21 +28,23 @@ export interface EvaluationReport {
  * Evaluate `model` on the slices `indices` of `ds`. `resized` holds the slices at the model's
  * input size (images for the network, nearest-resized masks for the model-resolution scores).
  * For the original resolution the probabilities are resized back (bilinear), thresholded and
- * compared with the original masks.
+ * compared with the original masks. `tta`: the mean over the four mirrorings (see mirroredTTA).
  */
 export async function evaluateSlices(
   model: AUNet,
   ds: SliceDataset,
   resized: { images: Float32Array[]; masks: Uint8Array[] },
   indices: number[],
-  o: { batch?: number; threshold?: number; onProgress?: (done: number) => void } = {},
+  o: { batch?: number; threshold?: number; tta?: boolean; onProgress?: (done: number) => void } = {},
 ): Promise<EvaluationReport> {
-  const probs = await predictProbabilities(
-    model,
-    indices.map((i) => resized.images[i]),
-    o.batch ?? 4,
-    o.onProgress,
-  );
+  const images = indices.map((i) => resized.images[i]);
+  let probs: Float32Array[];
+  if (o.tta) {
+    probs = await mirroredTTA(modelPredictor(model, o.batch ?? 4)).predict(images);
+    o.onProgress?.(images.length);
+  } else {
+    probs = await predictProbabilities(model, images, o.batch ?? 4, o.onProgress);
+  }
   return scoreSlices(probs, model.config.inputSize, ds, resized.masks, indices, o.threshold ?? 0.5);
 }
 
@@ -54,7 +56,7 @@ export async function evaluate(
   model: AUNet,
   ds: SliceDataset,
   indices: number[] = Array.from({ length: ds.count }, (_, i) => i),
-  o: { batch?: number; threshold?: number; onProgress?: (done: number) => void } = {},
+  o: { batch?: number; threshold?: number; tta?: boolean; onProgress?: (done: number) => void } = {},
 ): Promise<EvaluationReport> {
   return evaluateSlices(model, ds, resizeDataset(ds, model.config.inputSize), indices, o);
 }

@@ -184,6 +184,12 @@ t('commands: --help, bad flags, a missing data folder, evaluate', () => {
   // The same checkpoint, the same test slices: the same figures as the trainer's own evaluation.
   const own = JSON.parse(readFileSync(join(straight, EVALUATION_FILE), 'utf8'));
   assert.equal(report.original.pooled, own.original.pooled);
+  // With mirroring TTA: a report of its own, on the same slices.
+  const tta = cli('evaluate', ['--checkpoint', join(straight, BEST), '--tta']);
+  assert.is(tta.code, 0, tta.err.join('\n'));
+  const ttaReport = JSON.parse(readFileSync(join(straight, 'evaluation-best-tta.json'), 'utf8'));
+  assert.equal(ttaReport.slices, report.slices);
+  for (const v of Object.values(ttaReport.model.pooled) as number[]) assert.ok(v >= 0 && v <= 1);
 });
 
 t.run();

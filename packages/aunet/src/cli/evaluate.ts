@@ -9,7 +9,7 @@ import { splitFor } from '../config';
 import { evaluateSlices } from '../evaluate';
 import { checkSameData, DATA_KEY, writeEvaluation } from '../train';
 import { paperRow } from '../metrics';
-import { fail, parseFlags, resultsTable } from './common';
+import { fail, parseFlags, resultsTable, trackBar } from './common';
 import { init } from '@aunet/tensor';
 
 const usage = `
@@ -21,11 +21,12 @@ Usage: pnpm --filter aunet evaluate --checkpoint FILE [options]
 
   --checkpoint FILE   best.safetensors or last.safetensors of a run (required)
   --data DIR          the data folder (default: the one the run was trained on)
-  --json FILE         where to write the report (default: evaluation-<checkpoint name>.json beside it)
+  --json FILE         where to write the report (default: evaluation-<checkpoint name>[-tta].json beside it)
+  --tta               test-time augmentation: the mean over the 4 mirrorings (4x slower)
   -h, --help          this help
 `;
 
-const flags = parseFlags(usage, { checkpoint: { type: 'string' }, data: { type: 'string' }, json: { type: 'string' } });
+const flags = parseFlags(usage, { checkpoint: { type: 'string' }, data: { type: 'string' }, json: { type: 'string' }, tta: { type: 'boolean' } });
 
 try {
   if (!flags.checkpoint) throw new Error('--checkpoint FILE is required (see --help)');
@@ -39,12 +40,12 @@ try {
   if (warning) console.log(warning);
   const split = splitFor(config, ds.count);
   console.log(`${file}: ${config.model.model}, ${config.model.inputSize}x${config.model.inputSize}, epoch ${epoch}; ${split.test.length} test slices of ${data}`);
-  const bar = new cliProgress.SingleBar({ format: 'evaluating [{bar}] {value}/{total} slices | {eta_formatted} left', noTTYOutput: true, notTTYSchedule: 15000 }, cliProgress.Presets.shades_classic);
+  const bar = trackBar(new cliProgress.SingleBar({ format: 'evaluating [{bar}] {value}/{total} slices | {eta_formatted} left', noTTYOutput: true, notTTYSchedule: 15000 }, cliProgress.Presets.shades_classic));
   bar.start(split.test.length, 0);
-  const report = await evaluateSlices(model, ds, resizeDataset(ds, config.model.inputSize), split.test, { batch: config.batch, onProgress: (n) => bar.update(n) });
+  const report = await evaluateSlices(model, ds, resizeDataset(ds, config.model.inputSize), split.test, { batch: config.batch, tta: !!flags.tta, onProgress: (n) => bar.update(n) });
   bar.stop();
   model.dispose();
-  const out = resolve(flags.json ?? join(dirname(file), `evaluation-${file.split('/').pop()!.replace(/\.safetensors$/, '')}.json`));
+  const out = resolve(flags.json ?? join(dirname(file), `evaluation-${file.split('/').pop()!.replace(/\.safetensors$/, '')}${flags.tta ? '-tta' : ''}.json`));
   await writeEvaluation(out, { checkpoint: file, epoch, data, config, report });
   console.log(resultsTable(report, paperRow(config.model.model, config.loss)));
   console.log(`report: ${out}`);
