@@ -3,26 +3,27 @@
 // last stdout line that starts with RESULT_MARKER, so stray prints of a library cannot spoil it.
 
 import { spawn } from 'node:child_process';
-import type { PeerRequest, PeerResult } from '../cases';
+import type { PeerResult } from '../cases';
 
 export const RESULT_MARKER = '@@bench-result ';
 
-export interface PeerAnswer {
+export interface PeerAnswer<R extends PeerResult = PeerResult> {
   /** Set when the peer could not run at all (not installed, no device), with the reason. */
   unavailable?: string;
   /** Informational lines, e.g. versions and what was left out. */
   notes?: string[];
-  results?: PeerResult[];
+  results?: R[];
 }
 
-export interface PeerRun {
-  results: Map<number, PeerResult>;
+export interface PeerRun<R extends PeerResult = PeerResult> {
+  results: Map<number, R>;
   notes: string[];
 }
 
-export function runChild(name: string, command: string, args: string[], request: PeerRequest, log: (line: string) => void): Promise<PeerRun> {
+/** `request` is written as JSON to the child's stdin (a PeerRequest for the kernel peers). */
+export function runChild<R extends PeerResult = PeerResult>(name: string, command: string, args: string[], request: object, log: (line: string) => void): Promise<PeerRun<R>> {
   return new Promise((resolve) => {
-    const done = (results: PeerResult[], notes: string[]) => resolve({ results: new Map(results.map((r) => [r.id, r])), notes });
+    const done = (results: R[], notes: string[]) => resolve({ results: new Map(results.map((r) => [r.id, r])), notes });
     let child;
     try {
       child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -51,9 +52,9 @@ export function runChild(name: string, command: string, args: string[], request:
         done([], [`${name}: failed (${why}) without an answer${tail ? `: ${tail}` : ''}`]);
         return;
       }
-      let answer: PeerAnswer;
+      let answer: PeerAnswer<R>;
       try {
-        answer = JSON.parse(line.slice(RESULT_MARKER.length)) as PeerAnswer;
+        answer = JSON.parse(line.slice(RESULT_MARKER.length)) as PeerAnswer<R>;
       } catch (e) {
         done([], [`${name}: failed: unreadable answer (${e instanceof Error ? e.message : e})`]);
         return;

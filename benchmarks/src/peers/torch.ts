@@ -2,12 +2,17 @@
 // python3-torch (CPU, 2 threads, float32). Set BENCH_PYTHON to use another interpreter.
 
 import { fileURLToPath } from 'node:url';
-import type { PeerRequest } from '../cases';
+import type { PeerRequest, PeerResult } from '../cases';
 import { runChild, type PeerRun } from './spawn';
 
 export function runTorch(request: PeerRequest, log: (line: string) => void): Promise<PeerRun> {
+  return runTorchScript('torch_kernels.py', request, log);
+}
+
+/** Run one of python/*.py with `request` (which has `cases`) on stdin. */
+export function runTorchScript<R extends PeerResult = PeerResult>(script: string, request: { cases: readonly unknown[]; timing: PeerRequest['timing'] }, log: (line: string) => void): Promise<PeerRun<R>> {
   const python = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
-  const script = fileURLToPath(new URL('../../python/torch_kernels.py', import.meta.url));
-  log(`torch: ${python} ${script} (${request.cases.length} cases)`);
-  return runChild('torch', python, [script], request, log);
+  const path = fileURLToPath(new URL(`../../python/${script}`, import.meta.url));
+  log(`torch: ${python} ${path} (${request.cases.length} cases)`);
+  return runChild<R>('torch', python, [path], request, log);
 }

@@ -124,7 +124,7 @@ function build(c: KernelCase): Bench {
     case 'focal_tversky': {
       const p = leaf(uniform(c.input, 0.01, 0.99), wantX);
       const g = binary(c.input, 0.3);
-      return forwardOrBackward(c, [p], () => op('focalTverskyLoss')(p, g, 0.7, 0.3, 4 / 3, 1));
+      return forwardOrBackward(c, [p], () => op('focalTverskyLoss')(p, g, { alpha: 0.7, beta: 0.3, gamma: 4 / 3, smooth: 1 }));
     }
     case 'adam': {
       const param = uniform(c.input, -0.1, 0.1);

@@ -1,0 +1,173 @@
+// `pnpm bench step`: what users wait for. The whole training step (forward, focal Tversky loss,
+// backward, Adam) of AU-Net and of the U-Net baseline at batch 4, 128x128 and 256x256 (512x512
+// with --full), and inference on one 512x512 slice, each beside PyTorch on the same network in the
+// same run. The network is the aunet package's own (`AUNet`, `batchLossAndGradients`,
+// `predictProbabilities`), and PyTorch's is built from the same ModelConfig (its parameter count
+// is checked against ours), so the two cannot drift apart.
+//
+// Method: per case the model and data are made once; one warm-up step (pipeline compilation),
+// then timed steps until `runs` or the time budget; each step ends when its results are on the
+// host (the loss, or the probabilities), as in training. Peak GPU bytes are the pool's peak over
+// the timed steps; dispatches are counted over one step.
+
+import { Adam, manualSeed } from '@aunet/nn';
+import { Rng, init, runtime } from '@aunet/tensor';
+import { AUNet, batchLossAndGradients, batchThatFits, defaultModelConfig, predictProbabilities, type ModelConfig } from 'aunet';
+import { errorText, sig, timeRuns, timingPlan, type Suite } from '../common';
+import { runTorchScript } from '../peers/torch';
+
+interface StepCase {
+  id: number;
+  model: 'aunet' | 'unet';
+  mode: 'train' | 'infer';
+  size: number;
+  batch: number;
+  config: ModelConfig;
+}
+
+export interface StepRecord {
+  model: string;
+  mode: string;
+  size: number;
+  batch: number;
+  /** Median milliseconds per step (train) or per slice (infer). */
+  ms: number | null;
+  torch_ms: number | null;
+  /** ms / torch_ms: how many times PyTorch's time this project takes (below 1: faster). */
+  ratio: number | null;
+  /** Peak bytes of GPU buffers during the timed steps. */
+  peak_bytes: number | null;
+  /** PyTorch process's peak resident set after the case. */
+  torch_peak_rss: number | null;
+  dispatches: number | null;
+  params: number | null;
+  torch_params: number | null;
+  adapter: string;
+  runs: number;
+  note?: string;
+}
+
+const LOSS = { loss: 'ftl' as const, alpha: 0.7, beta: 0.3, gamma: 4 / 3 };
+
+function cases(full: boolean, only: string | null): StepCase[] {
+  const list: Omit<StepCase, 'id'>[] = [];
+  for (const size of full ? [128, 256, 512] : [128, 256]) {
+    for (const model of ['aunet', 'unet'] as const) list.push({ model, mode: 'train', size, batch: 4, config: defaultModelConfig({ model, inputSize: size }) });
+  }
+  for (const model of ['aunet', 'unet'] as const) list.push({ model, mode: 'infer', size: 512, batch: 1, config: defaultModelConfig({ model, inputSize: 512 }) });
+  const label = (c: Omit<StepCase, 'id'>) => `${c.model} ${c.mode} ${c.size}`;
+  return list.filter((c) => !only || label(c).toLowerCase().includes(only.toLowerCase())).map((c, id) => ({ ...c, id }));
+}
+
+async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>) {
+  const rt = runtime();
+  manualSeed(1);
+  const model = new AUNet(c.config);
+  const params = model.numParameters();
+  const rng = new Rng(7);
+  const plane = c.size * c.size;
+  const x = Float32Array.from({ length: c.batch * plane }, () => rng.uniform());
+  const opt = c.mode === 'train' ? new Adam(model, { lr: 5e-5 }) : null;
+  try {
+    let step: () => Promise<void>;
+    if (opt) {
+      const y = Float32Array.from({ length: c.batch * plane }, () => (rng.uniform() < 0.3 ? 1 : 0));
+      const chunk = batchThatFits(c.config, c.batch);
+      model.train();
+      step = async () => {
+        await batchLossAndGradients(model, x, y, c.batch, LOSS, chunk);
+        opt.step();
+        opt.zeroGrad();
+        await rt.sync();
+      };
+    } else {
+      model.eval();
+      const images = [x];
+      step = async () => {
+        await predictProbabilities(model, images, 1);
+      };
+    }
+    await step(); // compile
+    const before = rt.counters.dispatches;
+    await step();
+    const dispatches = rt.counters.dispatches - before;
+    rt.pool.resetPeak();
+    const t = await timeRuns(step, { ...plan, warmup: 0 });
+    return { ms: t.ms, runs: t.runs, peak: rt.memory().peakBytes, dispatches, params };
+  } finally {
+    opt?.dispose();
+    model.dispose();
+    rt.trim();
+  }
+}
+
+export const suite: Suite = {
+  name: 'step',
+  description: 'AU-Net and U-Net training steps and inference',
+  async run(options, log) {
+    const rt = await init();
+    const adapter = rt.describe();
+    log(`adapter: ${adapter}`);
+    const list = cases(options.full, options.only);
+    if (!list.length) throw new Error(`--only "${options.only}" matches no case (labels look like "aunet train 128", "unet infer 512")`);
+    // A step takes seconds: a few runs are enough for a median.
+    const plan = options.quick ? { warmup: 1, runs: 2, budgetMs: 1 } : { warmup: 1, runs: 5, budgetMs: 60_000 };
+    const notes = [`adapter: ${adapter}`, `timing: ${plan.runs} steps at most (or ${plan.budgetMs / 1000} s) after a warm-up step`];
+    const ours = new Map<number, { ms: number | null; runs: number; peak: number | null; dispatches: number | null; params: number | null; note?: string }>();
+    for (const c of list) {
+      log(`ours: ${c.model} ${c.mode} ${c.size}x${c.size} batch ${c.batch}...`);
+      try {
+        const r = await runOurs(c, plan);
+        ours.set(c.id, r);
+        log(`  ${r.ms.toFixed(0)} ms, peak ${(r.peak / 2 ** 30).toFixed(2)} GiB, ${r.dispatches} dispatches`);
+      } catch (e) {
+        ours.set(c.id, { ms: null, runs: 0, peak: null, dispatches: null, params: null, note: `failed: ${errorText(e)}` });
+        log(`  failed: ${errorText(e)}`);
+      }
+    }
+    type TorchResult = { id: number; ms: number | null; note?: string; params?: number; peak_rss?: number };
+    let torch = new Map<number, TorchResult>();
+    if (options.peers.has('torch')) {
+      const r = await runTorchScript<TorchResult>('torch_step.py', { timing: plan, cases: list }, log);
+      torch = r.results;
+      notes.push(...r.notes);
+    } else notes.push('torch: not run (--no-torch)');
+
+    const records: StepRecord[] = list.map((c) => {
+      const o = ours.get(c.id)!;
+      const t = torch.get(c.id);
+      const rec: StepRecord = {
+        model: c.model,
+        mode: c.mode,
+        size: c.size,
+        batch: c.batch,
+        ms: sig(o.ms),
+        torch_ms: sig(t?.ms ?? null),
+        ratio: sig(o.ms && t?.ms ? o.ms / t.ms : null, 3),
+        peak_bytes: o.peak,
+        torch_peak_rss: t?.peak_rss ?? null,
+        dispatches: o.dispatches,
+        params: o.params,
+        torch_params: t?.params ?? null,
+        adapter,
+        runs: o.runs,
+      };
+      const why = [o.note, t?.note && `torch: ${t.note}`, o.params && t?.params && o.params !== t.params ? `parameter counts differ: ${o.params} vs torch ${t.params}` : null].filter(Boolean);
+      if (why.length) rec.note = why.join('; ');
+      return rec;
+    });
+    const gib = (b: number | null) => (b === null ? null : sig(b / 2 ** 30, 3));
+    notes.push('ratio = our ms / torch ms (below 1: we are faster); peak = GPU buffers (ours), process RSS (PyTorch)');
+    return {
+      table: {
+        columns: [
+          { title: 'model', align: 'left' }, { title: 'mode', align: 'left' }, { title: 'size' }, { title: 'batch' },
+          { title: 'ms' }, { title: 'torch ms' }, { title: 'ratio' }, { title: 'peak GiB' }, { title: 'torch RSS GiB' }, { title: 'dispatches' },
+        ],
+        rows: records.map((r) => [r.model, r.mode, r.size, r.batch, r.ms, r.torch_ms, r.ratio, gib(r.peak_bytes), gib(r.torch_peak_rss), r.dispatches]),
+      },
+      records,
+      notes,
+    };
+  },
+};
