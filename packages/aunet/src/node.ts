@@ -5,3 +5,4 @@ export { loadRunCheckpoint } from './checkpoint-file';
 export { train, runConfig, runState, writeEvaluation, checkSameData, dataInfo, DATA_KEY, DivergedError, LAST, BEST, LOG, CONFIG_FILE, EVALUATION_FILE, type TrainOptions, type TrainResult, type EpochRecord, type StepProgress, type DataInfo } from './train';
 export { fetchDataset, md5File, FetchError, MEDSEG_FILES, MEDSEG_DOI_URL, DEFAULT_FETCH_DIR, type DataFile, type FetchOptions, type FetchProgress, type FetchResult } from './fetch';
 export { runOnce, ablation, ablationMarkdown, crossValidate, crossValidationMarkdown, summarise, ABLATION_ROWS, type RunOutcome, type AblationRow, type FoldResult, type CrossValidation, type Summary } from './experiments';
+export { lockRun, RunLockedError, LOCK_FILE } from './lock';

@@ -17,6 +17,7 @@ import { PAPER_TABLE1, paperRow, type Scores } from './metrics';
 import { AUNet } from './model';
 import { batchThatFits, predictProbabilities } from './predict';
 import { batchLossAndGradients } from './step';
+import { lockRun } from './lock';
 
 export const LAST = 'last.safetensors';
 export const BEST = 'best.safetensors';
@@ -173,6 +174,17 @@ function divergedMessage(what: string, epoch: number, out: string): string {
  * the best checkpoint; the test slices are scored every epoch for the log but steer nothing.
  */
 export async function train(config: TrainConfig, o: TrainOptions): Promise<TrainResult> {
+  validateTrainConfig(config);
+  // One run per folder: a second run pointed at it refuses instead of interleaving checkpoints.
+  const unlock = lockRun(resolve(o.out));
+  try {
+    return await trainLocked(config, o);
+  } finally {
+    unlock();
+  }
+}
+
+async function trainLocked(config: TrainConfig, o: TrainOptions): Promise<TrainResult> {
   validateTrainConfig(config);
   const log = o.log ?? console.log;
   const out = resolve(o.out);

@@ -4,8 +4,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setupGPU } from '@aunet/tensor/testing';
@@ -16,6 +16,7 @@ import { loadRunCheckpoint } from '../src/checkpoint-file';
 import { DEFAULT_DATA_DIR } from '../src/data/files';
 import { AUNet } from '../src/model';
 import { BEST, DivergedError, EVALUATION_FILE, LAST, LOG, train, type EpochRecord } from '../src/train';
+import { LOCK_FILE, RunLockedError } from '../src/lock';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-train-'));
@@ -146,6 +147,35 @@ t('unusable checkpoints: missing, not an aunet checkpoint, another model, trunca
   const bytes = readFileSync(join(straight, BEST));
   writeFileSync(cut, bytes.subarray(0, bytes.length >> 1));
   await expectError(cut, /damaged or not a checkpoint/);
+});
+
+t('one run per folder: a live lock refuses a second run, a stale one (killed run) is taken over', async () => {
+  const dir = join(tmp, 'locked');
+  mkdirSync(dir, { recursive: true });
+  // A live process "holds" the folder.
+  const holder = spawn('sleep', ['30']);
+  try {
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: holder.pid, host: hostname(), started: new Date().toISOString() }));
+    await train(tiny({ epochs: 1 }), { out: dir, log: quiet }).then(
+      () => assert.unreachable('trained despite the lock'),
+      (e: Error) => {
+        assert.instance(e, RunLockedError);
+        assert.match(e.message, new RegExp(`in use by another training run \\(pid ${holder.pid}`));
+      },
+    );
+    assert.not.ok(existsSync(join(dir, LAST)), 'nothing written');
+    const cliRun = cli('train', ['--preset', 'cpu', '--size', '32', '--filters', '4,8', '--epochs', '1', '--out', dir]);
+    assert.is(cliRun.code, 1);
+    assert.is(cliRun.err.length, 1, cliRun.err.join('\n'));
+    assert.match(cliRun.err[0], /in use by another training run/);
+  } finally {
+    holder.kill('SIGKILL');
+  }
+  await new Promise((r) => holder.once('exit', r));
+  // The holder is gone (as after a SIGKILL): the next run takes the folder over and releases it.
+  await train(tiny({ epochs: 1 }), { out: dir, log: quiet });
+  assert.ok(existsSync(join(dir, LAST)));
+  assert.not.ok(existsSync(join(dir, LOCK_FILE)), 'released at the end');
 });
 
 t('augmentation level: checked, and checkpoints that stored a boolean still load', () => {

@@ -9,6 +9,7 @@
 
 import { ENTRY_1D, linearIndex, uniformStruct, type UniformScalar } from '../kernel';
 import { Tensor } from '../tensor';
+import { workgroupTreeSum } from './primitives';
 
 export interface PlaneGeom {
   n: number;
@@ -88,11 +89,7 @@ export function blockedVec4Sums(js: number[], first: string, end: string, wg: nu
     }
   }
   ${each((j) => `{ let s = (acc${j} + mid${j}) + sub${j}; red[${j * wg}u + lid.x] = (s.x + s.y) + (s.z + s.w); }`, '\n  ')}
-  workgroupBarrier();
-  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
-    if (lid.x < s) { ${each((j) => `red[${j * wg}u + lid.x] += red[${j * wg}u + lid.x + s];`)} }
-    workgroupBarrier();
-  }`;
+  ${workgroupTreeSum('red', wg, js.length)}`;
 }
 
 /**

@@ -192,11 +192,16 @@ const PER_WORKGROUP_UNIFORMS = uniformStruct('sum.workgroup', {
   nRed: 'u32', scale: 'f32', parts: 'u32', chunk: 'u32',
 });
 
-/** WGSL: sum `var<workgroup> name: array<f32, wg>` into name[0] (a tree over the workgroup's lanes). */
-export function workgroupTreeSum(name: string, wg: number): string {
+/**
+ * WGSL: sum each of the `k` segments of `wg` values of `var<workgroup> name: array<f32, wg * k>`
+ * into its first element (name[j * wg]), as one tree over the workgroup's lanes. The library's one
+ * workgroup reduction: the sums over axes here and the plane reductions (planes.ts) use it.
+ */
+export function workgroupTreeSum(name: string, wg: number, k = 1): string {
+  const adds = Array.from({ length: k }, (_, j) => `${name}[${j * wg}u + lid.x] += ${name}[${j * wg}u + lid.x + s];`).join(' ');
   return `workgroupBarrier();
   for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
-    if (lid.x < s) { ${name}[lid.x] += ${name}[lid.x + s]; }
+    if (lid.x < s) { ${adds} }
     workgroupBarrier();
   }`;
 }
