@@ -2,7 +2,7 @@
 // exclusively. A run killed with SIGKILL leaves it behind; the next run sees that the pid is gone
 // (same host) and takes the folder over, so a kill never leaves a folder stuck. Node-only.
 
-import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -60,6 +60,7 @@ export function lockRun(dir: string): () => void {
       unlinkSync(file); // left by a run that was killed: take the folder over
     }
   }
+  removeStaleTemporaries(dir);
   let released = false;
   const release = () => {
     if (released) return;
@@ -75,4 +76,18 @@ export function lockRun(dir: string): () => void {
   };
   process.on('exit', release);
   return release;
+}
+
+/** Temporary files of atomic writes (`.NAME.PID.RANDOM.tmp`, see @aunet/nn's writeFileAtomic) that a
+ *  killed process left in `dir`: removed once the folder is ours, so kills do not pile them up. */
+function removeStaleTemporaries(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    const m = /^\..+\.(\d+)\.[0-9a-z]+\.tmp$/.exec(name);
+    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    try {
+      unlinkSync(join(dir, name));
+    } catch {
+      /* already gone */
+    }
+  }
 }
