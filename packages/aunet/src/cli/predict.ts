@@ -118,9 +118,18 @@ try {
         cliProgress.Presets.shades_classic,
       ),
     );
-    bar.start(nz, 0);
+    // Started with the first batch done, so that a volume refused while normalising prints only its error.
+    let started = false;
     const t0 = performance.now();
-    const p = await predictVolume(predictor, volume, { batch, threshold, onProgress: (done) => bar.update(done) });
+    const p = await predictVolume(predictor, volume, {
+      batch,
+      threshold,
+      onProgress: (done) => {
+        if (!started) bar.start(nz, 0);
+        started = true;
+        bar.update(done);
+      },
+    });
     const seconds = (performance.now() - t0) / 1000;
     bar.stop();
 

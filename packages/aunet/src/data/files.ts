@@ -50,11 +50,15 @@ export function readVolume(file: string): Volume {
   } catch (err) {
     throw readError(file, err);
   }
-  return volumeFromFile(bytes, file);
+  return volumeFromBytes(bytes, file);
 }
 
-/** Gunzips with node:zlib, which checks the CRC and length that fflate (in parseNifti) does not. */
-function volumeFromFile(bytes: Uint8Array, file: string): Volume {
+/**
+ * The volume in a file's bytes, as {@link readVolume} reads it (`file` names it in errors).
+ * Gunzips with node:zlib, which checks the CRC and length that fflate (in parseNifti) does not.
+ * Exported so that the fuzzer (src/fuzz.ts) runs the commands' own loading path on bytes.
+ */
+export function volumeFromBytes(bytes: Uint8Array, file: string): Volume {
   if (!isGzip(bytes)) return parseNifti(bytes, file);
   let raw: Uint8Array;
   try {
@@ -81,7 +85,7 @@ export async function loadDataset(dir: string = resolveDataDir()): Promise<Slice
   const [imageBytes, maskBytes] = await Promise.all(
     [files.image, files.mask].map((f) => readFile(f).catch((err: unknown) => Promise.reject(readError(f, err)))),
   );
-  return buildDataset(volumeFromFile(imageBytes, files.image), volumeFromFile(maskBytes, files.mask));
+  return buildDataset(volumeFromBytes(imageBytes, files.image), volumeFromBytes(maskBytes, files.mask));
 }
 
 /**
@@ -89,6 +93,16 @@ export async function loadDataset(dir: string = resolveDataDir()): Promise<Slice
  * of the volume it was computed from to keep that volume's orientation and voxel size.
  */
 export function writeNifti(file: string, image: NiftiImage): void {
+  // A NIfTI-2 input may have more than 32767 voxels along an axis (the hostile corpus's
+  // nifti2-wide.nii), which NIfTI-1 cannot hold: say so naming the file, not with encodeNifti's
+  // RangeError.
+  if (image.dims.some((d) => d > 32767)) {
+    throw new DataError(
+      `cannot write ${file}: its dims ${image.dims.join(' x ')} exceed 32767, the most a NIfTI-1 file (what this writer ` +
+        'writes) holds along one axis. Crop or resample the input to at most 32767 voxels a side.',
+      file,
+    );
+  }
   const bytes = encodeNifti(image);
   mkdirSync(dirname(resolve(file)), { recursive: true });
   // A temporary file renamed into place: a kill never leaves a half-written volume under the name.

@@ -125,13 +125,28 @@ export function parseNifti(bytes: ArrayBuffer | Uint8Array, source: string): Vol
     }
     throw notNifti('no NIfTI magic "n+1" or "n+2" in its header');
   }
+  const niftiVersion = isNIFTI1(buffer) ? 1 : 2;
+  const headerBytes = niftiVersion === 1 ? NIFTI1_HEADER_BYTES : NIFTI2_HEADER_BYTES;
+  // A NIfTI-2 header is 540 bytes: a shorter file passes the 348-byte check above, and
+  // nifti-reader-js would then read past its end.
+  if (buffer.byteLength < headerBytes) {
+    throw notNifti(`${buffer.byteLength} bytes, shorter than a NIfTI-2 header (540 bytes); a cut-short copy reads the same`);
+  }
+  // sizeof_hdr tells the byte order; one that matches the magic's version in neither order is a
+  // damaged header (said here, rather than through the library's "does not appear to be NIFTI").
+  const sizeofHdr = new DataView(buffer).getInt32(0, true);
+  if (sizeofHdr !== headerBytes && new DataView(buffer).getInt32(0, false) !== headerBytes) {
+    throw notNifti(`its magic says NIfTI-${niftiVersion}, whose header size is ${headerBytes}, but its sizeof_hdr (byte 0) reads ${sizeofHdr}: the header is damaged`);
+  }
   let header: NIFTI1 | NIFTI2;
   try {
-    header = readHeader(buffer);
+    // The header bytes only: header extensions (between the header and vox_offset) hold metadata
+    // this loader does not use, and nifti-reader-js's walk through them never ends on a negative
+    // extension size (found by the hostile corpus: extension-loop.nii hung the commands).
+    header = readHeader(buffer.slice(0, headerBytes));
   } catch (err) {
     throw notNifti(`its header cannot be read: ${(err as Error).message}`);
   }
-  const niftiVersion = isNIFTI1(buffer) ? 1 : 2;
 
   const info = DATATYPES.find((d) => d.code === header.datatypeCode);
   if (!info) {
@@ -146,7 +161,6 @@ export function parseNifti(bytes: ArrayBuffer | Uint8Array, source: string): Vol
   const dims = volumeDims(header.dims, source);
   const voxels = dims[0] * dims[1] * dims[2];
   const offset = Number(header.vox_offset);
-  const headerBytes = niftiVersion === 1 ? NIFTI1_HEADER_BYTES : NIFTI2_HEADER_BYTES;
   if (!Number.isInteger(offset) || offset < headerBytes) {
     throw new DataError(
       `${source}: the header's vox_offset (${header.vox_offset}) does not point past the header: the file is damaged ` +
@@ -154,15 +168,24 @@ export function parseNifti(bytes: ArrayBuffer | Uint8Array, source: string): Vol
       source,
     );
   }
+  if (offset > buffer.byteLength) {
+    throw new DataError(
+      `${source}: the header's vox_offset (${offset}) points past the end of the file (${buffer.byteLength} bytes): the ` +
+        'header is damaged or the file was cut short. Get it again.',
+      source,
+    );
+  }
   // Checked here, before reading: nifti-reader-js's readImage would return fewer bytes silently
   // (and it multiplies dim[3..5] even when dim[0] says they are unused, so we slice ourselves).
+  // It also keeps absurd dims (2^40 voxels in a 1 kB file) from reaching any allocation: the
+  // voxels must be in the file before a Float32Array is made for them.
   const needed = voxels * info.bytes;
-  const available = Math.max(0, buffer.byteLength - offset);
+  const available = buffer.byteLength - offset;
   if (available < needed) {
     throw new DataError(
-      `${source} is truncated: its header describes ${dims.join(' x ')} ${info.name} voxels, ${needed} bytes from byte ` +
-        `${offset}, but the file holds only ${available} bytes of voxel data. The file was cut short ` +
-        '(an interrupted download or copy?): get it again.',
+      `${source} is truncated or its header is damaged: the header describes ${dims.join(' x ')} ${info.name} voxels, ` +
+        `${needed} bytes from byte ${offset}, but the file holds only ${available} bytes of voxel data. A file cut short ` +
+        '(an interrupted download or copy?) reads like this: get it again.',
       source,
     );
   }
@@ -191,7 +214,9 @@ export function parseNifti(bytes: ArrayBuffer | Uint8Array, source: string): Vol
  * Decompresses with fflate (through nifti-reader-js), which checks neither the CRC nor the
  * length: it allocates the size written in the last 4 bytes, which in a cut-short file are any
  * bytes. So that size is checked first against what deflate can reach (at most 1032 bytes per
- * byte). Node code should gunzip with node:zlib, which checks both, before calling parseNifti.
+ * byte), and the CRC-32 and length of what came out are checked after: without that check a
+ * .nii.gz whose deflate data was damaged loaded as a wrong image without a word (found by the
+ * hostile corpus: corrupt.nii.gz). Node code gunzips with node:zlib, which checks both, first.
  */
 function gunzip(buffer: ArrayBuffer, source: string): ArrayBuffer {
   const broken = (why: string) =>
@@ -203,11 +228,33 @@ function gunzip(buffer: ArrayBuffer, source: string): ArrayBuffer {
   if (statedSize < NIFTI1_HEADER_BYTES || statedSize > 1032 * buffer.byteLength) {
     throw broken(`its trailer states ${statedSize} uncompressed bytes`);
   }
+  let out: ArrayBuffer;
   try {
-    return decompress(buffer) as ArrayBuffer;
+    out = decompress(buffer) as ArrayBuffer;
   } catch (err) {
     throw broken((err as Error).message);
   }
+  if (out.byteLength % 2 ** 32 !== statedSize) throw broken(`${out.byteLength} bytes came out, its trailer states ${statedSize}`);
+  const statedCrc = new DataView(buffer).getUint32(buffer.byteLength - 8, true);
+  if (crc32(new Uint8Array(out)) !== statedCrc) throw broken('the CRC-32 of the data does not match its trailer');
+  return out;
+}
+
+let crcTable: Uint32Array | null = null;
+
+/** CRC-32 as gzip computes it (IEEE polynomial, reflected), table-driven. */
+function crc32(bytes: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let crc = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) crc = crcTable[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
 }
 
 /** [nx, ny, nz] from the header's dim[], refusing anything that is not one image or one stack. */

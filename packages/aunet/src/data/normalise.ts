@@ -47,8 +47,11 @@ export function detectIntensity(min: number, max: number): IntensityKind | null 
 export function normaliseImage(vol: Volume): NormalisedImage {
   const { min, max, nonFinite } = valueRange(vol.data);
   if (nonFinite > 0) {
+    // Finite stored values can overflow float32 once scaled (scl_slope 1e38): name the header
+    // fields then, rather than blame voxels the file holds correctly.
+    const scaling = vol.scaling ? ` after applying its header's scl_slope ${vol.scaling.slope} and scl_inter ${vol.scaling.inter}` : '';
     throw new DataError(
-      `${vol.source} contains ${nonFinite} voxels that are NaN or infinite: the image is damaged or was exported ` +
+      `${vol.source} contains ${nonFinite} voxels that are NaN or infinite${scaling}: the image is damaged or was exported ` +
         'badly. Replace them (e.g. by -1000 HU) or export the image again.',
       vol.source,
     );
