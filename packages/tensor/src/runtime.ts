@@ -175,7 +175,8 @@ export class Runtime {
       this.recordError(`WebGPU error in a batch with kernels [${[...kernels].join(', ')}]: ${e.message}`);
     });
     device.lost.then((info) => {
-      if (info.reason !== 'destroyed') this.lost = new WebGPUError(`The WebGPU device was lost (${info.reason}): ${info.message}`);
+      // Any loss, a destroy() included: nothing queued after it runs, so every later call must say so.
+      this.lost = new WebGPUError(`The WebGPU device was lost (${info.reason}${info.message ? `: ${info.message}` : ''}); nothing that was submitted since the last sync is done. Restart the process (a run resumes from its last checkpoint)`);
     });
   }
 
@@ -336,6 +337,12 @@ export class Runtime {
    * to 1 ms. Elsewhere (browsers) this is a plain await.
    */
   private settle<T>(promise: Promise<T>): Promise<T> {
+    // A wait that fails because the device went away (its map is aborted) says so, clearly.
+    promise = promise.catch(async (e: unknown) => {
+      const lost = await Promise.race([this.device.lost.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 100))]);
+      if (lost && this.lost) throw this.lost;
+      throw e;
+    });
     if (!this.sleepCell) return promise;
     this.pendingWaits++;
     const done = () => {
