@@ -10,6 +10,8 @@ export interface SuiteOptions {
   only: string | null;
   /** Peers to compare against (kernels suite); empty to skip them. */
   peers: Set<'torch' | 'tfjs'>;
+  /** Steps to run (soak suite); null for the suite's default. */
+  steps: number | null;
 }
 
 /** The result of a suite: rows for the table, records for --json, notes to print below the table. */

@@ -22,6 +22,7 @@ function usage(): string {
     '  --only SUBSTRING  run only the cases whose label (op, pass, shape) contains SUBSTRING',
     '  --no-torch        do not run the PyTorch side-by-side (kernels)',
     '  --no-tfjs         do not run the TensorFlow.js side-by-side (kernels)',
+    '  --steps N         training steps (soak; default 10000)',
     '  --help            this message',
     '',
     'examples: pnpm bench dispatch; pnpm bench kernels --quick; pnpm bench kernels --only conv2d --json out.json',
@@ -42,7 +43,7 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   let suite: string | null = null;
   let json: string | null = null;
-  const options: SuiteOptions = { quick: false, full: false, only: null, peers: new Set(['torch', 'tfjs']) };
+  const options: SuiteOptions = { quick: false, full: false, only: null, peers: new Set(['torch', 'tfjs']), steps: null };
   for (let i = 0; i < argv.length; i++) {
     const raw = argv[i];
     if (raw === '--') continue; // `pnpm bench -- kernels` passes the separator through
@@ -78,6 +79,12 @@ function parseArgs(argv: string[]): Args {
       case '--no-tfjs':
         options.peers.delete('tfjs');
         break;
+      case '--steps': {
+        const v = Number(value());
+        if (!Number.isInteger(v) || v < 1) fail(`--steps takes a positive integer`);
+        options.steps = v;
+        break;
+      }
       default:
         if (raw.startsWith('-')) fail(`unknown option "${raw}"`);
         if (suite !== null) fail(`one suite at a time (got "${suite}" and "${raw}")`);

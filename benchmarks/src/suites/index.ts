@@ -11,6 +11,10 @@ export const SUITES: Record<string, { description: string; load: () => Promise<S
     description: 'AU-Net and U-Net training steps (batch 4, 128x128, 256x256; 512x512 with --full) and 512x512 inference, vs PyTorch',
     load: async () => (await import('./step')).suite,
   },
+  soak: {
+    description: 'a small AU-Net trained for --steps N steps (default 10000): GPU, pool and process memory sampled for leaks',
+    load: async () => (await import('./soak')).suite,
+  },
   kernels: {
     description: 'every AU-Net kernel on its shapes at 128x128 and 256x256 (512x512 with --full), vs PyTorch and TF.js',
     load: async () => (await import('./kernels')).suite,
