@@ -15,7 +15,7 @@ export const CONFIG_HELP = `
   --filters LIST        channels per level, e.g. 8,16,32,64,128 (default 32,64,128,256,512)
   --batch N             slices per step (default 4)
   --epochs N            most epochs (default: the preset's; early stopping after 50 without gain)
-  --lr X                Adam's learning rate (default 5e-5; halved after 10 epochs without gain)
+  --lr X                Adam's learning rate (default: cpu 2e-4, paper 5e-5; halved after 10 epochs without gain)
   --seed N              seeds the split, the weights and the augmentation (default 1)
   --augment KIND        basic: mirrors, quarter turns, intensity jitter (default);
                         full: also rotations of up to 10 degrees and zooms of 0.9-1.1; none
