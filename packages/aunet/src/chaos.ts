@@ -5,7 +5,7 @@
 // temporary file. Node-only.
 
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '@aunet/tensor';
@@ -16,7 +16,7 @@ export interface ChaosOptions {
   out: string;
   kills: number;
   seed: number;
-  /** Epochs of the run (default: the kills, at least 6, so that the run outlasts them). */
+  /** Epochs of the run (default: the kills plus 4, so that the run outlasts them). */
   epochs?: number;
   /** Extra flags for the trainer (the run's settings; default a tiny network at 32x32). */
   trainFlags?: string[];
@@ -49,68 +49,88 @@ function startTrainer(o: ChaosOptions, epochs: number) {
   return { child, exited, stderr: () => stderr, resume };
 }
 
-/** Kill `child` after `ms`, or as soon as a checkpoint is being written (when `duringWrite`). */
-async function killLater(o: ChaosOptions, child: ReturnType<typeof spawn>, exited: Promise<unknown>, ms: number, duringWrite: boolean): Promise<{ killed: boolean; duringWrite: boolean }> {
-  const start = Date.now();
-  let done = false;
-  void exited.then(() => (done = true));
-  while (!done) {
-    const writing = existsSync(o.out) && readdirSync(o.out).some(isTemp);
-    if ((duringWrite && writing) || (!duringWrite && Date.now() - start >= ms) || Date.now() - start >= 4 * ms) {
-      child.kill('SIGKILL');
-      await exited;
-      return { killed: true, duringWrite: writing };
-    }
-    await new Promise((r) => setTimeout(r, duringWrite ? 2 : 20));
+/** Milliseconds since the epoch of last.safetensors' last write, or 0 when there is none. */
+function lastWritten(out: string): number {
+  try {
+    return statSync(join(out, LAST)).mtimeMs;
+  } catch {
+    return 0;
   }
-  return { killed: false, duringWrite: false };
 }
 
-/** Kill `child` right after its first checkpoint appears (the first start measures the pace). */
-async function killAfterFirstCheckpoint(o: ChaosOptions, child: ReturnType<typeof spawn>, exited: Promise<unknown>): Promise<{ killed: boolean; duringWrite: boolean }> {
+type KillPlan = { kind: 'measure' } | { kind: 'startup'; ms: number } | { kind: 'mid-epoch'; fraction: number } | { kind: 'write' };
+
+/**
+ * Watch a started trainer and kill it as planned: `measure` (the first start) at its second
+ * checkpoint, timing an epoch; `startup` `ms` after the start; `mid-epoch` a `fraction` of an
+ * epoch after its first checkpoint; `write` as soon as a checkpoint's temporary file appears.
+ * No plan lets a start gain more than about one epoch, so a run of E epochs outlasts E kills.
+ */
+async function killAsPlanned(o: ChaosOptions, child: ReturnType<typeof spawn>, exited: Promise<unknown>, plan: KillPlan, epochMs: number) {
+  const started = Date.now();
+  const written0 = lastWritten(o.out);
+  // Temporary files a killed writer left are not writes of this start (it removes them itself).
+  const stale = new Set(existsSync(o.out) ? readdirSync(o.out).filter(isTemp) : []);
+  let first = 0; // when this start's first checkpoint appeared
+  let firstWrite = 0; // its mtime
   let done = false;
   void exited.then(() => (done = true));
   while (!done) {
-    if (existsSync(join(o.out, LAST))) {
+    const now = Date.now();
+    const written = lastWritten(o.out);
+    if (!first && written !== written0) {
+      first = now;
+      firstWrite = written;
+    }
+    const writing = existsSync(o.out) && readdirSync(o.out).some((n) => isTemp(n) && !stale.has(n));
+    const kill =
+      plan.kind === 'measure' ? first > 0 && written !== firstWrite
+      : plan.kind === 'startup' ? now - started >= plan.ms
+      : plan.kind === 'mid-epoch' ? first > 0 && now - first >= plan.fraction * epochMs
+      : writing;
+    if (kill) {
       child.kill('SIGKILL');
       await exited;
-      return { killed: true, duringWrite: false };
+      return { killed: true, duringWrite: writing, started, first, now };
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, plan.kind === 'write' ? 2 : 10));
   }
-  return { killed: false, duringWrite: false };
+  return { killed: false, duringWrite: false, started, first, now: Date.now() };
 }
 
 /** Run the kill-resume loop and check the result; `problems` is empty when all is well. */
 export async function chaos(o: ChaosOptions): Promise<ChaosReport> {
   const log = o.log ?? (() => {});
-  const epochs = o.epochs ?? Math.max(6, o.kills);
+  const epochs = o.epochs ?? o.kills + 4;
   const rng = new Rng(o.seed);
   const report: ChaosReport = { kills: 0, killsDuringWrite: 0, starts: 0, epochs, problems: [] };
-  // Kill times are uniform in [0.3 s, 2 T], T the time from a start to its first checkpoint
-  // (start-up plus one epoch), measured on the first start: so kills land in start-up, in the
-  // middle of epochs and in writes alike, and each start still makes progress on average.
-  let span = 0;
+  // The first start is killed at its second checkpoint, timing start-up and one epoch; later
+  // kills land in start-up, mid-epoch or in a checkpoint write, chosen at random.
+  let epochMs = 0;
+  let startupMs = 0;
   while (report.kills < o.kills) {
     const t = startTrainer(o, epochs);
     report.starts++;
-    const before = Date.now();
-    let r: { killed: boolean; duringWrite: boolean };
-    if (span === 0) {
-      r = await killAfterFirstCheckpoint(o, t.child, t.exited);
-      span = Math.max(1000, Date.now() - before);
-    } else {
-      r = await killLater(o, t.child, t.exited, 300 + rng.uniform() * 2 * span, rng.uniform() < 0.5);
-    }
+    const u = rng.uniform();
+    const plan: KillPlan =
+      epochMs === 0 ? { kind: 'measure' }
+      : u < 0.2 ? { kind: 'startup', ms: 300 + rng.uniform() * startupMs }
+      : u < 0.6 ? { kind: 'mid-epoch', fraction: rng.uniform() }
+      : { kind: 'write' };
+    const r = await killAsPlanned(o, t.child, t.exited, plan, epochMs);
     if (!r.killed) {
       const { code } = await t.exited;
       if (code !== 0) report.problems.push(`start ${report.starts}: the trainer exited with code ${code}: ${t.stderr().trim().split('\n').pop()}`);
       log(`the run finished after ${report.kills} kills (give more --epochs for more kills)`);
       break;
     }
+    if (plan.kind === 'measure') {
+      epochMs = Math.max(200, r.now - r.first);
+      startupMs = Math.max(500, r.first - r.started - epochMs);
+    }
     report.kills++;
     if (r.duringWrite) report.killsDuringWrite++;
-    log(`kill ${report.kills}/${o.kills}${r.duringWrite ? ' (during a checkpoint write)' : ''} after ${((Date.now() - before) / 1000).toFixed(1)} s${t.resume ? ' of a resumed run' : ''}`);
+    log(`kill ${report.kills}/${o.kills} (${plan.kind}${r.duringWrite ? ', during a checkpoint write' : ''}) after ${((r.now - r.started) / 1000).toFixed(1)} s${t.resume ? ' of a resumed run' : ''}`);
   }
   // Let the run finish.
   for (let attempt = 0; attempt < 3 && !existsSync(join(o.out, EVALUATION_FILE)); attempt++) {

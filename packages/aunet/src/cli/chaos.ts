@@ -9,7 +9,8 @@ import { fail, numberFlag, parseFlags } from './common';
 
 const usage = `
 Kill a small training run (32x32, filters 4-8, on the shipped data) with SIGKILL at random
-moments, half of them while a checkpoint is being written, resuming it after each kill, then let
+moments (in start-up, mid-epoch, or while a checkpoint is being written), resuming it after each
+kill, then let
 it finish and check the run folder: the last checkpoint loads and holds the last epoch, the log
 lists every epoch exactly once, the evaluation is written, no lock or temporary file is left.
 
@@ -17,7 +18,7 @@ Usage: pnpm --filter aunet chaos [--kills N] [--seed S] [--epochs E] [--out DIR]
 
   --kills N     kills before the run is let finish (default 10)
   --seed S      seeds the kill times and the run (default 1)
-  --epochs E    epochs of the run (default: the kills, at least 6)
+  --epochs E    epochs of the run (default: the kills plus 4)
   --out DIR     run folder (default: a temporary folder, removed when all is well)
   -h, --help    this help
 `;
@@ -27,7 +28,7 @@ const flags = parseFlags(usage, { kills: { type: 'string' }, seed: { type: 'stri
 try {
   const kills = numberFlag('kills', flags.kills, true) ?? 10;
   const seed = numberFlag('seed', flags.seed, true) ?? 1;
-  const epochs = numberFlag('epochs', flags.epochs, true) ?? Math.max(6, kills);
+  const epochs = numberFlag('epochs', flags.epochs, true) ?? kills + 4;
   if (kills < 0 || epochs < 1) throw new Error('--kills must be 0 or more and --epochs at least 1');
   const temporary = !flags.out;
   const out = flags.out ? resolve(flags.out) : join(mkdtempSync(join(tmpdir(), 'aunet-chaos-')), 'run');
