@@ -11,52 +11,17 @@ or the time budget; the median. Backward passes run the forward once with requir
 the input (backward-input) or only on the weights (backward-weight) and time
 torch.autograd.grad(y, wanted, dy, retain_graph=True).
 """
-import json
-import statistics
-import sys
-import time
+from peer import answer, import_torch, log, read_request, time_runs as time_with
 
-MARKER = "@@bench-result "
+request = read_request()
+torch = import_torch()
+import torch.nn.functional as F  # noqa: E402
 
-
-def answer(obj):
-    sys.stdout.write("\n" + MARKER + json.dumps(obj) + "\n")
-    sys.stdout.flush()
-    sys.exit(0)
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-request = json.loads(sys.stdin.read())
-
-try:
-    import torch
-    import torch.nn.functional as F
-except Exception as e:  # noqa: BLE001
-    answer({"unavailable": f"PyTorch is not importable by {sys.executable} ({e}); "
-            "on Debian: apt-get install python3-torch, or set BENCH_PYTHON to a Python with torch"})
-
-torch.set_num_threads(2)
-torch.manual_seed(0)
 timing = request["timing"]
 
 
 def time_runs(fn):
-    for _ in range(timing["warmup"]):
-        fn()
-    samples = []
-    total = 0.0
-    while len(samples) < timing["runs"]:
-        t0 = time.perf_counter()
-        fn()
-        dt = (time.perf_counter() - t0) * 1000.0
-        samples.append(dt)
-        total += dt
-        if total >= timing["budgetMs"]:
-            break
-    return statistics.median(samples)
+    return time_with(timing, fn)
 
 
 def uniform(shape, lo=-1.0, hi=1.0):

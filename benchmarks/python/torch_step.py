@@ -12,37 +12,15 @@ a drift between the two shows), and times on the CPU with torch.set_num_threads(
 Prints "@@bench-result {json}" with {"results": [{"id", "ms", "params", "peak_rss"}]} (peak_rss:
 the process's peak resident set in bytes after the case, from ru_maxrss), or {"unavailable": why}.
 """
-import json
 import resource
-import statistics
-import sys
-import time
 
-MARKER = "@@bench-result "
+from peer import answer, import_torch, log, read_request, time_runs as time_with
 
+request = read_request()
+torch = import_torch()
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
-def answer(obj):
-    sys.stdout.write("\n" + MARKER + json.dumps(obj) + "\n")
-    sys.stdout.flush()
-    sys.exit(0)
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-request = json.loads(sys.stdin.read())
-
-try:
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
-except Exception as e:  # noqa: BLE001
-    answer({"unavailable": f"PyTorch is not importable by {sys.executable} ({e}); "
-            "on Debian: apt-get install python3-torch, or set BENCH_PYTHON to a Python with torch"})
-
-torch.set_num_threads(2)
-torch.manual_seed(0)
 timing = request["timing"]
 
 
@@ -147,18 +125,7 @@ def focal_tversky(p, g, alpha=0.7, beta=0.3, gamma=4.0 / 3.0, smooth=1.0):
 
 
 def time_runs(fn):
-    for _ in range(timing["warmup"]):
-        fn()
-    samples, total = [], 0.0
-    while len(samples) < timing["runs"]:
-        t0 = time.perf_counter()
-        fn()
-        dt = (time.perf_counter() - t0) * 1000.0
-        samples.append(dt)
-        total += dt
-        if total >= timing["budgetMs"]:
-            break
-    return statistics.median(samples)
+    return time_with(timing, fn)
 
 
 results = []

@@ -4,7 +4,7 @@ import { empty, grid1d, launch, uniformStruct } from '../../kernel';
 import type { Tensor } from '../../tensor';
 import type { Geometry } from './geometry';
 import { relayoutWeights, sourceOf, type Source } from './helpers';
-import { COMP, forwardAxis, inputGradAxis, plan, shiftCols, tapCode, tiledKernelFrame, type AxisPlan } from './taps';
+import { COMP, forwardTiling, inputGradAxis, plan, shiftCols, tapCode, tiledKernelFrame, type AxisPlan } from './taps';
 import { WG, shareFor, tuning, type Tile } from './tuning';
 
 // o4: groups of 4 output channels; og: lanes per tile (o4 / cg); ogp: og rounded up to the
@@ -159,15 +159,7 @@ export function forwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry):
   const tile = tuning().fwd;
   // Stride 2 with shared loads: two groups of 4 output channels per lane (see CorrSpec.cg).
   const cg = g.s === 2 && shareFor(g.co, 2) ? 2 : 1;
-  const sigma = tile.spaced && g.s === 1 ? g.d : 1;
-  const rows = forwardAxis(tile.pr, sigma, g.kh, g.s, g.d);
-  const cols = forwardAxis(tile.pw, 1, g.kw, g.s, g.d);
-  const tilesX = Math.ceil(g.wo / tile.pw);
-  const groups = Math.ceil(g.ho / (tile.pr * sigma));
-  const tilesY = groups * sigma;
-  const colStep = tile.pw * g.s;
-  const wp = (tilesX - 1) * colStep + 4 * ((cols.maxOffset >> 2) + 1);
-  const hp = ((groups - 1) * tile.pr * sigma + sigma - 1) * g.s + rows.maxOffset + 1;
+  const { sigma, rows, cols, tilesX, tilesY, colStep, wp, hp } = forwardTiling(tile, g);
   const share = shareFor(g.co, cg);
   const src = sourceOf(x, g.p, g.p, hp, wp, share > 0);
   const wt = relayoutWeights(w, b, false);

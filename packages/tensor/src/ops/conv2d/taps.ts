@@ -153,3 +153,21 @@ export function tiledKernelFrame(share: number, wg: number): { enable: string[];
     ],
   };
 }
+
+/**
+ * The tiling of a forward-direction pass (forward, weight gradient) over the output: rows spaced
+ * `sigma` apart (the dilation, with stride 1 and spaced tiles), the taps of each tile row and
+ * column, the tile counts, and the extent (hp rows x wp columns) of the padded input it reads.
+ */
+export function forwardTiling(tile: { pw: number; pr: number; spaced: boolean }, g: { s: number; d: number; kh: number; kw: number; ho: number; wo: number }) {
+  const sigma = tile.spaced && g.s === 1 ? g.d : 1;
+  const rows = forwardAxis(tile.pr, sigma, g.kh, g.s, g.d);
+  const cols = forwardAxis(tile.pw, 1, g.kw, g.s, g.d);
+  const tilesX = Math.ceil(g.wo / tile.pw);
+  const groups = Math.ceil(g.ho / (tile.pr * sigma));
+  const tilesY = groups * sigma;
+  const colStep = tile.pw * g.s;
+  const wp = (tilesX - 1) * colStep + 4 * ((cols.maxOffset >> 2) + 1);
+  const hp = ((groups - 1) * tile.pr * sigma + sigma - 1) * g.s + rows.maxOffset + 1;
+  return { sigma, rows, cols, tilesX, groups, tilesY, colStep, wp, hp };
+}

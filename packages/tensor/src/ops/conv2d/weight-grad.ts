@@ -5,7 +5,7 @@ import { empty, grid1d, launch, uniformStruct } from '../../kernel';
 import type { Tensor } from '../../tensor';
 import type { Geometry } from './geometry';
 import { relayoutGrad, sourceOf, sumWeightGradParts } from './helpers';
-import { forwardAxis, shiftCols, tapCode, tiledKernelFrame, type AxisPlan } from './taps';
+import { forwardTiling, shiftCols, tapCode, tiledKernelFrame, type AxisPlan } from './taps';
 import { WG, shareFor, tuning, type Tile } from './tuning';
 
 const DW_UNIFORMS = uniformStruct('conv2d.weightGrad', {
@@ -87,15 +87,7 @@ function dwCode(c: DwSpec): string {
 export function weightGradRaw(x: Tensor, gy: Tensor, g: Geometry): Tensor {
   const tn = tuning().dw;
   const tile: Tile = tn;
-  const sigma = tn.spaced && g.s === 1 ? g.d : 1;
-  const rows = forwardAxis(tile.pr, sigma, g.kh, g.s, g.d);
-  const cols = forwardAxis(tile.pw, 1, g.kw, g.s, g.d);
-  const tilesX = Math.ceil(g.wo / tile.pw);
-  const groups = Math.ceil(g.ho / (tile.pr * sigma));
-  const tilesY = groups * sigma;
-  const colStep = tile.pw * g.s;
-  const wp = (tilesX - 1) * colStep + 4 * ((cols.maxOffset >> 2) + 1);
-  const hp = ((groups - 1) * tile.pr * sigma + sigma - 1) * g.s + rows.maxOffset + 1;
+  const { sigma, rows, cols, tilesX, groups, tilesY, wp, hp } = forwardTiling(tile, g);
   const hg = groups * tile.pr * sigma;
   const wg = tilesX * tile.pw;
   const o4 = Math.ceil(g.co / 4);
