@@ -169,31 +169,25 @@ export function edited(bytes: Uint8Array, edit: (view: DataView, out: Uint8Array
  * ellipse of soft tissue (40) holding two lungs (-850) with a ground-glass patch (-550).
  */
 export function sampleHU(nx: number, ny: number, nz: number): number[] {
-  const out: number[] = [];
-  for (let k = 0; k < nz; k++)
-    for (let y = 0; y < ny; y++)
-      for (let x = 0; x < nx; x++) {
-        const u = (2 * x + 1) / nx - 1;
-        const v = (2 * y + 1) / ny - 1;
-        let hu = -1000;
-        if (u * u + v * v < 0.8) hu = 40;
-        if ((u + 0.4) ** 2 + v * v < 0.12 || (u - 0.4) ** 2 + v * v < 0.12) hu = -850;
-        if ((u + 0.4) ** 2 + (v - 0.1) ** 2 < 0.03 + 0.01 * k) hu = -550;
-        out.push(hu + ((x * 7 + y * 13 + k * 3) % 11)); // a little texture
-      }
-  return out;
+  return overVoxels(nx, ny, nz, (u, v, k, x, y) => {
+    let hu = -1000;
+    if (u * u + v * v < 0.8) hu = 40;
+    if ((u + 0.4) ** 2 + v * v < 0.12 || (u - 0.4) ** 2 + v * v < 0.12) hu = -850;
+    if ((u + 0.4) ** 2 + (v - 0.1) ** 2 < 0.03 + 0.01 * k) hu = -550;
+    return hu + ((x * 7 + y * 13 + k * 3) % 11); // a little texture
+  });
 }
 
 /** Labels of a small mask: 1 (ground glass) in the patch of {@link sampleHU}, a 2 beside it. */
 export function sampleLabels(nx: number, ny: number, nz: number): number[] {
+  return overVoxels(nx, ny, nz, (u, v, k) => ((u + 0.4) ** 2 + (v - 0.1) ** 2 < 0.03 + 0.01 * k ? 1 : (u - 0.4) ** 2 + v * v < 0.02 ? 2 : 0));
+}
+
+/** `f` of every voxel (x fastest), given its centre in -1..1 (u across, v down) and its slice k. */
+function overVoxels(nx: number, ny: number, nz: number, f: (u: number, v: number, k: number, x: number, y: number) => number): number[] {
   const out: number[] = [];
   for (let k = 0; k < nz; k++)
-    for (let y = 0; y < ny; y++)
-      for (let x = 0; x < nx; x++) {
-        const u = (2 * x + 1) / nx - 1;
-        const v = (2 * y + 1) / ny - 1;
-        out.push((u + 0.4) ** 2 + (v - 0.1) ** 2 < 0.03 + 0.01 * k ? 1 : (u - 0.4) ** 2 + v * v < 0.02 ? 2 : 0);
-      }
+    for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) out.push(f((2 * x + 1) / nx - 1, (2 * y + 1) / ny - 1, k, x, y));
   return out;
 }
 

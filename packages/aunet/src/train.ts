@@ -184,8 +184,8 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
   }
 }
 
+/** The run itself; `train` has validated the config and holds the folder's lock. */
 async function trainLocked(config: TrainConfig, o: TrainOptions): Promise<TrainResult> {
-  validateTrainConfig(config);
   const log = o.log ?? console.log;
   const out = resolve(o.out);
   // Slices per forward pass: the whole batch where its activations fit one storage binding,

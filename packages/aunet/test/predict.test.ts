@@ -257,6 +257,7 @@ c('a small HU volume: the mask keeps the geometry and reads back; CSV, JSON and 
   const png = decodePng(readFileSync(join(out, 'scan_png', pngs[0])));
   assert.equal([png.width, png.height, png.channels], [nx, ny, 3]);
   assert.not.ok(readdirSync(out).some((f) => f.includes('.partial-')), 'no temporary files left');
+  for (const dir of [out, join(out, 'scan_png')]) assert.not.ok(readdirSync(dir).some((f) => f.endsWith('.tmp')), `no temporary files left in ${dir}`);
 
   // A lung mask of another shape and a missing input: one clear line, exit 1.
   const wrongLung = join(tmp, 'lung.nii');

@@ -1,8 +1,9 @@
 // `pnpm --filter aunet predict --checkpoint FILE --input CT.nii.gz --out DIR`: segment new scans.
 
-import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
+import { writeFileAtomic } from '@aunet/nn';
 import { init } from '@aunet/tensor';
 import { loadRunCheckpoint } from '../checkpoint-file';
 import { DataError } from '../data/errors';
@@ -51,6 +52,7 @@ const flags = parseFlags(usage, {
   batch: { type: 'string' },
 });
 
+const text = (s: string) => new TextEncoder().encode(s);
 const NIFTI = /\.nii(\.gz)?$/i;
 const OUTPUT = /_(lesions|probabilities)\.nii(\.gz)?$/i;
 
@@ -77,13 +79,6 @@ function checkLungMask(lung: Volume, image: Volume): Uint8Array {
     throw new DataError(`${lung.source} is ${lung.dims.join(' x ')} but ${image.source} is ${image.dims.join(' x ')}: the lung mask must have the image's shape.`, lung.source);
   }
   return lesionMask(lung); // > 0.5: the same reading as label masks
-}
-
-/** Write through a temporary name, so that a kill never leaves a half-written file. */
-function writeAtomic(file: string, bytes: Uint8Array | string): void {
-  const partial = `${file}.partial-${process.pid}`;
-  writeFileSync(partial, bytes);
-  renameSync(partial, file);
 }
 
 try {
@@ -140,7 +135,7 @@ try {
     if (flags.probabilities) {
       writeNifti(`${stem}_probabilities.nii.gz`, { dims: volume.dims, data: p.probabilities, datatype: 'float32', space: volume.space, description: 'aunet lesion probability' });
     }
-    writeAtomic(`${stem}_lesions.csv`, lesionCsv(report));
+    await writeFileAtomic(`${stem}_lesions.csv`, text(lesionCsv(report)));
     const json = {
       input: file,
       checkpoint,
@@ -156,7 +151,7 @@ try {
       slices: report.slices.map((s) => ({ ...s, burden: Number.isNaN(s.burden) ? null : s.burden })),
       volume: { ...report.volume, burden: Number.isNaN(report.volume.burden) ? null : report.volume.burden },
     };
-    writeAtomic(`${stem}_lesions.json`, JSON.stringify(json, null, 2) + '\n');
+    await writeFileAtomic(`${stem}_lesions.json`, text(JSON.stringify(json, null, 2) + '\n'));
     if (style !== 'none') {
       const dir = `${stem}_png`;
       mkdirSync(dir, { recursive: true });
@@ -165,7 +160,7 @@ try {
       const digits = Math.max(3, String(nz - 1).length);
       for (let k = 0; k < nz; k++) {
         const png = overlayPng(p.image.subarray(k * plane, (k + 1) * plane), p.mask.subarray(k * plane, (k + 1) * plane), nx, ny, style, flips);
-        writeAtomic(join(dir, `slice_${String(k).padStart(digits, '0')}.png`), png);
+        await writeFileAtomic(join(dir, `slice_${String(k).padStart(digits, '0')}.png`), png);
       }
     }
     const v = report.volume;
