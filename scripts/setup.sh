@@ -3,7 +3,8 @@
 #   1. checks Node,
 #   2. installs pnpm at the version pinned in package.json,
 #   3. installs the dependencies from the lockfile,
-#   4. checks that WebGPU finds an adapter; on Debian without one, installs Mesa's lavapipe
+#   4. installs Chromium for the browser tests (Debian, as root; else says how),
+#   5. checks that WebGPU finds an adapter; on Debian without one, installs Mesa's lavapipe
 #      (Vulkan on the CPU) from bookworm-backports, since Debian 12's own Mesa 22 is too old for
 #      Dawn. Where it cannot (not root, not Debian), it prints exactly what to run.
 # Safe to run again: each step is skipped when already done.
@@ -30,6 +31,22 @@ fi
 
 say "installing dependencies from the lockfile"
 pnpm install --frozen-lockfile --reporter=append-only | grep -v -E '^(Progress|Packages:)' || fail "pnpm install failed (see above)"
+
+# Chromium for the browser tests (packages/aunet/test/web.test.ts, kernels-browser.test.ts, driven by
+# playwright-core, which downloads no browser of its own): Debian's package. Without it those tests
+# fail, saying so.
+is_debian() { [ "$(uname -s)" = Linux ] && [ -r /etc/os-release ] && (. /etc/os-release && [ "${ID:-}" = debian ]); }
+if [ -z "${AUNET_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  if is_debian && [ "$(id -u)" = 0 ]; then
+    say "installing Chromium from Debian (for the browser tests)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null || fail "apt-get update failed: check the network and apt's sources"
+    apt-get install -y -q chromium >/dev/null || fail "could not install chromium (see apt's error above)"
+  else
+    printf '\033[1;33m[setup] Chromium is not installed, so the browser tests (web page, kernels in the browser) will FAIL.\n' >&2
+    printf '        Install it (Debian: sudo apt-get install -y chromium), or set AUNET_CHROMIUM to a Chrome or Chromium binary.\033[0m\n' >&2
+  fi
+fi
 
 probe() { node --import tsx packages/tensor/src/cli/probe.ts 2> >(grep -v 'artificially reduced' >&2); }
 

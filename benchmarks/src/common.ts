@@ -12,6 +12,8 @@ export interface SuiteOptions {
   peers: Set<'torch' | 'tfjs'>;
   /** Steps to run (soak suite); null for the suite's default. */
   steps: number | null;
+  /** Time every dispatch of one step per case and report where the time goes (step suite). */
+  profile: boolean;
 }
 
 /** The result of a suite: rows for the table, records for --json, notes to print below the table. */

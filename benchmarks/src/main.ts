@@ -23,6 +23,7 @@ function usage(): string {
     '  --no-torch        do not run the PyTorch side-by-side (kernels)',
     '  --no-tfjs         do not run the TensorFlow.js side-by-side (kernels)',
     '  --steps N         training steps (soak; default 10000)',
+    '  --profile         step: time every dispatch of one more step per case, by kernel kind and model level',
     '  --help            this message',
     '',
     'examples: pnpm bench dispatch; pnpm bench kernels --quick; pnpm bench kernels --only conv2d --json out.json',
@@ -43,7 +44,7 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   let suite: string | null = null;
   let json: string | null = null;
-  const options: SuiteOptions = { quick: false, full: false, only: null, peers: new Set(['torch', 'tfjs']), steps: null };
+  const options: SuiteOptions = { quick: false, full: false, only: null, peers: new Set(['torch', 'tfjs']), steps: null, profile: false };
   for (let i = 0; i < argv.length; i++) {
     const raw = argv[i];
     if (raw === '--') continue; // `pnpm bench -- kernels` passes the separator through
@@ -69,6 +70,9 @@ function parseArgs(argv: string[]): Args {
         break;
       case '--quick':
         options.quick = true;
+        break;
+      case '--profile':
+        options.profile = true;
         break;
       case '--full':
         options.full = true;

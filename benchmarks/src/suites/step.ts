@@ -11,7 +11,7 @@
 // the timed steps; dispatches are counted over one step.
 
 import { Adam, manualSeed } from '@aunet/nn';
-import { Rng, init, runtime } from '@aunet/tensor';
+import { Rng, init, profileSection, runtime, summariseProfile, type Profile } from '@aunet/tensor';
 import { AUNet, batchLossAndGradients, batchThatFits, defaultModelConfig, predictProbabilities, type ModelConfig } from 'aunet';
 import { errorText, sig, timeRuns, timingPlan, type Suite } from '../common';
 import { runTorchScript } from '../peers/torch';
@@ -44,10 +44,61 @@ export interface StepRecord {
   torch_params: number | null;
   adapter: string;
   runs: number;
+  /** With --profile: where one step's time went. */
+  profile?: StepProfile;
   note?: string;
 }
 
+/** One profiled step: device time by kernel kind and by model section (enc<l>/dec<l>: level l,
+ *  at 1/2^l of the input's side; "backward" rows are those sections' gradients), and the host's. */
+export interface StepProfile {
+  source: Profile['source'];
+  wall_ms: number;
+  device_ms: number;
+  /** Wall time in which the device ran nothing (host encoding, uploads, waits). */
+  idle_ms: number;
+  encode_ms: number;
+  upload_ms: number;
+  wait_ms: number;
+  dispatches: number;
+  by_kind: { name: string; ms: number; dispatches: number; share: number }[];
+  by_section: { name: string; ms: number; dispatches: number; share: number }[];
+}
+
+function summariseStepProfile(p: Profile): StepProfile {
+  const s = summariseProfile(p);
+  const rows = (r: typeof s.byKind) => r.map((x) => ({ name: x.name, ms: sig(x.ms)!, dispatches: x.dispatches, share: sig(x.share, 3)! }));
+  return {
+    source: p.source,
+    wall_ms: sig(p.wallMs)!,
+    device_ms: sig(s.deviceMs)!,
+    idle_ms: sig(s.idleMs)!,
+    encode_ms: sig(p.encodeMs)!,
+    upload_ms: sig(p.uploadMs)!,
+    wait_ms: sig(p.waitMs)!,
+    dispatches: p.dispatches.length,
+    by_kind: rows(s.byKind),
+    by_section: rows(s.bySection),
+  };
+}
+
+/** The profile as text lines for the notes under the table. */
+function profileLines(title: string, p: StepProfile): string[] {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`.padStart(6);
+  const row = (r: StepProfile['by_kind'][number]) => `  ${r.name.padEnd(28)} ${r.ms.toFixed(1).padStart(9)} ms ${pct(r.share)} ${String(r.dispatches).padStart(5)} dispatches`;
+  return [
+    `profile of ${title} (${p.source}): wall ${p.wall_ms} ms, device busy ${p.device_ms} ms, device idle ${p.idle_ms} ms; host encoding ${p.encode_ms} ms, uploads ${p.upload_ms} ms, waiting ${p.wait_ms} ms; ${p.dispatches} dispatches`,
+    ' by kernel kind:',
+    ...p.by_kind.map(row),
+    ' by model section:',
+    ...p.by_section.map(row),
+  ];
+}
+
 const LOSS = { loss: 'ftl' as const, alpha: 0.7, beta: 0.3, gamma: 4 / 3 };
+
+/** What --only matches: "aunet train 128", "unet infer 512". */
+const label = (c: Omit<StepCase, 'id'>) => `${c.model} ${c.mode} ${c.size}`;
 
 function cases(full: boolean, only: string | null): StepCase[] {
   const list: Omit<StepCase, 'id'>[] = [];
@@ -55,11 +106,10 @@ function cases(full: boolean, only: string | null): StepCase[] {
     for (const model of ['aunet', 'unet'] as const) list.push({ model, mode: 'train', size, batch: 4, config: defaultModelConfig({ model, inputSize: size }) });
   }
   for (const model of ['aunet', 'unet'] as const) list.push({ model, mode: 'infer', size: 512, batch: 1, config: defaultModelConfig({ model, inputSize: 512 }) });
-  const label = (c: Omit<StepCase, 'id'>) => `${c.model} ${c.mode} ${c.size}`;
   return list.filter((c) => !only || label(c).toLowerCase().includes(only.toLowerCase())).map((c, id) => ({ ...c, id }));
 }
 
-async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>) {
+async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>, profileStep: boolean) {
   const rt = runtime();
   manualSeed(1);
   const model = new AUNet(c.config);
@@ -76,7 +126,7 @@ async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>) {
       model.train();
       step = async () => {
         await batchLossAndGradients(model, x, y, c.batch, LOSS, chunk);
-        opt.step();
+        profileSection('adam', () => opt.step());
         opt.zeroGrad();
         await rt.sync();
       };
@@ -93,7 +143,15 @@ async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>) {
     const dispatches = rt.counters.dispatches - before;
     rt.pool.resetPeak();
     const t = await timeRuns(step, { ...plan, warmup: 0 });
-    return { ms: t.ms, runs: t.runs, peak: rt.memory().peakBytes, dispatches, params };
+    const peak = rt.memory().peakBytes;
+    let profile: StepProfile | null = null;
+    if (profileStep) {
+      // One more step, every dispatch timed (a pass per dispatch makes it a little slower).
+      await rt.startProfile();
+      await step();
+      profile = summariseStepProfile(await rt.stopProfile());
+    }
+    return { ms: t.ms, runs: t.runs, peak, dispatches, params, profile };
   } finally {
     opt?.dispose();
     model.dispose();
@@ -113,13 +171,14 @@ export const suite: Suite = {
     // A step takes seconds: a few runs are enough for a median.
     const plan = options.quick ? { warmup: 1, runs: 2, budgetMs: 1 } : { warmup: 1, runs: 5, budgetMs: 60_000 };
     const notes = [`adapter: ${adapter}`, `timing: ${plan.runs} steps at most (or ${plan.budgetMs / 1000} s) after a warm-up step`];
-    const ours = new Map<number, { ms: number | null; runs: number; peak: number | null; dispatches: number | null; params: number | null; note?: string }>();
+    const ours = new Map<number, { ms: number | null; runs: number; peak: number | null; dispatches: number | null; params: number | null; profile?: StepProfile | null; note?: string }>();
     for (const c of list) {
       log(`ours: ${c.model} ${c.mode} ${c.size}x${c.size} batch ${c.batch}...`);
       try {
-        const r = await runOurs(c, plan);
+        const r = await runOurs(c, plan, options.profile);
         ours.set(c.id, r);
         log(`  ${r.ms.toFixed(0)} ms, peak ${(r.peak / 2 ** 30).toFixed(2)} GiB, ${r.dispatches} dispatches`);
+        if (r.profile) notes.push(...profileLines(label(c), r.profile));
       } catch (e) {
         ours.set(c.id, { ms: null, runs: 0, peak: null, dispatches: null, params: null, note: `failed: ${errorText(e)}` });
         log(`  failed: ${errorText(e)}`);
@@ -152,6 +211,7 @@ export const suite: Suite = {
         adapter,
         runs: o.runs,
       };
+      if (o.profile) rec.profile = o.profile;
       const why = [o.note, t?.note && `torch: ${t.note}`, o.params && t?.params && o.params !== t.params ? `parameter counts differ: ${o.params} vs torch ${t.params}` : null].filter(Boolean);
       if (why.length) rec.note = why.join('; ');
       return rec;

@@ -30,6 +30,9 @@ export interface ChaosReport {
   /** Child runs started (kills + the final one). */
   starts: number;
   epochs: number;
+  /** The epoch the run ended at: `epochs`, or earlier when early stopping ended it. */
+  lastEpoch: number;
+  stoppedEarly: boolean;
   problems: string[];
 }
 
@@ -103,7 +106,7 @@ export async function chaos(o: ChaosOptions): Promise<ChaosReport> {
   const log = o.log ?? (() => {});
   const epochs = o.epochs ?? o.kills + 4;
   const rng = new Rng(o.seed);
-  const report: ChaosReport = { kills: 0, killsDuringWrite: 0, starts: 0, epochs, problems: [] };
+  const report: ChaosReport = { kills: 0, killsDuringWrite: 0, starts: 0, epochs, lastEpoch: 0, stoppedEarly: false, problems: [] };
   // The first start is killed at its second checkpoint, timing start-up and one epoch; later
   // kills land in start-up, mid-epoch or in a checkpoint write, chosen at random.
   let epochMs = 0;
@@ -140,16 +143,25 @@ export async function chaos(o: ChaosOptions): Promise<ChaosReport> {
     if (code !== 0) report.problems.push(`final run exited with code ${code}: ${t.stderr().trim().split('\n').pop()}`);
   }
   report.problems.push(...(await checkRunFolder(o.out, epochs)));
+  await runState(o.out).then(
+    (s) => Object.assign(report, { lastEpoch: s.epoch, stoppedEarly: s.stoppedEarly }),
+    () => {}, // a checkpoint that does not load is already a problem above
+  );
   return report;
 }
 
-/** What is wrong with a finished run folder of `epochs` epochs (empty when nothing is). */
+/**
+ * What is wrong with a finished run folder of `epochs` epochs (empty when nothing is). A run that
+ * early stopping ended (its checkpoint's state says so) is finished at its last epoch.
+ */
 export async function checkRunFolder(out: string, epochs: number): Promise<string[]> {
   const problems: string[] = [];
+  let last = epochs;
   try {
     // Decodes the whole file (every tensor's bytes and the header) and its config and state.
     const run = await runState(out);
-    if (run.epoch !== epochs) problems.push(`${LAST} holds epoch ${run.epoch}, expected ${epochs}`);
+    if (run.stoppedEarly && run.epoch <= epochs) last = run.epoch;
+    if (run.epoch !== last) problems.push(`${LAST} holds epoch ${run.epoch}, expected ${epochs}`);
   } catch (e) {
     problems.push(`${LAST} does not load: ${(e as Error).message}`);
   }
@@ -162,8 +174,8 @@ export async function checkRunFolder(out: string, epochs: number): Promise<strin
       return -1;
     }
   });
-  const expected = Array.from({ length: epochs }, (_, i) => i + 1);
-  if (seen.join() !== expected.join()) problems.push(`${LOG} lists epochs [${seen.join(', ')}], expected 1..${epochs} once each`);
+  const expected = Array.from({ length: last }, (_, i) => i + 1);
+  if (seen.join() !== expected.join()) problems.push(`${LOG} lists epochs [${seen.join(', ')}], expected 1..${last} once each`);
   if (!existsSync(join(out, EVALUATION_FILE))) problems.push(`${EVALUATION_FILE} was not written`);
   const left = existsSync(out) ? readdirSync(out).filter((n) => isTemp(n) || n === LOCK_FILE) : [];
   if (left.length) problems.push(`left behind: ${left.join(', ')}`);

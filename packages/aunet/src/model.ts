@@ -2,7 +2,7 @@
 // @aunet/nn's layers. Browser-safe: no Node imports, no WGSL.
 
 import { Conv2d, DeepSupervisionHead, DualAttention, InstanceNorm2d, Module, ResDilBlock, release } from '@aunet/nn';
-import { concat, relu, upsample2x, type Tensor } from '@aunet/tensor';
+import { concat, profileSection, relu, upsample2x, type Tensor } from '@aunet/tensor';
 
 /** Everything needed to rebuild a model; stored in every checkpoint's metadata. */
 export interface ModelConfig {
@@ -168,15 +168,16 @@ export class AUNet extends Module {
     const L = this.encoder.length;
     const skips: Tensor[] = [];
     let h = x;
-    for (const level of this.encoder) {
-      h = level.forward(h);
+    // Profile sections name the levels: enc<l> and dec<l> work at 1/2^l of the input's side.
+    this.encoder.forEach((level, l) => {
+      h = profileSection(`enc${l}`, () => level.forward(h));
       skips.push(h);
-    }
+    });
     // Decoder, deepest first; keep the outputs of the levels the head reads.
     const outputs: Tensor[] = new Array(L - 1);
     for (let l = L - 2; l >= 0; l--) {
       const below = l === L - 2 ? skips[L - 1] : outputs[l + 1];
-      outputs[l] = this.decoder[l].forward([below, skips[l]]);
+      outputs[l] = profileSection(`dec${l}`, () => this.decoder[l].forward([below, skips[l]]));
       // Without autodiff, what this level consumed is no longer needed: its skip, and the level
       // below unless the head still reads it (the bottleneck never feeds the head).
       if (!outputs[l].requiresGrad) {
@@ -185,7 +186,7 @@ export class AUNet extends Module {
       }
     }
     const supervised = outputs.slice(0, this.config.deepSupervision);
-    const y = this.head.forward(supervised);
+    const y = profileSection('head', () => this.head.forward(supervised));
     if (!y.requiresGrad) for (const t of supervised) t.dispose();
     return y;
   }

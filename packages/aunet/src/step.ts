@@ -3,7 +3,7 @@
 // 512x512 make a 256 MiB concatenation), in chunks of slices with exactly the same result.
 // Browser-safe.
 
-import { backward, mul, noGrad, scope, sigmoid, sum, tensor, tverskySums, type Tensor } from '@aunet/tensor';
+import { backward, mul, noGrad, profileSection, scope, sigmoid, sum, tensor, tverskySums, type Tensor } from '@aunet/tensor';
 import { diceLoss, focalTverskyLoss } from '@aunet/nn';
 import type { AUNet } from './model';
 
@@ -56,9 +56,12 @@ export async function batchLossAndGradients(model: AUNet, x: Float32Array, y: Fl
     tensor(data.subarray(start * channels * plane, (start + count) * channels * plane), [count, channels, s, s]);
   if (chunk >= n) {
     return scope(async () => {
-      const p = sigmoid(model.forward(part(x, 0, n, inChannels)));
+      const logits = model.forward(part(x, 0, n, inChannels));
       const g = part(y, 0, n, 1);
-      const l = spec.loss === 'ftl' ? focalTverskyLoss(p, g, { alpha: spec.alpha, beta: spec.beta, gamma: spec.gamma, smooth: spec.smooth }) : diceLoss(p, g, { smooth: spec.smooth });
+      const l = profileSection('loss', () => {
+        const p = sigmoid(logits);
+        return spec.loss === 'ftl' ? focalTverskyLoss(p, g, { alpha: spec.alpha, beta: spec.beta, gamma: spec.gamma, smooth: spec.smooth }) : diceLoss(p, g, { smooth: spec.smooth });
+      });
       backward(l);
       return l.item();
     });

@@ -7,7 +7,10 @@ import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chaos, checkRunFolder } from '../src/chaos';
-import { LAST, LOG } from '../src/train';
+import { defaultTrainConfig } from '../src/config';
+import { DEFAULT_DATA_DIR } from '../src/data/files';
+import { LAST, LOG, train } from '../src/train';
+import { setupGPU } from '@aunet/tensor/testing';
 
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-chaos-'));
 
@@ -26,6 +29,17 @@ test('a run killed 3 times (SIGKILL) and resumed finishes with nothing lost', as
   writeFileSync(join(out, LAST), readFileSync(join(out, LAST)).subarray(0, 1000));
   assert.match((await checkRunFolder(out, 10)).join(), /last\.safetensors does not load/);
   assert.match((await checkRunFolder(out, 11)).join(), /expected 1\.\.11/);
+});
+
+test('a run that early stopping ended is finished at its last epoch', async () => {
+  await setupGPU();
+  const out = join(tmp, 'early');
+  const config = defaultTrainConfig('cpu', DEFAULT_DATA_DIR, { epochs: 10, earlyStopping: 1, lr: 1e-6, seed: 3, model: { inputSize: 32, filters: [4, 8] } });
+  const r = await train(config, { out, log: () => {} });
+  assert.ok(r.stoppedEarly && r.epochs < 10, `stopped early at epoch ${r.epochs}`);
+  assert.equal(await checkRunFolder(out, 10), []);
+  // Still, a run that holds more epochs than asked for is wrong.
+  assert.match((await checkRunFolder(out, r.epochs - 1)).join(), new RegExp(`holds epoch ${r.epochs}, expected ${r.epochs - 1}`));
 });
 
 test.run();

@@ -4,6 +4,7 @@
 
 import { onesLike } from './ops/creation';
 import { binaryRaw, copy } from './ops/primitives';
+import { currentSection, inBackwardOf } from './profile';
 import { Tensor, keep, type GradFn } from './tensor';
 
 let gradEnabled = true;
@@ -27,7 +28,8 @@ export function noGrad<T>(fn: () => T): T {
 export function record(out: Tensor, op: string, inputs: Tensor[], backward: GradFn['backward']): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.gradFn = { op, inputs, backward };
+    const section = currentSection();
+    out.gradFn = section ? { op, inputs, backward, section } : { op, inputs, backward };
   }
   return out;
 }
@@ -83,7 +85,8 @@ export function backward(root: Tensor, options: BackwardOptions = {}): void {
   const owned = new Set<Tensor>(); // gradients created here, safe to free
   grads.set(root, seed);
   if (!options.grad) owned.add(seed);
-  noGrad(() => {
+  // The whole walk counts as backward work in a profile (accumulations too), each rule in its op's section.
+  inBackwardOf('', () => noGrad(() => {
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k];
       const g = grads.get(t);
@@ -106,7 +109,7 @@ export function backward(root: Tensor, options: BackwardOptions = {}): void {
       // The first pass-through of an owned `g` takes it over; other repeats get copies.
       const seen = new Set<Tensor>();
       let gTaken = false;
-      const inGrads = fn.backward(g).map((gi) => {
+      const inGrads = inBackwardOf(fn.section ?? '', () => fn.backward(g)).map((gi) => {
         if (!gi) return gi;
         if (gi === g && owned.has(g) && !gTaken) {
           gTaken = true;
@@ -139,7 +142,7 @@ export function backward(root: Tensor, options: BackwardOptions = {}): void {
       });
       if (!options.retainGraph) t.gradFn = releasedGradFn(fn);
     }
-  });
+  }));
 }
 
 /** Stands in for a rule whose graph a backward pass released: a second pass through it fails
@@ -155,7 +158,7 @@ function releasedGradFn(fn: GradFn): GradFn {
 }
 
 function accumulate(a: Tensor, b: Tensor): Tensor {
-  return binaryRaw('add', a, b);
+  return binaryRaw('add', a, b, 'backward (accumulating a gradient)');
 }
 
 function copyOf(t: Tensor): Tensor {

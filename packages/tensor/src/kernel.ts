@@ -47,9 +47,13 @@ export function launch(l: Launch): void {
 
 export { grid1d };
 
-/** A new uninitialised tensor (its buffer may hold old values). */
-export function empty(shape: Shape, dtype: DType = 'float32'): Tensor {
-  return new Tensor([...shape], dtype);
+/**
+ * A new uninitialised tensor (its buffer may hold old values). `op` names the operation that
+ * allocates it, in the errors of a tensor too large for the adapter or an allocation that ran out
+ * of memory (ops pass their public name, with " backward" in gradients).
+ */
+export function empty(shape: Shape, dtype: DType = 'float32', op?: string): Tensor {
+  return new Tensor([...shape], dtype, undefined, false, op);
 }
 
 export function sameShape(a: Shape, b: Shape): boolean {

@@ -1,5 +1,8 @@
 // Buffer pool with size classes, so that a training step's intermediates reuse the previous
-// step's buffers instead of asking the driver for new ones.
+// step's buffers instead of asking the driver for new ones. Only a new buffer (a pool miss) is
+// created inside an out-of-memory error scope, so reuse costs nothing more.
+
+import { OutOfMemoryError } from './errors';
 
 /** Round a byte count up to its size class: multiples of 256 B, then 4 classes per power of two (waste < 25%). */
 export function sizeClass(bytes: number): number {
@@ -27,29 +30,79 @@ export class BufferPool {
   private peak = 0;
   private pooled = 0;
   private liveBuffers = 0;
+  /** Buffers whose creation ran out of memory (invalid): destroyed on release, never reused. */
+  private readonly failed = new Set<GPUBuffer>();
 
+  /**
+   * `onError` receives an out-of-memory error reported by the device after createBuffer returned
+   * (the runtime records it, to be thrown at the next sync point).
+   */
   constructor(
     private readonly device: GPUDevice,
     private readonly usage: number,
     private readonly label: string,
+    private readonly onError: (error: OutOfMemoryError) => void = () => {},
   ) {}
 
-  acquire(bytes: number): GPUBuffer {
+  /** A buffer of at least `bytes` (its size class); `op` names the operation, for errors. */
+  acquire(bytes: number, op?: string): GPUBuffer {
     const size = sizeClass(bytes);
     const list = this.free.get(size);
     let buffer = list?.pop();
     if (buffer) this.pooled -= size;
-    else buffer = this.device.createBuffer({ size, usage: this.usage, label: `${this.label}[${size}]` });
+    else buffer = this.create(size, bytes, op);
     this.inUse += size;
     this.liveBuffers++;
     if (this.inUse > this.peak) this.peak = this.inUse;
     return buffer;
   }
 
+  private create(size: number, bytes: number, op: string | undefined): GPUBuffer {
+    const device = this.device;
+    const inUse = this.inUse;
+    const pooled = this.pooled;
+    device.pushErrorScope('out-of-memory');
+    let buffer: GPUBuffer;
+    try {
+      buffer = device.createBuffer({ size, usage: this.usage, label: `${this.label}[${size}]` });
+    } catch (e) {
+      // Some implementations throw (a RangeError) for sizes they cannot allocate at all.
+      device.popErrorScope().catch(() => {});
+      throw new OutOfMemoryError(bytes, inUse, pooled, op, e instanceof Error ? `${e.name}: ${e.message}` : String(e), this.label);
+    }
+    device.popErrorScope().then(
+      (err) => {
+        if (!err) return;
+        this.discard(buffer);
+        this.onError(new OutOfMemoryError(bytes, inUse, pooled, op, err.message, this.label));
+      },
+      // Rejected when the device is lost, which the runtime reports itself.
+      () => {},
+    );
+    return buffer;
+  }
+
+  /** Never reuse a buffer whose creation failed: destroy it now if it is already free, else on release. */
+  private discard(buffer: GPUBuffer): void {
+    const list = this.free.get(buffer.size);
+    const i = list ? list.indexOf(buffer) : -1;
+    if (i < 0) {
+      this.failed.add(buffer);
+      return;
+    }
+    list!.splice(i, 1);
+    this.pooled -= buffer.size;
+    buffer.destroy();
+  }
+
   release(buffer: GPUBuffer): void {
     const size = buffer.size;
     this.inUse -= size;
     this.liveBuffers--;
+    if (this.failed.size && this.failed.delete(buffer)) {
+      buffer.destroy();
+      return;
+    }
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));
     list.push(buffer);

@@ -3,6 +3,8 @@
 // arena that is rewritten per batch (so uniforms never leak), the buffer pool, and errors
 // turned into exceptions that name the kernel.
 
+import { WebGPUError, type OutOfMemoryError } from './errors';
+import { Profiler, type Profile } from './profile';
 import { BufferPool, type MemoryStats } from './pool';
 import { uniformStruct } from './uniforms';
 
@@ -44,9 +46,7 @@ export interface Dispatch {
   uniforms?: ArrayBuffer | ArrayBufferView;
 }
 
-export class WebGPUError extends Error {
-  override name = 'WebGPUError';
-}
+export { WebGPUError };
 
 const STORAGE_USAGE = 0x0080 /* STORAGE */ | 0x0004 /* COPY_SRC */ | 0x0008; /* COPY_DST */
 const READBACK_USAGE = 0x0001 /* MAP_READ */ | 0x0008; /* COPY_DST */
@@ -148,6 +148,8 @@ export class Runtime {
   private uniformGpu: GPUBuffer;
   private uniformBytes = 0;
   private pendingError: WebGPUError | null = null;
+  /** The pending error explains the errors that follow it (a compile error, an allocation that ran out of memory). */
+  private pendingIsCause = false;
   private lost: WebGPUError | null = null;
   private readonly maxDispatches: number;
   /** For settle(): where the main thread sleeps, pending device promises, whether a sleeper runs. */
@@ -158,14 +160,18 @@ export class Runtime {
   private sleepMs = 0.1;
   /** Counters for benchmarks and tests. */
   readonly counters = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
+  /** Set between startProfile() and stopProfile(). */
+  private profiler: Profiler | null = null;
 
   private constructor(
     readonly device: GPUDevice,
     readonly adapter: AdapterReport,
     options: InitOptions,
   ) {
-    this.pool = new BufferPool(device, STORAGE_USAGE, 'tensor');
-    this.staging = new BufferPool(device, READBACK_USAGE, 'readback');
+    // An allocation that ran out of memory explains the errors of the kernels that use its buffer.
+    const outOfMemory = (e: OutOfMemoryError) => this.recordCause(e);
+    this.pool = new BufferPool(device, STORAGE_USAGE, 'tensor', outOfMemory);
+    this.staging = new BufferPool(device, READBACK_USAGE, 'readback', outOfMemory);
     this.uniformGpu = device.createBuffer({ size: this.uniformCpu.byteLength, usage: UNIFORM_USAGE, label: 'uniform-arena' });
     this.maxDispatches = options.maxDispatchesPerSubmit ?? 256;
     device.addEventListener('uncapturederror', (ev) => {
@@ -228,12 +234,20 @@ export class Runtime {
     if (!this.pendingError) this.pendingError = new WebGPUError(message);
   }
 
+  /** Record an error that explains those that follow it: it replaces them, unless another such error came first. */
+  private recordCause(e: WebGPUError): void {
+    if (this.pendingIsCause) return;
+    this.pendingError = e;
+    this.pendingIsCause = true;
+  }
+
   /** Throw the first WebGPU error seen since the last check, if any. */
   throwIfError(): void {
     if (this.lost) throw this.lost;
     const e = this.pendingError;
     if (e) {
       this.pendingError = null;
+      this.pendingIsCause = false;
       throw e;
     }
   }
@@ -248,6 +262,7 @@ export class Runtime {
       // A compile error explains the errors that follow it, so it replaces them.
       if (!err) return;
       this.pendingError = new WebGPUError(`Kernel "${kernel}" failed to compile: ${err.message}\n--- WGSL ---\n${numbered(code)}`);
+      this.pendingIsCause = true;
       // Uncached, a later dispatch of it reports the compile error again instead of an invalid pipeline.
       this.pipelines.delete(code);
     });
@@ -259,6 +274,19 @@ export class Runtime {
   /** Encode one compute dispatch into the pending batch. */
   dispatch(d: Dispatch): void {
     if (this.lost) throw this.lost;
+    if (this.profiler) {
+      const t0 = performance.now();
+      const profiler = this.profiler;
+      try {
+        return this.encodeDispatch(d);
+      } finally {
+        profiler.encodeMs += performance.now() - t0;
+      }
+    }
+    this.encodeDispatch(d);
+  }
+
+  private encodeDispatch(d: Dispatch): void {
     const pipeline = this.pipeline(d.kernel, d.code);
     this.kernelsInBatch.add(d.kernel);
     const entries: GPUBindGroupEntry[] = [];
@@ -276,13 +304,25 @@ export class Runtime {
     d.storage.forEach((s, i) => entries.push({ binding: i + 1, resource: { buffer: s.buffer, offset: 0, size: s.size } }));
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: d.kernel });
     if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'batch' });
-    if (!this.pass) this.pass = this.encoder.beginComputePass({ label: 'batch' });
+    const profiler = this.profiler;
+    if (profiler?.timestamps) {
+      // A pass per dispatch, its start and end timestamped.
+      this.pass?.end();
+      this.pass = this.encoder.beginComputePass({ label: d.kernel, timestampWrites: profiler.passTimestamps(d.kernel) });
+    } else if (!this.pass) {
+      this.pass = this.encoder.beginComputePass({ label: 'batch' });
+    }
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bindGroup);
     const [x, y = 1, z = 1] = d.workgroups;
     if (x > 0 && y > 0 && z > 0) this.pass.dispatchWorkgroups(x, y, z);
     this.counters.dispatches++;
-    if (++this.dispatchesInBatch >= this.maxDispatches) this.flush();
+    if (profiler && !profiler.timestamps) {
+      this.flush();
+      profiler.timeSubmitted(d.kernel);
+    } else if (++this.dispatchesInBatch >= this.maxDispatches || profiler?.full) {
+      this.flush();
+    }
   }
 
   /** Encode a buffer-to-buffer copy into the pending batch. */
@@ -308,7 +348,9 @@ export class Runtime {
       this.pass = null;
     }
     if (this.uniformBytes > 0) this.device.queue.writeBuffer(this.uniformGpu, 0, this.uniformCpu, 0, this.uniformBytes);
+    const readTimestamps = this.profiler?.resolveBatch(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
+    readTimestamps?.();
     this.encoder = null;
     this.uniformBytes = 0;
     this.dispatchesInBatch = 0;
@@ -322,8 +364,37 @@ export class Runtime {
   /** Submit pending work and wait until the GPU has finished it. */
   async sync(): Promise<void> {
     this.flush();
+    const t0 = performance.now();
     await this.settle(this.device.queue.onSubmittedWorkDone());
+    if (this.profiler) this.profiler.waitMs += performance.now() - t0;
     this.throwIfError();
+  }
+
+  /**
+   * Start timing every dispatch (see {@link Profiler}): from timestamp queries where the device
+   * has the 'timestamp-query' feature (unless `timestamps: false`), else from host timers with
+   * each dispatch submitted alone. Dispatches are attributed to the {@link profileSection} they
+   * run in; profiling makes the work itself a little slower (a pass per dispatch).
+   */
+  async startProfile(o: { timestamps?: boolean } = {}): Promise<void> {
+    if (this.profiler) throw new Error('startProfile: a profile is already running; call stopProfile() first');
+    await this.sync();
+    const timestamps = (o.timestamps ?? true) && this.device.features.has('timestamp-query');
+    this.profiler = new Profiler(this.device, timestamps, this.maxDispatches);
+  }
+
+  /** Stop profiling: waits for the work profiled and returns every dispatch's time. */
+  async stopProfile(): Promise<Profile> {
+    const profiler = this.profiler;
+    if (!profiler) throw new Error('stopProfile: no profile is running; call startProfile() first');
+    try {
+      await this.sync();
+      await profiler.finish();
+    } finally {
+      this.profiler = null;
+    }
+    const { dispatches, encodeMs, uploadMs, waitMs } = profiler;
+    return { source: profiler.timestamps ? 'timestamps' : 'host', dispatches, wallMs: performance.now() - profiler.started, encodeMs, uploadMs, waitMs };
   }
 
   /**
@@ -341,6 +412,8 @@ export class Runtime {
     promise = promise.catch(async (e: unknown) => {
       const lost = await Promise.race([this.device.lost.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 100))]);
       if (lost && this.lost) throw this.lost;
+      // An error recorded meanwhile (a readback buffer that ran out of memory) explains this one.
+      if (this.pendingError) this.throwIfError();
       throw e;
     });
     if (!this.sleepCell) return promise;
@@ -374,18 +447,22 @@ export class Runtime {
     // queue.writeBuffer runs before any not-yet-submitted command, so submit those first:
     // the buffer may have been recycled from a tensor that pending dispatches still read.
     this.flush();
+    const t0 = this.profiler ? performance.now() : 0;
     this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+    if (this.profiler) this.profiler.uploadMs += performance.now() - t0;
   }
 
   /** Copy `bytes` from the start of `buffer` back to the host. Flushes pending work. */
   async read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
     const size = Math.ceil(bytes / 4) * 4;
     // Staging buffers are pooled: creating a fresh 16 MiB one per read costs 3x the copy itself.
-    const staging = this.staging.acquire(size);
+    const staging = this.staging.acquire(size, 'readback');
     try {
       this.openEncoder().copyBufferToBuffer(buffer, 0, staging, 0, size);
       this.flush();
+      const t0 = performance.now();
       await this.settle(staging.mapAsync(MAP_MODE_READ, 0, size));
+      if (this.profiler) this.profiler.waitMs += performance.now() - t0;
       const out = staging.getMappedRange(0, size).slice(0, bytes);
       staging.unmap();
       this.counters.readbacks++;

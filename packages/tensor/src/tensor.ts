@@ -2,6 +2,7 @@
 // op that made it. Memory is explicit: `dispose()`, or a `scope`/`tidy` that frees what was
 // created inside it.
 
+import { TensorSizeError } from './errors';
 import { runtime, type StorageBinding } from './runtime';
 
 export type DType = 'float32' | 'int32' | 'uint32';
@@ -14,6 +15,8 @@ export interface GradFn {
   inputs: Tensor[];
   /** Given dL/d(output), return dL/d(input) per input (null where no gradient is needed). */
   backward: (grad: Tensor) => (Tensor | null)[];
+  /** The profile section the op ran in (see profileSection); its backward is timed there too. */
+  section?: string;
 }
 
 /** A GPU buffer shared by a tensor and its reshaped views. */
@@ -52,12 +55,13 @@ export class Tensor {
   name?: string;
   private storage: Storage | null;
 
-  /** Internal: tensors are made by the creation functions and ops. */
+  /** Internal: tensors are made by the creation functions and ops (`op` names the one allocating, for errors). */
   constructor(
     readonly shape: Shape,
     readonly dtype: DType,
     storage?: Storage,
     requiresGrad = false,
+    op?: string,
   ) {
     checkShape(shape);
     this.size = shapeSize(shape);
@@ -68,10 +72,8 @@ export class Tensor {
       const bytes = Math.max(this.size * 4, 4);
       const rt = runtime();
       const limit = rt.adapter.limits.maxStorageBufferBindingSize;
-      if (bytes > limit) {
-        throw new Error(`A tensor of shape [${shape}] needs ${(bytes / 2 ** 20).toFixed(1)} MiB, above this adapter's ${(limit / 2 ** 20).toFixed(0)} MiB storage binding limit: use a smaller batch or tile the input`);
-      }
-      this.storage = new Storage(rt.pool.acquire(bytes), bytes);
+      if (bytes > limit) throw new TensorSizeError([...shape], bytes, limit, op, rt.adapter.limits.maxBufferSize);
+      this.storage = new Storage(rt.pool.acquire(bytes, op), bytes);
       if (rt.poisonNewBuffers) rt.fillWords(this.storage.buffer, 0x7fc00000);
     }
     this.requiresGrad = requiresGrad;

@@ -4,8 +4,19 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { expectClose, setupGPU, testRng } from '../src/testing';
 import * as T from '../src/index';
+import { BufferPool } from '../src/pool';
 
 test.before(setupGPU);
+
+/** The error `fn` throws (fails if it returns). */
+function caught(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected an error');
+}
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 
@@ -88,7 +99,184 @@ test('a second backward through a released graph fails clearly; retainGraph allo
 
 test('a tensor above the storage binding limit is refused with the sizes', () => {
   const limit = T.runtime().adapter.limits.maxStorageBufferBindingSize;
-  assert.throws(() => T.empty([limit / 4 + 1]), /storage binding limit/);
+  assert.throws(() => T.empty([Math.floor(limit / 4) + 1]), /storage binding limit/);
+  // 4 bytes above the limit: the MiB are the same to one decimal, so the bytes are given too.
+  const err = caught(() => T.empty([Math.floor(limit / 4) + 1]));
+  assert.instance(err, T.TensorSizeError);
+  assert.match(err.message, /^A tensor of shape \[\d+\] needs [\d.]+ MiB \(\d+ B, the limit \d+ B\), above this adapter's \d+ MiB storage binding limit \(maxStorageBufferBindingSize; its largest buffer, maxBufferSize, is \d+ MiB\): use a smaller batch or smaller slices$/);
+});
+
+test('a tensor above the limit names the op that asked for it (conv2d, add, concat), before allocating anything', () => {
+  const rt = T.runtime();
+  const limit = rt.adapter.limits.maxStorageBufferBindingSize;
+  const mib = `${(limit / 2 ** 20).toFixed(0)} MiB storage binding limit`;
+  T.tidy(() => {
+    // conv2d: a small input, an output of co planes of 1 MiB, just above the limit.
+    const co = Math.floor(limit / 2 ** 20) + 1;
+    const x = T.zeros([1, 1, 512, 512]);
+    const w = T.zeros([co, 1, 3, 3]);
+    // add: two small operands that broadcast to [4096, m], just above the limit.
+    const m = Math.floor(limit / 4 / 4096) + 1;
+    const a = T.zeros([4096, 1]);
+    const b = T.zeros([1, m]);
+    // concat: two views claiming limit/8 + 1 elements over a 4-element buffer (no kernel reads
+    // them: concat refuses its output before copying), so nothing large is allocated.
+    const small = T.zeros([4]);
+    const halfSize = Math.floor(limit / 8) + 1;
+    const half = small.view([halfSize]);
+    const before = rt.memory().bytesInUse;
+    const cases: [string, () => unknown, string][] = [
+      ['conv2d', () => T.conv2d(x, w, null, { padding: 1 }), `[1,${co},512,512]`],
+      ['add', () => T.add(a, b), `[4096,${m}]`],
+      ['concat', () => T.concat([half, half], 0), `[${2 * halfSize}]`],
+    ];
+    for (const [op, run, shape] of cases) {
+      const err = caught(run);
+      assert.instance(err, T.TensorSizeError, op);
+      assert.ok(err.message.startsWith(`${op}: a tensor of shape ${shape} needs `), err.message);
+      assert.match(err.message, mib);
+      assert.match(err.message, 'maxStorageBufferBindingSize');
+      assert.is((err as T.TensorSizeError).op, op);
+      assert.ok((err as T.TensorSizeError).bytes > limit);
+    }
+    assert.is(rt.memory().bytesInUse, before, 'nothing allocated by the refused ops');
+    half.dispose();
+  });
+});
+
+/** A stand-in for a device, enough for a BufferPool: error scopes, createBuffer, counters. */
+function fakeDevice() {
+  class GPUOutOfMemoryError {
+    constructor(readonly message: string) {}
+  }
+  const state = {
+    scopes: [] as string[],
+    pushed: 0,
+    created: 0,
+    oom: false,
+    throws: null as Error | null,
+    destroyed: [] as string[],
+  };
+  const device = {
+    pushErrorScope(filter: string) {
+      state.scopes.push(filter);
+      state.pushed++;
+    },
+    popErrorScope() {
+      const filter = state.scopes.pop();
+      if (filter === undefined) return Promise.reject(new Error('popErrorScope without a scope'));
+      return Promise.resolve(state.oom && filter === 'out-of-memory' ? new GPUOutOfMemoryError('Out of memory (fake)') : null);
+    },
+    createBuffer(d: GPUBufferDescriptor) {
+      if (state.throws) throw state.throws;
+      state.created++;
+      const label = d.label ?? '';
+      return { size: d.size, label, destroy: () => state.destroyed.push(label) };
+    },
+  };
+  return { device: device as unknown as GPUDevice, state };
+}
+
+const nextTask = () => new Promise((r) => setTimeout(r, 0));
+
+test('out of memory: a new buffer is made in an out-of-memory scope; an error names the op, the bytes and the pool', async () => {
+  const { device, state } = fakeDevice();
+  const errors: T.OutOfMemoryError[] = [];
+  const pool = new BufferPool(device, 0, 'tensor', (e) => errors.push(e));
+  const a = pool.acquire(3 * 2 ** 20, 'upsample2x');
+  const b = pool.acquire(1024 * 1024, 'upsample2x');
+  pool.release(b); // 1 MiB pooled, 3 MiB in use
+  await nextTask();
+  assert.is(errors.length, 0);
+  assert.is(state.pushed, 2);
+  // A pooled buffer is reused without createBuffer or an error scope.
+  const b2 = pool.acquire(1024 * 1024, 'upsample2x');
+  assert.is(b2, b);
+  assert.is(state.pushed, 2);
+  pool.release(b2);
+
+  state.oom = true;
+  const c = pool.acquire(5 * 2 ** 20, 'conv2d');
+  assert.is(state.created, 3, 'the buffer is still returned (invalid), the error comes later');
+  await nextTask();
+  assert.is(state.scopes.length, 0, 'every scope popped');
+  assert.is(errors.length, 1);
+  const e = errors[0];
+  assert.instance(e, T.OutOfMemoryError);
+  assert.instance(e, T.WebGPUError);
+  assert.is(e.message,
+    'conv2d: out of GPU memory allocating a tensor buffer of 5.0 MiB, while this pool holds 3.0 MiB in use and 1.0 MiB pooled for reuse: ' +
+    'use a smaller batch or smaller slices, dispose tensors no longer needed, or call runtime().trim() to return the pooled buffers to the driver (device: Out of memory (fake))');
+  assert.equal([e.op, e.bytes, e.bytesInUse, e.pooledBytes], ['conv2d', 5 * 2 ** 20, 3 * 2 ** 20, 2 ** 20]);
+  // The failed buffer is destroyed on release, never pooled for reuse.
+  state.oom = false;
+  const pooledBefore = pool.stats().pooledBytes;
+  pool.release(c);
+  assert.equal(state.destroyed, [`tensor[${5 * 2 ** 20}]`]);
+  assert.is(pool.stats().pooledBytes, pooledBefore);
+  assert.is(pool.stats().bytesInUse, 3 * 2 ** 20);
+  const c2 = pool.acquire(5 * 2 ** 20, 'conv2d');
+  assert.is.not(c2, c);
+  assert.is(state.created, 4);
+  pool.release(c2);
+  pool.release(a);
+  // Without an op name: a generic wording naming the kind of buffer. A failed buffer released
+  // before the device reports the error is taken out of the free list then.
+  state.oom = true;
+  const d = pool.acquire(7 * 2 ** 20);
+  pool.release(d);
+  assert.is(pool.stats().pooledBytes, (1 + 3 + 5 + 7) * 2 ** 20);
+  await nextTask();
+  assert.ok(errors[1].message.startsWith('Out of GPU memory allocating a tensor buffer of 7.0 MiB, while this pool holds '), errors[1].message);
+  assert.is(pool.stats().pooledBytes, (1 + 3 + 5) * 2 ** 20);
+  assert.equal(state.destroyed, [`tensor[${5 * 2 ** 20}]`, `tensor[${7 * 2 ** 20}]`]);
+});
+
+test('out of memory: createBuffer throwing is rethrown as OutOfMemoryError naming the op, the pool left as it was', async () => {
+  const { device, state } = fakeDevice();
+  const errors: unknown[] = [];
+  const pool = new BufferPool(device, 0, 'tensor', (e) => errors.push(e));
+  const a = pool.acquire(2 * 2 ** 20, 'instanceNorm');
+  state.throws = new RangeError('Invalid array buffer length');
+  const err = caught(() => pool.acquire(2 ** 40, 'instanceNorm backward'));
+  assert.instance(err, T.OutOfMemoryError);
+  assert.ok(err.message.startsWith('instanceNorm backward: out of GPU memory allocating a tensor buffer of 1048576.0 MiB, while this pool holds 2.0 MiB in use and 0 B pooled for reuse: use a smaller batch'), err.message);
+  assert.match(err.message, 'runtime().trim()');
+  assert.match(err.message, '(device: RangeError: Invalid array buffer length)');
+  await nextTask();
+  assert.is(state.scopes.length, 0, 'the scope is popped');
+  assert.is(errors.length, 0);
+  assert.equal(pool.stats(), { bytesInUse: 2 * 2 ** 20, peakBytes: 2 * 2 ** 20, pooledBytes: 0, buffersInUse: 1 });
+  pool.release(a);
+});
+
+test('out of memory reported by the device is thrown at the next sync, naming the op', async () => {
+  const rt = T.runtime();
+  await rt.sync();
+  rt.trim(); // so that the tensor below needs a new buffer
+  const holder = rt.pool as unknown as { device: GPUDevice };
+  const real = holder.device;
+  // The real device, except that its out-of-memory scope reports an error.
+  holder.device = {
+    createBuffer: (d: GPUBufferDescriptor) => real.createBuffer(d),
+    pushErrorScope: (f: GPUErrorFilter) => real.pushErrorScope(f),
+    popErrorScope: () => real.popErrorScope().then(() => ({ message: 'Out of memory (simulated)' }) as GPUError),
+  } as unknown as GPUDevice;
+  let t: T.Tensor;
+  try {
+    t = T.zeros([3 * 2 ** 18]);
+  } finally {
+    holder.device = real;
+  }
+  const err = await rt.sync().then(() => null, (e: unknown) => e);
+  assert.instance(err, T.OutOfMemoryError);
+  assert.ok(String((err as Error).message).startsWith('zeros: out of GPU memory allocating a tensor buffer of 3.0 MiB, while this pool holds '), String(err));
+  assert.match(String(err), 'Out of memory (simulated)');
+  t.dispose();
+  await rt.sync(); // reported once; the runtime goes on
+  const x = T.ones([4]);
+  assert.equal(Array.from(await x.data()), [1, 1, 1, 1]);
+  x.dispose();
 });
 
 test('a disposed tensor gives a clear error', async () => {

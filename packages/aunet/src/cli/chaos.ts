@@ -40,7 +40,7 @@ try {
     throw new Error(`${r.kills} kills (${r.killsDuringWrite} during a checkpoint write): ${r.problems.length} problem(s); the run folder is kept at ${out}`);
   }
   if (temporary) rmSync(join(out, '..'), { recursive: true, force: true });
-  console.log(`${r.kills} kills (${r.killsDuringWrite} during a checkpoint write), ${r.starts} starts, ${secs} s: the run finished all ${r.epochs} epochs, nothing lost`);
+  console.log(`${r.kills} kills (${r.killsDuringWrite} during a checkpoint write), ${r.starts} starts, ${secs} s: the run finished ${r.stoppedEarly ? `at epoch ${r.lastEpoch} of ${r.epochs} (early stopping)` : `all ${r.epochs} epochs`}, nothing lost`);
   process.exit(0);
 } catch (e) {
   fail(e);

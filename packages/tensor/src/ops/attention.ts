@@ -272,19 +272,19 @@ function attention(op: string, x: Tensor, ca: ChannelAttentionParams | null, sa:
   let h: Tensor | null = null;
   let a: Tensor | null = null;
   if (ca) {
-    s = planeSums(x, g, 1 / g.hw);
-    h = empty([g.n * hd]);
+    s = planeSums(x, g, 1 / g.hw, op);
+    h = empty([g.n * hd], 'float32', op);
     fcLaunch('attention.fc', FC_FORWARD, g.n * hd, [s, ca.w1, ca.b1, h], g.n, g.c, hd, 1);
-    a = empty([g.n * g.c]);
+    a = empty([g.n * g.c], 'float32', op);
     fcLaunch('attention.fc', FC_FORWARD, g.n * g.c, [h, ca.w2, ca.b2, a], g.n, hd, g.c, 2);
     saved.push(s, h, a);
   }
-  const m = sa ? empty([g.n, 1, ...x.shape.slice(2)]) : null;
+  const m = sa ? empty([g.n, 1, ...x.shape.slice(2)], 'float32', op) : null;
   if (m) saved.push(m);
-  const y = empty(x.shape);
+  const y = empty(x.shape, 'float32', op);
   // Without the spatial part the kernel never touches `m`, but WebGPU forbids binding one buffer
   // twice as writable, so it gets a small dummy rather than y.
-  const mb = m ?? empty([4]);
+  const mb = m ?? empty([4], 'float32', op);
   launch({
     kernel: op, code: FORWARD(g.vec), grid: grid1d(g.n * g.q, 64),
     bind: [x, a ?? x, sa?.w ?? x, sa?.b ?? x, mb, y], uniforms: PIXEL_UNIFORMS.pack({ hw: g.hw, q: g.q, n: g.n, c: g.c, flags }),
@@ -297,11 +297,11 @@ function attention(op: string, x: Tensor, ca: ChannelAttentionParams | null, sa:
 }
 
 /** Per-plane sums of x times `scale`, [N*C]. */
-function planeSums(x: Tensor, g: PlaneGeom, scale: number): Tensor {
+function planeSums(x: Tensor, g: PlaneGeom, scale: number, op: string): Tensor {
   const { parts, chunk } = planeParts(g);
-  const partial = empty([g.planes * parts]);
+  const partial = empty([g.planes * parts], 'float32', op);
   launch({ kernel: 'attention.mean', code: GAP(g.vec), grid: [parts, g.planes], bind: [x, partial], uniforms: GAP_UNIFORMS.pack({ hw: g.hw, q: g.q, parts, chunk }) });
-  const out = empty([g.planes]);
+  const out = empty([g.planes], 'float32', op);
   launch({
     kernel: 'attention.mean.parts', code: SUM_PARTS, grid: grid1d(g.planes, 64), bind: [partial, out],
     uniforms: SUM_PARTS_UNIFORMS.pack({ n: g.planes, k: 1, parts, scale }),
@@ -317,8 +317,9 @@ function backwardAttention(
   const flags = (ca ? 1 : 0) | (sa ? 2 : 0);
   const hd = ca ? ca.w1.shape[0] : 0;
   const temps: Tensor[] = [];
+  const where = `${op} backward`;
   const tmp = (shape: number[]) => {
-    const t = empty(shape);
+    const t = empty(shape, 'float32', where);
     temps.push(t);
     return t;
   };
@@ -339,7 +340,7 @@ function backwardAttention(
     bind: [gy, x, dz ?? x, partial], uniforms: BACKWARD_REDUCE_UNIFORMS.pack({ hw: g.hw, q: g.q, parts, chunk, c: g.c, flags }),
   });
   const dpre2 = tmp([g.planes]);
-  const dw = sa ? empty(sa.w.shape) : tmp([1]);
+  const dw = sa ? empty(sa.w.shape, 'float32', where) : tmp([1]);
   launch({
     kernel: `${op}.backward.finalize`, code: BACKWARD_FINALIZE, grid: grid1d(g.c, 64),
     bind: [partial, a ?? partial, dpre2, dw], uniforms: BACKWARD_FINALIZE_UNIFORMS.pack({ n: g.n, c: g.c, parts, flags }),
@@ -348,13 +349,13 @@ function backwardAttention(
   let grads: (Tensor | null)[] = [];
   let ds: Tensor | null = null;
   if (ca) {
-    const dw2 = empty(ca.w2.shape);
-    const db2 = empty(ca.b2.shape);
+    const dw2 = empty(ca.w2.shape, 'float32', where);
+    const db2 = empty(ca.b2.shape, 'float32', where);
     fcLaunch('attention.fc.backward.weights', FC_BACKWARD_WEIGHTS, g.c * (hd + 1), [dpre2, h!, dw2, db2], g.n, hd, g.c, 0);
     const dpre1 = tmp([g.n * hd]);
     fcLaunch('attention.fc.backward.input', FC_BACKWARD_INPUT, g.n * hd, [dpre2, ca.w2, h!, dpre1], g.n, hd, g.c, 1);
-    const dw1 = empty(ca.w1.shape);
-    const db1 = empty(ca.b1.shape);
+    const dw1 = empty(ca.w1.shape, 'float32', where);
+    const db1 = empty(ca.b1.shape, 'float32', where);
     fcLaunch('attention.fc.backward.weights', FC_BACKWARD_WEIGHTS, hd * (g.c + 1), [dpre1, s!, dw1, db1], g.n, g.c, hd, 0);
     ds = tmp([g.planes]);
     fcLaunch('attention.fc.backward.input', FC_BACKWARD_INPUT, g.n * g.c, [dpre1, ca.w1, s!, ds], g.n, g.c, hd, 0);
@@ -367,14 +368,14 @@ function backwardAttention(
       kernel: `${op}.backward.coef`, code: COEF, grid: grid1d(g.planes, 64),
       bind: [a ?? partial, ds ?? partial, sa?.w ?? partial, coef], uniforms: COEF_UNIFORMS.pack({ planes: g.planes, c: g.c, flags, invHw: 1 / g.hw }),
     });
-    dx = empty(x.shape);
+    dx = empty(x.shape, 'float32', where);
     launch({
       kernel: `${op}.backward.dx`, code: BACKWARD_DX(g.vec), grid: grid1d(g.n * g.q, 64),
       bind: [gy, m ?? gy, dz ?? gy, coef, dx], uniforms: PIXEL_UNIFORMS.pack({ hw: g.hw, q: g.q, n: g.n, c: g.c, flags }),
     });
   }
   if (sa) {
-    const total = sumRaw(dz!, [0]);
+    const total = sumRaw(dz!, [0], 1, where);
     const db = total.view(sa.b.shape);
     total.dispose();
     grads.push(dw, db);

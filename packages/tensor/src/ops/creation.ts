@@ -25,7 +25,7 @@ export function tensor(values: ArrayLike<number>, shape?: Shape, options: Create
   const n = shapeSize(s);
   if (values.length !== n) throw new Error(`tensor(): ${values.length} values do not fill shape [${s}] (${n} elements)`);
   const dtype = options.dtype ?? 'float32';
-  const t = empty(s, dtype);
+  const t = empty(s, dtype, 'tensor');
   if (n > 0) {
     const host = dtype === 'float32' ? Float32Array.from(values) : dtype === 'int32' ? Int32Array.from(values) : Uint32Array.from(values);
     runtime().write(t.buffer, host);
@@ -35,16 +35,21 @@ export function tensor(values: ArrayLike<number>, shape?: Shape, options: Create
 
 export { fill_, copy } from './primitives';
 
+/** `full`, naming the operation `op` in errors. */
+function filled(op: string, shape: Shape, value: number, options: CreateOptions): Tensor {
+  return finish(fill_(empty(shape, options.dtype ?? 'float32', op), value), options);
+}
+
 export function full(shape: Shape, value: number, options: CreateOptions = {}): Tensor {
-  return finish(fill_(empty(shape, options.dtype ?? 'float32'), value), options);
+  return filled('full', shape, value, options);
 }
 
 export function zeros(shape: Shape, options: CreateOptions = {}): Tensor {
-  return full(shape, 0, options);
+  return filled('zeros', shape, 0, options);
 }
 
 export function ones(shape: Shape, options: CreateOptions = {}): Tensor {
-  return full(shape, 1, options);
+  return filled('ones', shape, 1, options);
 }
 
 export function zerosLike(t: Tensor): Tensor {

@@ -82,12 +82,12 @@ ${ENTRY_1D(256)} {
 /** Apply a unary op from the table, with constants a and b. */
 export function unary(op: UnaryOp, x: Tensor, a = 0, b = 0): Tensor {
   assertFloat(x, op);
-  const y = empty(x.shape);
+  const y = empty(x.shape, 'float32', op);
   const n4 = Math.ceil(x.size / 4);
   const uniforms = UNARY_UNIFORMS.pack({ n4, a, b });
   launch({ kernel: op, code: unaryForwardCode(op), grid: grid1d(n4, 256), bind: [x, y], uniforms });
   return record(y, op, [x], (g) => {
-    const dx = empty(x.shape);
+    const dx = empty(x.shape, 'float32', `${op} backward`);
     launch({ kernel: `${op}.backward`, code: unaryBackwardCode(op), grid: grid1d(n4, 256), bind: [g, x, y, dx], uniforms });
     return [dx];
   });
@@ -111,14 +111,14 @@ export const mulScalar = (x: Tensor, c: number) => unary('mulScalar', x, c);
 // ---- binary ----------------------------------------------------------------------------------
 
 /** The gradient of a broadcast operand: `g` summed back down to `like`'s shape (or `g` itself). */
-function gradTo(g: Tensor, like: Tensor): Tensor {
-  return sameShape(g.shape, like.shape) ? g : sumToRaw(g, like.shape);
+function gradTo(g: Tensor, like: Tensor, op: string): Tensor {
+  return sameShape(g.shape, like.shape) ? g : sumToRaw(g, like.shape, `${op} backward`);
 }
 
 /** Like gradTo, for a full-size tensor made here: frees it when it is reduced. */
-function reduceOwned(t: Tensor, like: Tensor): Tensor {
+function reduceOwned(t: Tensor, like: Tensor, op: string): Tensor {
   if (sameShape(t.shape, like.shape)) return t;
-  const r = sumToRaw(t, like.shape);
+  const r = sumToRaw(t, like.shape, `${op} backward`);
   t.dispose();
   return r;
 }
@@ -127,8 +127,8 @@ export function add(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === 'number') return addScalar(a, b);
   const out = binaryRaw('add', a, b);
   return record(out, 'add', [a, b], (g) => [
-    a.requiresGrad ? gradTo(g, a) : null,
-    b.requiresGrad ? gradTo(g, b) : null,
+    a.requiresGrad ? gradTo(g, a, 'add') : null,
+    b.requiresGrad ? gradTo(g, b, 'add') : null,
   ]);
 }
 
@@ -136,8 +136,8 @@ export function sub(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === 'number') return addScalar(a, -b);
   const out = binaryRaw('sub', a, b);
   return record(out, 'sub', [a, b], (g) => [
-    a.requiresGrad ? gradTo(g, a) : null,
-    b.requiresGrad ? reduceOwned(neg(g), b) : null,
+    a.requiresGrad ? gradTo(g, a, 'sub') : null,
+    b.requiresGrad ? reduceOwned(neg(g), b, 'sub') : null,
   ]);
 }
 
@@ -145,8 +145,8 @@ export function mul(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === 'number') return mulScalar(a, b);
   const out = binaryRaw('mul', a, b);
   return record(out, 'mul', [a, b], (g) => [
-    a.requiresGrad ? reduceOwned(binaryRaw('mul', g, b), a) : null,
-    b.requiresGrad ? reduceOwned(binaryRaw('mul', g, a), b) : null,
+    a.requiresGrad ? reduceOwned(binaryRaw('mul', g, b, 'mul backward'), a, 'mul') : null,
+    b.requiresGrad ? reduceOwned(binaryRaw('mul', g, a, 'mul backward'), b, 'mul') : null,
   ]);
 }
 
@@ -154,14 +154,14 @@ export function div(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === 'number') return mulScalar(a, 1 / b);
   const out = binaryRaw('div', a, b);
   return record(out, 'div', [a, b], (g) => {
-    const ga = a.requiresGrad ? reduceOwned(binaryRaw('div', g, b), a) : null;
+    const ga = a.requiresGrad ? reduceOwned(binaryRaw('div', g, b, 'div backward'), a, 'div') : null;
     let gb: Tensor | null = null;
     if (b.requiresGrad) {
       // d(a/b)/db = -(a/b)/b = -out/b
-      const t = binaryRaw('mul', g, out);
-      const u = binaryRaw('div', t, b);
+      const t = binaryRaw('mul', g, out, 'div backward');
+      const u = binaryRaw('div', t, b, 'div backward');
       t.dispose();
-      gb = reduceOwned(unary('neg', u), b);
+      gb = reduceOwned(unary('neg', u), b, 'div');
       u.dispose();
     }
     return [ga, gb];

@@ -192,9 +192,9 @@ function checkParam(t: Tensor | null, c: number, what: string): void {
 /** Per (sample, channel) statistics as vec4 (mean, rstd, rstd*gamma, beta), [planes*4]. */
 function statistics(x: Tensor, g: PlaneGeom, gamma: Tensor | null, beta: Tensor | null, eps: number): Tensor {
   const { parts, chunk } = planeParts(g);
-  const partial = empty([g.planes * parts * 4]);
+  const partial = empty([g.planes * parts * 4], 'float32', 'instanceNorm');
   launch({ kernel: 'instanceNorm.stats', code: STATS(g.vec), grid: [parts, g.planes], bind: [x, partial], uniforms: REDUCE_UNIFORMS.pack({ hw: g.hw, q: g.q, parts, chunk }) });
-  const stats = empty([g.planes * 4]);
+  const stats = empty([g.planes * 4], 'float32', 'instanceNorm');
   stats.name = 'instanceNorm.stats';
   const flags = (gamma ? 1 : 0) | (beta ? 2 : 0);
   launch({
@@ -215,7 +215,7 @@ export function instanceNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | nul
   const g = planeGeom(x, 'instanceNorm');
   checkParam(gamma, g.c, 'gamma');
   checkParam(beta, g.c, 'beta');
-  const y = empty(x.shape);
+  const y = empty(x.shape, 'float32', 'instanceNorm');
   if (x.size === 0) return y;
   const stats = statistics(x, g, gamma, beta, eps);
   const tiles = Math.ceil(g.q / 256);
@@ -224,15 +224,15 @@ export function instanceNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | nul
   const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
   const out = record(y, 'instanceNorm', inputs, (gy) => {
     const { parts, chunk } = planeParts(g);
-    const partial = empty([g.planes * parts * 2]);
+    const partial = empty([g.planes * parts * 2], 'float32', 'instanceNorm backward');
     launch({
       kernel: 'instanceNorm.backward.reduce', code: BACKWARD_REDUCE(g.vec), grid: [parts, g.planes],
       bind: [gy, x, stats, partial], uniforms: REDUCE_UNIFORMS.pack({ hw: g.hw, q: g.q, parts, chunk }),
     });
-    const coef = empty([g.planes * 4]);
+    const coef = empty([g.planes * 4], 'float32', 'instanceNorm backward');
     // Always written (tiny); freed below when not wanted.
-    let dgamma: Tensor | null = empty(gamma?.shape ?? [g.c]);
-    let dbeta: Tensor | null = empty(beta?.shape ?? [g.c]);
+    let dgamma: Tensor | null = empty(gamma?.shape ?? [g.c], 'float32', 'instanceNorm backward');
+    let dbeta: Tensor | null = empty(beta?.shape ?? [g.c], 'float32', 'instanceNorm backward');
     launch({
       kernel: 'instanceNorm.backward.finalize', code: BACKWARD_FINALIZE, grid: grid1d(g.c, 64),
       bind: [partial, stats, gamma ?? stats, coef, dgamma, dbeta],
@@ -249,7 +249,7 @@ export function instanceNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | nul
     }
     let dx: Tensor | null = null;
     if (x.requiresGrad) {
-      dx = empty(x.shape);
+      dx = empty(x.shape, 'float32', 'instanceNorm backward');
       launch({ kernel: 'instanceNorm.backward.apply', code: BACKWARD_APPLY(g.vec), grid: [tiles, g.planes], bind: [gy, x, coef, dx], uniforms: apply });
     }
     coef.dispose();

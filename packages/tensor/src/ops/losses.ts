@@ -41,9 +41,9 @@ function flatReduce(kernel: string, code: string, k: number, n: number, inputs: 
   // Many workgroups for large inputs (lavapipe runs one per CPU thread), at least 1024 quads each.
   const parts = Math.max(1, Math.min(256, Math.ceil(n4 / 1024)));
   const chunk = Math.ceil(n4 / parts);
-  const partial = empty([parts * k]);
+  const partial = empty([parts * k], 'float32', kernel);
   launch({ kernel, code, grid: [parts], bind: [...inputs, partial], uniforms: FLAT_REDUCE_UNIFORMS.pack({ n, n4, chunk, parts }) });
-  const out = empty([k]);
+  const out = empty([k], 'float32', kernel);
   launch({ kernel: `${kernel}.parts`, code: SUM_PARTS, grid: grid1d(k, 64), bind: [partial, out], uniforms: SUM_PARTS_UNIFORMS.pack({ n: k, k, parts, scale }) });
   partial.dispose();
   return out;
@@ -85,7 +85,7 @@ export function tverskySums(p: Tensor, g: Tensor): Tensor {
   return record(out, 'tverskySums', [p, g], (gs) => {
     const n4 = Math.ceil(p.size / 4);
     const grad = (other: Tensor, a0: number, a1: number) => {
-      const d = empty(other.shape);
+      const d = empty(other.shape, 'float32', 'tverskySums backward');
       launch({ kernel: 'tverskySums.backward', code: SUMS_BACKWARD, grid: grid1d(n4, 256), bind: [gs, other, d], uniforms: SUMS_BACKWARD_UNIFORMS.pack({ n4, a0, a1 }) });
       return d;
     };
@@ -156,10 +156,10 @@ interface SumsLossOptions {
 /** A scalar loss (shape []) of the five sums. */
 function lossFromSums(name: string, sums: Tensor, o: SumsLossOptions): Tensor {
   const uniforms = LOSS_UNIFORMS.pack({ kind: o.kind, alpha: o.alpha, beta: o.beta, gamma: o.gamma, sm: o.smooth });
-  const out = empty([]);
+  const out = empty([], 'float32', name);
   launch({ kernel: name, code: LOSS_FORWARD, grid: [1], bind: [sums, out], uniforms });
   return record(out, name, [sums], (g) => {
-    const ds = empty([5]);
+    const ds = empty([5], 'float32', `${name} backward`);
     launch({ kernel: `${name}.backward`, code: LOSS_BACKWARD, grid: [1], bind: [sums, g, ds], uniforms });
     return [ds];
   });
@@ -258,7 +258,7 @@ export function bceWithLogits(logits: Tensor, target: Tensor): Tensor {
   return record(out, 'bceWithLogits', [logits, target], (g) => {
     const n4 = Math.ceil(n / 4);
     const grad = (which: number) => {
-      const d = empty(logits.shape);
+      const d = empty(logits.shape, 'float32', 'bceWithLogits backward');
       launch({
         kernel: 'bceWithLogits.backward', code: BCE_BACKWARD, grid: grid1d(n4, 256), bind: [g, logits, target, d],
         uniforms: BCE_BACKWARD_UNIFORMS.pack({ n4, which, invN: 1 / n }),

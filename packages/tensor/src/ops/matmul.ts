@@ -20,7 +20,7 @@ ${MATMUL_UNIFORMS.wgsl}
   out[row * p.n + col] = acc;
 }`;
 
-function matmulRaw(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
+function matmulRaw(a: Tensor, b: Tensor, transA: boolean, transB: boolean, op = 'matmul'): Tensor {
   const [ar, ac] = a.shape;
   const [br, bc] = b.shape;
   const m = transA ? ac : ar;
@@ -28,7 +28,7 @@ function matmulRaw(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tens
   const kb = transB ? bc : br;
   const n = transB ? br : bc;
   if (k !== kb) throw new Error(`matmul: inner dimensions differ: [${a.shape}]${transA ? 'ᵀ' : ''} x [${b.shape}]${transB ? 'ᵀ' : ''}`);
-  const out = empty([m, n]);
+  const out = empty([m, n], 'float32', op);
   launch({
     kernel: 'matmul',
     code: MATMUL,
@@ -46,7 +46,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank !== 2 || b.rank !== 2) throw new Error(`matmul: expects 2-D tensors, got [${a.shape}] and [${b.shape}]`);
   const out = matmulRaw(a, b, false, false);
   return record(out, 'matmul', [a, b], (g) => [
-    a.requiresGrad ? matmulRaw(g, b, false, true) : null, // dA = G Bᵀ
-    b.requiresGrad ? matmulRaw(a, g, true, false) : null, // dB = Aᵀ G
+    a.requiresGrad ? matmulRaw(g, b, false, true, 'matmul backward') : null, // dA = G Bᵀ
+    b.requiresGrad ? matmulRaw(a, g, true, false, 'matmul backward') : null, // dB = Aᵀ G
   ]);
 }

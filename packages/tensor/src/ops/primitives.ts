@@ -48,7 +48,12 @@ export function copyBlock(src: Tensor, dst: Tensor, rows: number, cols: number, 
 
 /** A new tensor with the same values. */
 export function copy(t: Tensor): Tensor {
-  const out = empty(t.shape, t.dtype);
+  return copyAs(t, 'copy');
+}
+
+/** `copy`, naming the operation `op` in errors. */
+function copyAs(t: Tensor, op: string): Tensor {
+  const out = empty(t.shape, t.dtype, op);
   copyBlock(t, out, 1, t.size, t.size, 0, t.size, 0);
   return out;
 }
@@ -91,12 +96,12 @@ ${ENTRY_1D(256)} {
 }`;
 }
 
-/** a (op) b with broadcasting, as a new tensor; not recorded. */
-export function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+/** a (op) b with broadcasting, as a new tensor; not recorded. `name` is the operation named in errors. */
+export function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor, name: string = op): Tensor {
   assertFloat(a, op);
   assertFloat(b, op);
   const shape = broadcastShapes(a.shape, b.shape, op);
-  const out = empty(shape);
+  const out = empty(shape, 'float32', name);
   if (sameShape(a.shape, b.shape)) {
     const n4 = Math.ceil(out.size / 4);
     launch({ kernel: op, code: binarySameShapeCode(op), grid: grid1d(n4, 256), bind: [a, b, out], uniforms: SAME_SHAPE_UNIFORMS.pack({ n4 }) });
@@ -133,10 +138,10 @@ ${ENTRY_1D(256)} {
 }`;
 
 /** Broadcast `x` to `shape`, as a new tensor (a copy when the shapes are equal); not recorded. */
-export function expandRaw(x: Tensor, shape: Shape): Tensor {
+export function expandRaw(x: Tensor, shape: Shape, op = 'expand'): Tensor {
   broadcastShapes(x.shape, shape, 'expand');
-  if (sameShape(x.shape, shape)) return copy(x);
-  const out = empty(shape);
+  if (sameShape(x.shape, shape)) return copyAs(x, op);
+  const out = empty(shape, 'float32', op);
   launch({
     kernel: 'expand',
     code: EXPAND,
@@ -239,7 +244,7 @@ function pad(dims: number[], strides: number[]): [number[], number[]] {
 }
 
 /** Sum of `x` over `axes` (sorted, distinct), times `scale`, as a flat tensor of the kept dims' sizes; not recorded. */
-export function sumRaw(x: Tensor, axes: number[], scale = 1): Tensor {
+export function sumRaw(x: Tensor, axes: number[], scale = 1, op = 'sum'): Tensor {
   assertFloat(x, 'sum');
   const st = stridesOf(x.shape);
   const keptDims: number[] = [];
@@ -259,17 +264,17 @@ export function sumRaw(x: Tensor, axes: number[], scale = 1): Tensor {
   const [rd, rs] = pad(redDims, redStrides);
   const nOut = kd.reduce((a, b) => a * b, 1);
   const nRed = rd.reduce((a, b) => a * b, 1);
-  if (nOut === 0) return empty([0]);
+  if (nOut === 0) return empty([0], 'float32', op);
   const geometry = { ...values4('k', kd), ...values4('ks', ks), ...values4('r', rd), ...values4('rs', rs) };
   if (nOut >= 2048 || nRed <= 64) {
-    const out = empty([nOut]);
+    const out = empty([nOut], 'float32', op);
     launch({ kernel: 'sum', code: PER_OUTPUT, grid: grid1d(nOut, 64), bind: [x, out], uniforms: PER_OUTPUT_UNIFORMS.pack({ nOut, ...geometry, scale }) });
     return out;
   }
   // Few outputs, long reductions: split each into parts so that there are enough workgroups.
   const parts = Math.max(1, Math.min(Math.ceil(nRed / 4096), Math.ceil(256 / nOut)));
   const chunk = Math.ceil(nRed / parts);
-  const target = empty([nOut * parts]);
+  const target = empty([nOut * parts], 'float32', op);
   launch({
     kernel: 'sum.workgroup',
     code: PER_WORKGROUP,
@@ -280,13 +285,13 @@ export function sumRaw(x: Tensor, axes: number[], scale = 1): Tensor {
   if (parts === 1) return target;
   const partial = target.view([nOut, parts]);
   target.dispose();
-  const r = sumRaw(partial, [1], scale);
+  const r = sumRaw(partial, [1], scale, op);
   partial.dispose();
   return r;
 }
 
 /** Sum a broadcast result `x` back down to `shape` (the inverse of broadcasting); not recorded. */
-export function sumToRaw(x: Tensor, shape: Shape): Tensor {
+export function sumToRaw(x: Tensor, shape: Shape, op = 'sumTo'): Tensor {
   const b = broadcastShapes(shape, x.shape, 'sumTo');
   if (!sameShape(b, x.shape)) throw new Error(`sumTo: [${shape}] does not broadcast to [${x.shape}]`);
   const lead = x.rank - shape.length;
@@ -295,7 +300,7 @@ export function sumToRaw(x: Tensor, shape: Shape): Tensor {
     if (i < lead || (shape[i - lead] === 1 && d !== 1)) axes.push(i);
   });
   if (axes.length === 0) return x.view([...shape]);
-  const flat = sumRaw(x, axes);
+  const flat = sumRaw(x, axes, 1, op);
   const out = flat.view([...shape]);
   flat.dispose();
   return out;

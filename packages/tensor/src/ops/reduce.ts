@@ -23,13 +23,13 @@ function reduceOp(op: string, x: Tensor, axes: number | number[] | undefined, ke
   const ax = normAxes(x, axes, op);
   const count = ax.reduce((a, i) => a * x.shape[i], 1);
   const scale = mean ? 1 / Math.max(count, 1) : 1;
-  const flat = sumRaw(x, ax, scale);
+  const flat = sumRaw(x, ax, scale, op);
   const y = flat.view(reducedShape(x, ax, keepDims));
   flat.dispose();
   return record(y, op, [x], (g) => {
     // Broadcast g (viewed with kept dims) back over the reduced axes.
     const gk = g.view(reducedShape(x, ax, true));
-    const gx = expandRaw(gk, x.shape);
+    const gx = expandRaw(gk, x.shape, `${op} backward`);
     gk.dispose();
     if (!mean) return [gx];
     const scaled = mulScalar(gx, scale);
@@ -50,7 +50,7 @@ export function mean(x: Tensor, axes?: number | number[], keepDims = false): Ten
 
 /** Sum a broadcast result back down to `shape` (the inverse of broadcasting). */
 export function sumTo(x: Tensor, shape: Shape): Tensor {
-  const flat = sumToRaw(x, shape);
+  const flat = sumToRaw(x, shape, 'sumTo');
   // Recorded as a reshape of x's sum: its gradient broadcasts back.
-  return record(flat, 'sumTo', [x], (g) => [expandRaw(g, x.shape)]);
+  return record(flat, 'sumTo', [x], (g) => [expandRaw(g, x.shape, 'sumTo backward')]);
 }

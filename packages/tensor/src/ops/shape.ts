@@ -3,8 +3,7 @@
 import { record } from '../autograd';
 import { empty, normAxis } from '../kernel';
 import { Tensor, shapeSize, type Shape } from '../tensor';
-import { zeros } from './creation';
-import { copyBlock } from './primitives';
+import { copyBlock, fill_ } from './primitives';
 
 /** Same values, new shape (one dimension may be -1). Shares the buffer. */
 export function reshape(x: Tensor, shape: Shape): Tensor {
@@ -33,10 +32,10 @@ export function slice(x: Tensor, axis: number, start: number, length: number): T
   }
   const shape = x.shape.map((v, i) => (i === a ? length : v));
   const [outer, inner] = outerInner(x.shape, a);
-  const y = empty(shape);
+  const y = empty(shape, 'float32', 'slice');
   copyBlock(x, y, outer, length * inner, d * inner, start * inner, length * inner, 0);
   return record(y, 'slice', [x], (g) => {
-    const gx = zeros(x.shape);
+    const gx = fill_(empty(x.shape, 'float32', 'slice backward'), 0);
     copyBlock(g, gx, outer, length * inner, length * inner, 0, d * inner, start * inner);
     return [gx];
   });
@@ -54,7 +53,7 @@ export function concat(xs: Tensor[], axis: number): Tensor {
   const total = xs.reduce((s, t) => s + t.shape[a], 0);
   const shape = xs[0].shape.map((v, i) => (i === a ? total : v));
   const [outer, inner] = outerInner(shape, a);
-  const y = empty(shape);
+  const y = empty(shape, 'float32', 'concat');
   let off = 0;
   const offsets = xs.map((t) => {
     const o = off;
@@ -65,7 +64,7 @@ export function concat(xs: Tensor[], axis: number): Tensor {
   return record(y, 'concat', xs, (g) =>
     xs.map((t, k) => {
       if (!t.requiresGrad) return null;
-      const gt = empty(t.shape);
+      const gt = empty(t.shape, 'float32', 'concat backward');
       copyBlock(g, gt, outer, t.shape[a] * inner, total * inner, offsets[k] * inner, t.shape[a] * inner, 0);
       return gt;
     }),

@@ -72,7 +72,7 @@ export function upsample2x(x: Tensor): Tensor {
   assertFloat(x, 'upsample2x');
   if (x.rank !== 4) throw new Error(`upsample2x: expects an NCHW tensor of rank 4, got shape [${x.shape}]`);
   const [n, c, h, w] = x.shape;
-  const y = empty([n, c, 2 * h, 2 * w]);
+  const y = empty([n, c, 2 * h, 2 * w], 'float32', 'upsample2x');
   const vec = w % 4 === 0;
   if (vec) {
     const n4 = x.size / 4;
@@ -81,7 +81,7 @@ export function upsample2x(x: Tensor): Tensor {
     launch({ kernel: 'upsample2x.scalar', code: FORWARD_SCALAR, grid: grid1d(y.size, 256), bind: [x, y], uniforms: SCALAR_UNIFORMS.pack({ n: y.size, w }) });
   }
   return record(y, 'upsample2x', [x], (g) => {
-    const dx = empty(x.shape);
+    const dx = empty(x.shape, 'float32', 'upsample2x backward');
     if (vec) {
       const n4 = x.size / 4;
       launch({ kernel: 'upsample2x.backward', code: BACKWARD_VEC, grid: grid1d(n4, 256), bind: [g, dx], uniforms: VEC_UNIFORMS.pack({ n4, w4: w / 4 }) });

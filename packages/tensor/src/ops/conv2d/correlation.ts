@@ -161,9 +161,10 @@ export function forwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry):
   const cg = g.s === 2 && shareFor(g.co, 2) ? 2 : 1;
   const { sigma, rows, cols, tilesX, tilesY, colStep, wp, hp } = forwardTiling(tile, g);
   const share = shareFor(g.co, cg);
-  const src = sourceOf(x, g.p, g.p, hp, wp, share > 0);
-  const wt = relayoutWeights(w, b, false);
-  const out = empty([g.n, g.co, g.ho, g.wo]);
+  // The output first: one too large for the adapter fails before any temporary is made.
+  const out = empty([g.n, g.co, g.ho, g.wo], 'float32', 'conv2d');
+  const src = sourceOf(x, g.p, g.p, hp, wp, share > 0, 'conv2d');
+  const wt = relayoutWeights(w, b, false, 'conv2d');
   const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma, rows, cols, rowNum: g.s, rowDen: 1, colStep, vec4Out: g.wo % 4 === 0, share, cg };
   runCorr(spec, src, wt, out, { n: g.n, c: g.ci, o: g.co, tilesX, tilesY, ho: g.ho, wo: g.wo });
   wt.dispose();
@@ -213,9 +214,9 @@ function inputGradPhased(gy: Tensor, w: Tensor, g: Geometry): Tensor | null {
   const wp = Math.max(...plans.map((p) => p.wp));
   const hp = Math.max(...plans.map((p) => p.hp));
   const share = shareFor(g.ci);
-  const wt = relayoutWeights(w, null, true);
-  const dx = empty([g.n, g.ci, g.h, g.w]);
-  const src = sourceOf(gy, by - pq, bx - pq, hp, wp, share > 0);
+  const dx = empty([g.n, g.ci, g.h, g.w], 'float32', 'conv2d backward (input)');
+  const wt = relayoutWeights(w, null, true, 'conv2d backward (input)');
+  const src = sourceOf(gy, by - pq, bx - pq, hp, wp, share > 0, 'conv2d backward (input)');
   for (const ph of plans) {
     const tile: Tile = { pw: ph.pw, pr: ph.pr, spaced: false };
     const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma: s, rows: ph.r, cols: ph.c, rowNum: 1, rowDen: s, colStep: ph.pw, vec4Out: false, share, cg: 1, phase: { s, py: ph.py, px: ph.px } };
@@ -251,9 +252,9 @@ export function inputGradRaw(gy: Tensor, w: Tensor, g: Geometry): Tensor {
   // (with s > 1, sigma is 1 and the last origin is a multiple of s)
   const hp = ((groups - 1) * pr * sigma + sigma - 1) / s + rowPlan.axis.maxOffset + 1;
   const share = shareFor(g.ci);
-  const src = sourceOf(gy, rowPlan.base - pq, colPlan.base - pq, hp, wp, share > 0);
-  const wt = relayoutWeights(w, null, true);
-  const dx = empty([g.n, g.ci, g.h, g.w]);
+  const dx = empty([g.n, g.ci, g.h, g.w], 'float32', 'conv2d backward (input)');
+  const src = sourceOf(gy, rowPlan.base - pq, colPlan.base - pq, hp, wp, share > 0, 'conv2d backward (input)');
+  const wt = relayoutWeights(w, null, true, 'conv2d backward (input)');
   const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma, rows: rowPlan.axis, cols: colPlan.axis, rowNum: 1, rowDen: s, colStep, vec4Out: g.w % 4 === 0, share, cg: 1 };
   runCorr(spec, src, wt, dx, { n: g.n, c: g.co, o: g.ci, tilesX, tilesY, ho: g.h, wo: g.w });
   wt.dispose();

@@ -173,9 +173,9 @@ ${ENTRY_1D(WG)} {
   out[q] = acc;
 }`;
 
-export function padPlanes(src: Tensor, top: number, left: number, hp: number, wp: number): Tensor {
+export function padPlanes(src: Tensor, top: number, left: number, hp: number, wp: number, op: string): Tensor {
   const [n, c, h, w] = src.shape;
-  const out = empty([n * c * hp * wp]);
+  const out = empty([n * c * hp * wp], 'float32', op);
   if (w % 4 === 0) {
     const m = ((left % 4) + 4) % 4;
     const left4 = (left - m) / 4;
@@ -192,13 +192,13 @@ export function padPlanes(src: Tensor, top: number, left: number, hp: number, wp
   return out;
 }
 
-export function relayoutWeights(w: Tensor, b: Tensor | null, transposed: boolean): Tensor {
+export function relayoutWeights(w: Tensor, b: Tensor | null, transposed: boolean, op: string): Tensor {
   const [co, ci, kh, kw] = w.shape;
   const T = kh * kw;
   const [c, o] = transposed ? [co, ci] : [ci, co];
   const o4 = Math.ceil(o / 4);
   const total = (c * T + 1) * o4;
-  const out = empty([total * 4]);
+  const out = empty([total * 4], 'float32', op);
   launch({
     kernel: 'conv2d.weights', code: RELAYOUT, grid: grid1d(total, WG), bind: [w, b ?? w, out],
     uniforms: RELAYOUT_UNIFORMS.pack({ total, c, o, o4, t: T, transposed: transposed ? 1 : 0, hasBias: b ? 1 : 0 }),
@@ -225,20 +225,20 @@ export interface Source {
  * read in place when the kernel's lanes share loads (whose bounds checks then give the zero
  * padding) and rows are whole vec4s; otherwise a zero-padded copy of hp x wp per plane.
  */
-export function sourceOf(src: Tensor, top: number, left: number, hp: number, wp: number, direct: boolean): Source {
+export function sourceOf(src: Tensor, top: number, left: number, hp: number, wp: number, direct: boolean, op: string): Source {
   if (direct && src.shape[3] % 4 === 0) {
     const m = ((left % 4) + 4) % 4;
     return { t: src, owned: false, sh: src.shape[2], wp: src.shape[3], top, lq: (left - m) / 4 + (m ? 1 : 0), c0: (4 - m) % 4 };
   }
-  return { t: padPlanes(src, top, left, hp, wp), owned: true, sh: hp, wp, top: 0, lq: 0, c0: 0 };
+  return { t: padPlanes(src, top, left, hp, wp, op), owned: true, sh: hp, wp, top: 0, lq: 0, c0: 0 };
 }
 
 /** The output gradient [N, C, H, W] as vec4s of 4 channels [N][C4][hg][wg], zero outside (wg a multiple of 4). */
-export function relayoutGrad(gy: Tensor, hg: number, wg: number): Tensor {
+export function relayoutGrad(gy: Tensor, hg: number, wg: number, op: string): Tensor {
   const [n, c, h, w] = gy.shape;
   const c4 = Math.ceil(c / 4);
   const total = n * c4 * hg * wg;
-  const out = empty([total * 4]);
+  const out = empty([total * 4], 'float32', op);
   if (w % 4 === 0) {
     const n4 = total / 4;
     launch({
@@ -255,8 +255,8 @@ export function relayoutGrad(gy: Tensor, hg: number, wg: number): Tensor {
 }
 
 /** dw [Cout, Cin, kh, kw] as the sum of the weight-gradient partials [parts][Cin][T][O4*4]. */
-export function sumWeightGradParts(partial: Tensor, co: number, ci: number, kh: number, kw: number, parts: number): Tensor {
-  const dw = empty([co, ci, kh, kw]);
+export function sumWeightGradParts(partial: Tensor, co: number, ci: number, kh: number, kw: number, parts: number, op: string): Tensor {
+  const dw = empty([co, ci, kh, kw], 'float32', op);
   const t = kh * kw;
   const total = co * ci * t;
   launch({

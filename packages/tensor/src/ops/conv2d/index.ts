@@ -78,7 +78,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
     const dx = x.requiresGrad ? (small ? inputGrad1x1(gy, w, g) : inputGradRaw(gy, w, g)) : null;
     const dw = w.requiresGrad ? (small ? weightGrad1x1(x, gy, g) : weightGradRaw(x, gy, g)) : null;
     if (!b) return [dx, dw];
-    return [dx, dw, b.requiresGrad ? sumRaw(gy, [0, 2, 3]) : null];
+    return [dx, dw, b.requiresGrad ? sumRaw(gy, [0, 2, 3], 1, 'conv2d backward (bias)') : null];
   });
 }
 

@@ -156,7 +156,7 @@ export function forward1x1(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry):
   const hwu = hw / v;
   const s = Math.ceil(hwu / PX);
   const total = g.n * s;
-  const out = empty([g.n, g.co, g.ho, g.wo]);
+  const out = empty([g.n, g.co, g.ho, g.wo], 'float32', 'conv2d');
   launch({
     kernel: 'conv2d.fwd1x1', code: fwd1x1Code(g.co, u, tuning().name === 'fallback'), grid: grid1d(total, WG), bind: [x, w, b ?? w, out],
     uniforms: FWD_UNIFORMS.pack({ ci: g.ci, hwu, s, total, bias: b ? 1 : 0 }),
@@ -171,7 +171,7 @@ export function inputGrad1x1(gy: Tensor, w: Tensor, g: Geometry): Tensor {
   const s = Math.ceil(hwu / PX);
   const nb = Math.ceil(g.ci / CB1);
   const total = g.n * nb * s;
-  const dx = empty([g.n, g.ci, g.h, g.w]);
+  const dx = empty([g.n, g.ci, g.h, g.w], 'float32', 'conv2d backward (input)');
   launch({ kernel: 'conv2d.dx1x1', code: dx1x1Code(g.co, u), grid: grid1d(total, WG), bind: [gy, w, dx], uniforms: DX_UNIFORMS.pack({ ci: g.ci, hwu, s, total, nb }) });
   return dx;
 }
@@ -197,10 +197,10 @@ export function weightGrad1x1(x: Tensor, gy: Tensor, g: Geometry): Tensor {
   // With one lane per block of input channels its sums are the gradient: no second pass (these are
   // the small planes, where a dispatch is a good part of the op's time).
   const direct = pt === 1;
-  const part = direct ? empty([g.co, g.ci, 1, 1]) : empty([g.co * g.ci * pt * v]);
+  const part = direct ? empty([g.co, g.ci, 1, 1], 'float32', 'conv2d backward (weights)') : empty([g.co * g.ci * pt * v], 'float32', 'conv2d backward (weights)');
   launch({ kernel: 'conv2d.dw1x1', code: dw1x1Code(g.co, cb, u, direct), grid: grid1d(total, WG), bind: [x, gy, part], uniforms: DW_UNIFORMS.pack({ ci: g.ci, hwu, pt, total, n: g.n }) });
   if (direct) return part;
-  const dw = empty([g.co, g.ci, 1, 1]);
+  const dw = empty([g.co, g.ci, 1, 1], 'float32', 'conv2d backward (weights)');
   const n = g.co * g.ci;
   launch({ kernel: 'conv2d.dw1x1Sum', code: dw1x1SumCode(u), grid: grid1d(n, WG), bind: [part, dw], uniforms: DW_SUM_UNIFORMS.pack({ total: n, pt }) });
   part.dispose();

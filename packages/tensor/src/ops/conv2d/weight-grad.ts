@@ -103,9 +103,9 @@ export function weightGradRaw(x: Tensor, gy: Tensor, g: Geometry): Tensor {
   const T = g.kh * g.kw;
 
   const share = shareFor(g.co);
-  const src = sourceOf(x, g.p, g.p, hp, wp, share > 0);
-  const gt = relayoutGrad(gy, hg, wg);
-  const partial = empty([parts * g.ci * T * o4 * 4]);
+  const src = sourceOf(x, g.p, g.p, hp, wp, share > 0, 'conv2d backward (weights)');
+  const gt = relayoutGrad(gy, hg, wg, 'conv2d backward (weights)');
+  const partial = empty([parts * g.ci * T * o4 * 4], 'float32', 'conv2d backward (weights)');
   const o4p = share ? Math.ceil(o4 / share) * share : o4;
   const total = o4p * nb * parts;
   const spec: DwSpec = { kh: g.kh, kw: g.kw, tile, cb, sigma, s: g.s, rows, cols: shiftCols(cols, src.c0), share };
@@ -113,7 +113,7 @@ export function weightGradRaw(x: Tensor, gy: Tensor, g: Geometry): Tensor {
     kernel: 'conv2d.weightGrad', code: dwCode(spec), grid: grid1d(total, WG), bind: [src.t, gt, partial],
     uniforms: DW_UNIFORMS.pack({ ci: g.ci, nb, o4, tilesX, tilesY, rowsTotal, rpp, total, wp4: src.wp / 4, sh: src.sh, hg, wg, o4p, top: src.top, lq: src.lq }),
   });
-  const dw = sumWeightGradParts(partial, g.co, g.ci, g.kh, g.kw, parts);
+  const dw = sumWeightGradParts(partial, g.co, g.ci, g.kh, g.kw, parts, 'conv2d backward (weights)');
   if (src.owned) src.t.dispose();
   gt.dispose();
   partial.dispose();

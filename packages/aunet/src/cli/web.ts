@@ -1,0 +1,60 @@
+// `pnpm --filter aunet web [--checkpoint FILE] [--port N]`: the web page that segments a CT scan
+// in the browser, served from this machine.
+
+import { resolve } from 'node:path';
+import { DEFAULT_RUNS_DIR, latestBestCheckpoint, startWebServer } from '../web/server';
+import { fail, numberFlag, parseFlags } from './common';
+
+const usage = `
+Serve the web page that segments COVID-19 lesions in a CT scan in the browser: the network runs
+on the browser's WebGPU with this project's own kernels, and the scan never leaves the machine
+(the page asks nothing of any server but this one). Open the printed URL in a browser with
+WebGPU (Chrome or Edge 113+, Safari 26, Firefox 141+ on Windows; on Linux, Chrome or Chromium
+with --enable-unsafe-webgpu --enable-features=Vulkan), drop a .nii / .nii.gz volume or a PNG or
+JPEG slice on it, and read the lesions, their area and burden; download the mask as NIfTI.
+
+Usage: pnpm --filter aunet web [options]
+
+  --checkpoint FILE   the model to serve (default: best.safetensors of the latest training run
+                      under runs/; without one the page asks for a .safetensors to be dropped)
+  --runs DIR          where to look for that latest run (default: packages/aunet/runs)
+  --port N            port to listen on (default 8750; 0: any free port)
+  --host ADDR         address to listen on (default 127.0.0.1, this machine only). Another
+                      address exposes the page (and the checkpoint) to the network, and
+                      browsers give WebGPU only to pages on localhost or https
+  -h, --help          this help
+
+The page logs one line per slice to the browser console ("aunet-timing slice=k/n ms=..."), and
+\`pnpm --filter aunet web-time\` prints the per-slice time in headless Chromium.
+`;
+
+const flags = parseFlags(usage, { checkpoint: { type: 'string' }, runs: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' } });
+
+try {
+  const port = numberFlag('port', flags.port, true) ?? 8750;
+  if (port < 0 || port > 65535) throw new Error(`--port must be 0 to 65535, got ${port}`);
+  const host = flags.host ?? '127.0.0.1';
+  let checkpoint: string | null = null;
+  let note: string | undefined;
+  if (flags.checkpoint) checkpoint = resolve(flags.checkpoint);
+  else {
+    const runs = resolve(flags.runs ?? DEFAULT_RUNS_DIR);
+    checkpoint = latestBestCheckpoint(runs);
+    if (!checkpoint) note = `No checkpoint was given to the server and no training run under ${flags.runs ?? 'runs/'} has a best.safetensors.`;
+  }
+  console.log('bundling the page…');
+  const server = await startWebServer({ checkpoint, note, port, host });
+  const i = server.info;
+  console.log(
+    i.available
+      ? `model: ${checkpoint} (${i.model!.model}, ${i.model!.inputSize}x${i.model!.inputSize}, filters ${i.model!.filters.join('-')}, epoch ${i.epoch})`
+      : `model: none (${note ?? 'no checkpoint'}): drop a .safetensors checkpoint on the page, or restart with --checkpoint FILE`,
+  );
+  if (!/^(127\.|localhost$|::1$)/.test(host)) console.log(`warning: listening on ${host}: anyone who can reach it gets the page and the checkpoint; browsers elsewhere give WebGPU only to https pages`);
+  console.log(`open ${server.url} in a browser with WebGPU (Ctrl-C stops the server)`);
+  const stop = () => void server.close().then(() => process.exit(0));
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+} catch (e) {
+  fail(e);
+}

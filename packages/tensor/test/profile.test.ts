@@ -1,0 +1,76 @@
+// The profiler: every dispatch timed once, attributed to its kernel kind and to the section its
+// op ran in (backward included), from timestamp queries and from host timers; results unchanged.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { setupGPU } from '../src/testing';
+import * as T from '../src/index';
+
+test.before(setupGPU);
+
+/** One training-like step of a conv, instance norm and ReLU block in section "block", the loss in "loss". */
+async function step(): Promise<{ y: number[]; gw: number[] }> {
+  return T.scope(async () => {
+    const x = T.randn([2, 3, 8, 8], { seed: 1 });
+    const w = T.randn([4, 3, 3, 3], { seed: 2, requiresGrad: true });
+    const gamma = T.ones([4], { requiresGrad: true });
+    const beta = T.zeros([4], { requiresGrad: true });
+    const h = T.profileSection('block', () => T.relu(T.instanceNorm(T.conv2d(x, w, null, { padding: 1 }), gamma, beta)));
+    const loss = T.profileSection('loss', () => T.sum(T.mul(h, h)));
+    T.backward(loss);
+    const out = { y: await h.array(), gw: await w.grad!.array() };
+    T.dispose(w.grad!, gamma.grad!, beta.grad!);
+    return out;
+  });
+}
+
+test('sections nest and end with their function, also when it throws', () => {
+  assert.is(T.profileSection('a', () => T.profileSection('b', () => T.currentSection())), 'a/b');
+  assert.throws(() => T.profileSection('a', () => { throw new Error('boom'); }), /boom/);
+  assert.is(T.currentSection(), '');
+});
+
+for (const timestamps of [true, false]) {
+  test(`a profiled step (${timestamps ? 'timestamp queries' : 'host timers'}): every dispatch once, by kind and section; same results`, async () => {
+    const plain = await step();
+    const rt = T.runtime();
+    if (timestamps && !rt.device.features.has('timestamp-query')) {
+      console.log('  (this adapter has no timestamp-query: the host-timer path is tested below)');
+      return;
+    }
+    const before = rt.counters.dispatches;
+    await rt.startProfile({ timestamps });
+    const profiled = await step();
+    const p = await rt.stopProfile();
+    assert.is(p.source, timestamps ? 'timestamps' : 'host');
+    assert.equal(profiled, plain, 'profiling changes no value');
+    assert.is(p.dispatches.length, rt.counters.dispatches - before, 'each dispatch timed once');
+    for (const d of p.dispatches) assert.ok(Number.isFinite(d.ms) && d.ms >= 0, `${d.kernel}: ${d.ms} ms`);
+    const sum = p.dispatches.reduce((s, d) => s + d.ms, 0);
+    assert.ok(sum > 0 && sum <= p.wallMs * 1.01 + 1, `device ${sum} ms within wall ${p.wallMs} ms`);
+    assert.ok(p.encodeMs > 0 && p.waitMs >= 0 && p.uploadMs >= 0);
+
+    const kinds = new Set(p.dispatches.map((d) => T.kernelKind(d.kernel, d.backward)));
+    for (const k of ['conv forward', 'conv input gradient', 'conv weight gradient', 'instance norm forward', 'instance norm backward']) {
+      assert.ok(kinds.has(k), `kind "${k}" in [${[...kinds]}]`);
+    }
+    // The conv's forward and its gradients are in "block"; the loss's sum in "loss".
+    const conv = p.dispatches.filter((d) => d.kernel.startsWith('conv2d.'));
+    assert.ok(conv.every((d) => d.section === 'block'), `conv sections: ${[...new Set(conv.map((d) => d.section))]}`);
+    assert.ok(conv.some((d) => d.backward) && conv.some((d) => !d.backward));
+    assert.ok(p.dispatches.some((d) => d.kernel.startsWith('sum') && d.section === 'loss' && !d.backward));
+    const s = T.summariseProfile(p);
+    assert.ok(Math.abs(s.byKind.reduce((a, r) => a + r.ms, 0) - sum) < 1e-6);
+    assert.ok(Math.abs(s.byKind.reduce((a, r) => a + r.share, 0) - 1) < 1e-9);
+    assert.ok(s.bySection.some((r) => r.name === 'block backward') && s.bySection.some((r) => r.name === 'block'));
+  });
+}
+
+test('start twice or stop without start: clear errors; profiling ends cleanly', async () => {
+  const rt = T.runtime();
+  await rt.startProfile();
+  await rt.startProfile().then(() => assert.unreachable('started twice'), (e: Error) => assert.match(e.message, /already running/));
+  await rt.stopProfile();
+  await rt.stopProfile().then(() => assert.unreachable('stopped twice'), (e: Error) => assert.match(e.message, /no profile is running/));
+});
+
+test.run();
