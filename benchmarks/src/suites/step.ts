@@ -148,8 +148,13 @@ async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>, profile
     if (profileStep) {
       // One more step, every dispatch timed (a pass per dispatch makes it a little slower).
       await rt.startProfile();
-      await step();
-      profile = summariseStepProfile(await rt.stopProfile());
+      try {
+        await step();
+      } finally {
+        // Always stop, so that a failed step leaves the runtime unprofiled for the next case.
+        const p = await rt.stopProfile();
+        profile = summariseStepProfile(p);
+      }
     }
     return { ms: t.ms, runs: t.runs, peak, dispatches, params, profile };
   } finally {

@@ -73,7 +73,10 @@ export async function batchLossAndGradients(model: AUNet, x: Float32Array, y: Fl
   const sums = new Float64Array(5);
   for (const start of starts) {
     const chunkSums = await scope(async () => {
-      const sChunk = noGrad(() => tverskySums(sigmoid(model.forward(part(x, start, count(start), inChannels))), part(y, start, count(start), 1)));
+      const sChunk = noGrad(() => {
+        const logits = model.forward(part(x, start, count(start), inChannels));
+        return profileSection('loss', () => tverskySums(sigmoid(logits), part(y, start, count(start), 1)));
+      });
       return sChunk.data();
     });
     chunkSums.forEach((v, k) => (sums[k] += v));
@@ -82,8 +85,9 @@ export async function batchLossAndGradients(model: AUNet, x: Float32Array, y: Fl
   // Pass 2: back-propagate dL/dS through each chunk's own sums.
   for (const start of starts) {
     await scope(async () => {
-      const sChunk: Tensor = tverskySums(sigmoid(model.forward(part(x, start, count(start), inChannels))), part(y, start, count(start), 1));
-      backward(sum(mul(sChunk, tensor(partials, [5]))));
+      const logits = model.forward(part(x, start, count(start), inChannels));
+      const weighted: Tensor = profileSection('loss', () => sum(mul(tverskySums(sigmoid(logits), part(y, start, count(start), 1)), tensor(partials, [5]))));
+      backward(weighted);
     });
   }
   return value;

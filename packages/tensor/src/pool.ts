@@ -31,7 +31,8 @@ export class BufferPool {
   private pooled = 0;
   private liveBuffers = 0;
   /** Buffers whose creation ran out of memory (invalid): destroyed on release, never reused. */
-  private readonly failed = new Set<GPUBuffer>();
+  // Weak: a failed buffer that trim() destroyed while free is never released, and must not stay here.
+  private readonly failed = new WeakSet<GPUBuffer>();
 
   /**
    * `onError` receives an out-of-memory error reported by the device after createBuffer returned
@@ -99,7 +100,7 @@ export class BufferPool {
     const size = buffer.size;
     this.inUse -= size;
     this.liveBuffers--;
-    if (this.failed.size && this.failed.delete(buffer)) {
+    if (this.failed.delete(buffer)) {
       buffer.destroy();
       return;
     }

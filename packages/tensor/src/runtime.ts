@@ -107,7 +107,8 @@ async function getGPU(): Promise<GPU> {
   for (const [k, v] of Object.entries(mod.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
-  if (!dawnInstance) dawnInstance = mod.create([]);
+  // Dawn rounds timestamps (a browser's guard against timing attacks); the profiler wants them exact.
+  if (!dawnInstance) dawnInstance = mod.create(['disable-dawn-features=timestamp_quantization']);
   return dawnInstance as GPU;
 }
 
@@ -162,6 +163,7 @@ export class Runtime {
   readonly counters = { dispatches: 0, submits: 0, pipelinesCompiled: 0, readbacks: 0 };
   /** Set between startProfile() and stopProfile(). */
   private profiler: Profiler | null = null;
+  private profileStarting = false;
 
   private constructor(
     readonly device: GPUDevice,
@@ -377,24 +379,32 @@ export class Runtime {
    * run in; profiling makes the work itself a little slower (a pass per dispatch).
    */
   async startProfile(o: { timestamps?: boolean } = {}): Promise<void> {
-    if (this.profiler) throw new Error('startProfile: a profile is already running; call stopProfile() first');
-    await this.sync();
+    if (this.profiler || this.profileStarting) throw new Error('startProfile: a profile is already running; call stopProfile() first');
+    this.profileStarting = true;
+    try {
+      await this.sync();
+    } finally {
+      this.profileStarting = false;
+    }
     const timestamps = (o.timestamps ?? true) && this.device.features.has('timestamp-query');
-    this.profiler = new Profiler(this.device, timestamps, this.maxDispatches);
+    // Two queries a dispatch; a query set holds at most 4096.
+    this.profiler = new Profiler(this.device, timestamps, Math.min(this.maxDispatches, 2048));
   }
 
   /** Stop profiling: waits for the work profiled and returns every dispatch's time. */
   async stopProfile(): Promise<Profile> {
     const profiler = this.profiler;
     if (!profiler) throw new Error('stopProfile: no profile is running; call startProfile() first');
+    let wallMs: number;
     try {
       await this.sync();
-      await profiler.finish();
+      wallMs = performance.now() - profiler.started;
     } finally {
       this.profiler = null;
+      await profiler.finish();
     }
     const { dispatches, encodeMs, uploadMs, waitMs } = profiler;
-    return { source: profiler.timestamps ? 'timestamps' : 'host', dispatches, wallMs: performance.now() - profiler.started, encodeMs, uploadMs, waitMs };
+    return { source: profiler.timestamps ? 'timestamps' : 'host', dispatches, wallMs, encodeMs, uploadMs, waitMs };
   }
 
   /**
