@@ -2,7 +2,7 @@
 // optional mirroring test-time augmentation. Browser-safe.
 
 import { noGrad, runtime, scope, sigmoid, tensor } from '@aunet/tensor';
-import type { Volume } from './data/nifti';
+import type { NiftiImage, NiftiSpace, Volume } from './data/nifti';
 import { normaliseImage, type IntensityKind } from './data/normalise';
 import { resizeBilinear, resizeImage } from './data/transforms';
 import type { AUNet, ModelConfig } from './model';
@@ -137,7 +137,17 @@ export async function predictVolume(
     });
     o.onProgress?.(start + ks.length, nz);
   }
+  return { dims: [nx, ny, nz], probabilities, mask: thresholdMask(probabilities, threshold), image: data, intensity: kind, threshold };
+}
+
+/** 1 where the probability is at least `threshold`, else 0. */
+export function thresholdMask(probabilities: Float32Array, threshold: number): Uint8Array {
   const mask = new Uint8Array(probabilities.length);
   for (let i = 0; i < mask.length; i++) mask[i] = probabilities[i] >= threshold ? 1 : 0;
-  return { dims: [nx, ny, nz], probabilities, mask, image: data, intensity: kind, threshold };
+  return mask;
+}
+
+/** The lesion mask as `predict` writes it: uint8, with the input's dimensions and spatial header. */
+export function lesionMaskImage(volume: Volume, mask: Uint8Array, space: NiftiSpace = volume.space): NiftiImage {
+  return { dims: volume.dims, data: mask, datatype: 'uint8', space, description: 'aunet lesion mask' };
 }

@@ -12,7 +12,7 @@ import type { Volume } from '../data/nifti';
 import { lesionMask } from '../data/normalise';
 import { bodyMask, lesionCsv, lesionReport, type BurdenReference } from '../lesions';
 import { displayFlips, overlayPng, type OverlayStyle } from '../overlay';
-import { mirroredTTA, modelPredictor, predictVolume } from '../predict';
+import { lesionMaskImage, mirroredTTA, modelPredictor, predictVolume } from '../predict';
 import { fail, numberFlag, parseFlags, trackBar } from './common';
 
 const usage = `
@@ -131,7 +131,7 @@ try {
     const reference: BurdenReference = lungMask ? 'lung' : 'body';
     const report = lesionReport(p.mask, lungMask ?? bodyMask(p.image, nx, ny, nz), volume.dims, volume.space, reference);
     const stem = join(out, name);
-    writeNifti(`${stem}_lesions.nii.gz`, { dims: volume.dims, data: p.mask, datatype: 'uint8', space: volume.space, description: 'aunet lesion mask' });
+    writeNifti(`${stem}_lesions.nii.gz`, lesionMaskImage(volume, p.mask));
     if (flags.probabilities) {
       writeNifti(`${stem}_probabilities.nii.gz`, { dims: volume.dims, data: p.probabilities, datatype: 'float32', space: volume.space, description: 'aunet lesion probability' });
     }

@@ -5,6 +5,7 @@ import { DataError } from '../data/errors';
 import { defaultSpace, encodeNifti, isGzip, parseNifti, type NiftiSpace, type Volume } from '../data/nifti';
 import { normaliseImage, type IntensityKind } from '../data/normalise';
 import { bodyMask, lesionReport, type LesionReport } from '../lesions';
+import { lesionMaskImage } from '../predict';
 
 export type DroppedKind = 'nifti' | 'picture' | 'checkpoint';
 
@@ -88,13 +89,6 @@ export function windowPresets(intensity: IntensityKind): { name: string; window:
   ];
 }
 
-/** 1 where the probability is at least `threshold`, as `predictVolume` thresholds. */
-export function thresholdMask(probabilities: Float32Array, threshold: number): Uint8Array {
-  const mask = new Uint8Array(probabilities.length);
-  for (let i = 0; i < mask.length; i++) mask[i] = probabilities[i] >= threshold ? 1 : 0;
-  return mask;
-}
-
 /** The lesion report `predict` writes without a lung mask: burden over the body found in the image. */
 export function pageReport(mask: Uint8Array, image: Float32Array, volume: Volume, body?: Uint8Array): { report: LesionReport; body: Uint8Array } {
   const [nx, ny, nz] = volume.dims;
@@ -102,9 +96,9 @@ export function pageReport(mask: Uint8Array, image: Float32Array, volume: Volume
   return { report: lesionReport(mask, b, volume.dims, volume.space, 'body'), body: b };
 }
 
-/** The mask as `predict` writes it: uint8 NIfTI-1 with the input's dimensions and spatial header (not yet gzipped). */
+/** The mask as `predict` writes it, as NIfTI-1 bytes (not yet gzipped). */
 export function maskNifti(volume: Volume, mask: Uint8Array, space = volume.space): Uint8Array {
-  return encodeNifti({ dims: volume.dims, data: mask, datatype: 'uint8', space, description: 'aunet lesion mask' });
+  return encodeNifti(lesionMaskImage(volume, mask, space));
 }
 
 /** The file name stem of an input: scan.nii.gz -> scan. */

@@ -3,9 +3,9 @@
 // burden as `predict` does, and download the mask. Browser only; bundled by server.ts.
 
 import { init, type Runtime } from '@aunet/tensor';
-import { CheckpointError, DataError, lesionCsv, loadModel, mirroredTTA, modelPredictor, predictVolume, type AUNet, type IntensityKind, type LesionReport, type TrainConfig, type Volume } from '../index';
+import { CheckpointError, DataError, lesionCsv, loadModel, mirroredTTA, modelPredictor, predictVolume, thresholdMask, type AUNet, type IntensityKind, type LesionReport, type TrainConfig, type Volume } from '../index';
 import { encodeNifti } from '../data/nifti';
-import { ACCEPTED, classifyFile, defaultWindow, displaySpace, isOriented, maskNifti, pageReport, stem, thresholdMask, volumeFromNifti, volumeFromPicture, windowPresets } from './inputs';
+import { ACCEPTED, classifyFile, defaultWindow, displaySpace, isOriented, maskNifti, pageReport, stem, volumeFromNifti, volumeFromPicture, windowPresets } from './inputs';
 import { CanvasViewer, hasWebGL2, NiivueViewer, type Viewer } from './viewer';
 
 // ---------------------------------------------------------------------------------------------
