@@ -3,7 +3,7 @@
 // Browser-safe.
 
 import { resizeDataset, type SliceDataset } from './data/dataset';
-import { resizeBilinear } from './data/transforms';
+import { resizeBilinear, resizeNearest } from './data/transforms';
 import { SegmentationMetrics, scores, type Scores } from './metrics';
 import type { AUNet } from './model';
 import { mirroredTTA, modelPredictor, predictProbabilities } from './predict';
@@ -20,8 +20,25 @@ export interface ResolutionReport {
 export interface EvaluationReport {
   slices: number[];
   threshold: number;
+  /** Where predictions were kept (a lung mask's file), when they were restricted to a region. */
+  region?: string;
   model: ResolutionReport;
   original: ResolutionReport;
+}
+
+export interface EvaluateOptions {
+  batch?: number;
+  threshold?: number;
+  tta?: boolean;
+  /** Keep predictions inside this region only (see {@link scoreSlices}). */
+  region?: Region;
+  onProgress?: (done: number) => void;
+}
+
+/** A region of every slice of a dataset, at its original resolution (a lung mask), and what it is. */
+export interface Region {
+  masks: Uint8Array[];
+  source: string;
 }
 
 /**
@@ -29,13 +46,14 @@ export interface EvaluationReport {
  * input size (images for the network, nearest-resized masks for the model-resolution scores).
  * For the original resolution the probabilities are resized back (bilinear), thresholded and
  * compared with the original masks. `tta`: the mean over the four mirrorings (see mirroredTTA).
+ * `region`: see {@link scoreSlices}.
  */
 export async function evaluateSlices(
   model: AUNet,
   ds: SliceDataset,
   resized: { images: Float32Array[]; masks: Uint8Array[] },
   indices: number[],
-  o: { batch?: number; threshold?: number; tta?: boolean; onProgress?: (done: number) => void } = {},
+  o: EvaluateOptions = {},
 ): Promise<EvaluationReport> {
   const images = indices.map((i) => resized.images[i]);
   let probs: Float32Array[];
@@ -45,7 +63,7 @@ export async function evaluateSlices(
   } else {
     probs = await predictProbabilities(model, images, o.batch ?? 4, o.onProgress);
   }
-  return scoreSlices(probs, model.config.inputSize, ds, resized.masks, indices, o.threshold ?? 0.5);
+  return scoreSlices(probs, model.config.inputSize, ds, resized.masks, indices, o.threshold ?? 0.5, o.region);
 }
 
 /**
@@ -56,7 +74,7 @@ export async function evaluate(
   model: AUNet,
   ds: SliceDataset,
   indices: number[] = Array.from({ length: ds.count }, (_, i) => i),
-  o: { batch?: number; threshold?: number; tta?: boolean; onProgress?: (done: number) => void } = {},
+  o: EvaluateOptions = {},
 ): Promise<EvaluationReport> {
   return evaluateSlices(model, ds, resizeDataset(ds, model.config.inputSize), indices, o);
 }
@@ -83,13 +101,24 @@ export function resolutionReport(probs: ArrayLike<number>[], masks: Uint8Array[]
 /**
  * Scores of the probabilities `probs` (at the model's size `size`) of the slices `indices`, at
  * that size against the resized masks and, resized back bilinearly, at the original size.
+ * With a `region` (a lung mask: lesions lie in the lungs) predictions outside it count as
+ * background, at the model's size against the region resized by nearest pixel.
  */
-export function scoreSlices(probs: Float32Array[], size: number, ds: SliceDataset, resizedMasks: Uint8Array[], indices: number[], threshold = 0.5): EvaluationReport {
+export function scoreSlices(probs: Float32Array[], size: number, ds: SliceDataset, resizedMasks: Uint8Array[], indices: number[], threshold = 0.5, region?: Region): EvaluationReport {
   checkFinite(probs, indices);
-  const full = probs.map((p) => (size === ds.height && size === ds.width ? p : resizeBilinear(p, size, size, ds.height, ds.width)));
+  let full = probs.map((p) => (size === ds.height && size === ds.width ? p : resizeBilinear(p, size, size, ds.height, ds.width)));
+  if (region) {
+    if (region.masks.length !== ds.count || region.masks.some((m) => m.length !== ds.height * ds.width)) {
+      throw new Error(`the region ${region.source} must have ${ds.count} slices of ${ds.height}x${ds.width}, the data's shape`);
+    }
+    const inside = (p: Float32Array, m: Uint8Array) => p.map((v, i) => (m[i] ? v : 0));
+    probs = probs.map((p, j) => inside(p, resizeNearest(region.masks[indices[j]], ds.height, ds.width, size, size)));
+    full = full.map((p, j) => inside(p, region.masks[indices[j]]));
+  }
   return {
     slices: [...indices],
     threshold,
+    ...(region ? { region: region.source } : {}),
     model: resolutionReport(probs, indices.map((i) => resizedMasks[i]), indices, `${size}x${size}`, threshold),
     original: resolutionReport(full, indices.map((i) => ds.masks[i]), indices, `${ds.height}x${ds.width}`, threshold),
   };

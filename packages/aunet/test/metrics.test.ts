@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { confusion, scores, SegmentationMetrics } from '../src/metrics';
-import { pooledLoss } from '../src/evaluate';
+import { pooledLoss, scoreSlices } from '../src/evaluate';
+import type { SliceDataset } from '../src/data/dataset';
 import type { LossSpec } from '../src/step';
 
 const FTL: LossSpec = { loss: 'ftl', alpha: 0.7, beta: 0.3, gamma: 4 / 3 };
@@ -51,3 +52,24 @@ test('pooled soft losses: perfect prediction 0, focal Tversky by hand', () => {
 });
 
 test.run();
+
+test('scoreSlices with a region: predictions outside it count as background', () => {
+  const plane = (on: number[]) => Uint8Array.from({ length: 16 }, (_, i) => (on.includes(i) ? 1 : 0));
+  const masks = [plane([0, 1]), plane([5])];
+  const ds = { images: masks.map(() => new Float32Array(16)), masks, height: 4, width: 4, count: 2, intensity: 'unit', imageSource: 'im', maskSource: 'mask', lesionPixels: [2, 1] } as SliceDataset;
+  const probs = [Float32Array.from(plane([0, 1, 15])), Float32Array.from(plane([5, 6]))];
+  const plain = scoreSlices(probs, 4, ds, masks, [0, 1]);
+  assert.equal(plain.original.perSlice.map((s) => s.predictedPixels), [3, 2]);
+  assert.is(plain.region, undefined);
+  // The region leaves out pixel 15 (a false positive) of slice 0 and pixel 5 (a lesion) of slice 1.
+  const all = Array.from({ length: 16 }, (_, i) => i);
+  const region = { source: 'lungs.nii.gz', masks: [plane(all.filter((i) => i !== 15)), plane(all.filter((i) => i !== 5))] };
+  const r = scoreSlices(probs, 4, ds, masks, [0, 1], 0.5, region);
+  assert.is(r.region, 'lungs.nii.gz');
+  for (const res of [r.model, r.original]) {
+    assert.equal(res.perSlice.map((s) => [s.predictedPixels, s.lesionPixels]), [[2, 2], [1, 1]]);
+    assert.is(res.perSlice[0].dice, 1);
+    assert.is(res.perSlice[1].dice, 0);
+  }
+  assert.throws(() => scoreSlices(probs, 4, ds, masks, [0, 1], 0.5, { source: 'short.nii', masks: [region.masks[0]] }), /short\.nii must have 2 slices of 4x4/);
+});

@@ -13,7 +13,7 @@ import { Conv2d, manualSeed, saveCheckpoint } from '@aunet/nn';
 import { defaultTrainConfig, validateTrainConfig, type TrainConfig } from '../src/config';
 import { CheckpointError, CONFIG_KEY, configFromMetadata } from '../src/checkpoint';
 import { loadRunCheckpoint } from '../src/checkpoint-file';
-import { DEFAULT_DATA_DIR } from '../src/data/files';
+import { DEFAULT_DATA_DIR, writeNifti } from '../src/data/files';
 import { AUNet } from '../src/model';
 import { BEST, DivergedError, EVALUATION_FILE, LAST, LOG, train, type EpochRecord } from '../src/train';
 import { LOCK_FILE, RunLockedError } from '../src/lock';
@@ -220,6 +220,24 @@ t('commands: --help, bad flags, a missing data folder, evaluate', () => {
   const ttaReport = JSON.parse(readFileSync(join(straight, 'evaluation-best-tta.json'), 'utf8'));
   assert.equal(ttaReport.slices, report.slices);
   for (const v of Object.values(ttaReport.model.pooled) as number[]) assert.ok(v >= 0 && v <= 1);
+  // Restricted to the shipped lung mask: no more predicted pixels than without, its own report.
+  const lung = cli('evaluate', ['--checkpoint', join(straight, BEST), '--lung-mask', join(DEFAULT_DATA_DIR, 'tr_lungmask.nii.gz')]);
+  assert.is(lung.code, 0, lung.err.join('\n'));
+  assert.match(lung.out, /predictions restricted to the lungs of .*tr_lungmask\.nii\.gz/);
+  const lungReport = JSON.parse(readFileSync(join(straight, 'evaluation-best-lung.json'), 'utf8'));
+  assert.match(lungReport.region, /tr_lungmask\.nii\.gz$/);
+  assert.equal(lungReport.slices, report.slices);
+  const predicted = (r: { original: { perSlice: { predictedPixels: number }[] } }) => r.original.perSlice.map((s) => s.predictedPixels);
+  const inLung = predicted(lungReport);
+  predicted(report).forEach((n, j) => assert.ok(inLung[j] <= n, `slice ${j}: ${inLung[j]} <= ${n}`));
+  // A lung mask of another shape: one line naming it and the data, no report.
+  const small = join(tmp, 'small-lungs.nii.gz');
+  writeNifti(small, { dims: [4, 4, 2], data: new Uint8Array(32).fill(1), datatype: 'uint8' });
+  const wrong = cli('evaluate', ['--checkpoint', join(straight, BEST), '--lung-mask', small, '--json', join(tmp, 'never.json')]);
+  assert.is(wrong.code, 1);
+  assert.is(wrong.err.length, 1, wrong.err.join('\n'));
+  assert.match(wrong.err[0], /small-lungs\.nii\.gz is 4 x 4 x 2 but .* is 512 x 512 x 100: the lung mask must have the image's shape/);
+  assert.not.ok(existsSync(join(tmp, 'never.json')));
 });
 
 t.run();

@@ -4,7 +4,7 @@ import * as R from '../src/reference/index';
 import { checkOp, randomRef, setupGPU, testRng, toTensor } from '../src/testing';
 import * as T from '../src/index';
 import type { Rng } from '../src/random';
-import { forwardAxis, inputGradAxis } from '../src/ops/conv2d/taps';
+import { forwardAxis, inputGradAxis, rowSpacing } from '../src/ops/conv2d/taps';
 
 test.before(setupGPU);
 test.after(() => T.setConv2dVariant('auto'));
@@ -43,6 +43,17 @@ test('tap planning: forward and input-gradient axes match the definition, for ev
       }
     }
   }
+});
+
+test('row spacing: the dilation, unless spaced tiles would reach far past a small plane', () => {
+  const tile = { pr: 4, spaced: true };
+  assert.is(rowSpacing(tile, 8, 1, 4), 1, '8 rows, dilation 4: spaced 4-row tiles would cover 16');
+  assert.is(rowSpacing(tile, 16, 1, 4), 4);
+  assert.is(rowSpacing(tile, 100, 1, 4), 4, '112 rows covered instead of 100: within a quarter');
+  assert.is(rowSpacing(tile, 8, 1, 2), 2);
+  assert.is(rowSpacing(tile, 64, 2, 2), 1, 'stride 2: never spaced');
+  assert.is(rowSpacing({ pr: 4, spaced: false }, 64, 1, 4), 1);
+  assert.is(rowSpacing(tile, 64, 1, 1), 1);
 });
 
 interface Case {
@@ -116,7 +127,8 @@ const FALLBACK_CASES: Case[] = [
   { x: [2, 32, 5, 6], cout: 32, k: 3, padding: 1 },
   { x: [1, 32, 4, 8], cout: 32, k: 3, padding: 1, fd: 6 },
   { x: [1, 32, 6, 8], cout: 32, k: 3, padding: 2, dilation: 2, fd: 6 },
-  { x: [1, 32, 5, 8], cout: 28, k: 3, padding: 4, dilation: 4, bias: false, fd: 6 },
+  { x: [1, 32, 5, 8], cout: 28, k: 3, padding: 4, dilation: 4, bias: false, fd: 6 }, // contiguous tile rows (see rowSpacing)
+  { x: [1, 32, 16, 8], cout: 32, k: 3, padding: 4, dilation: 4, fd: 6 }, // tile rows spaced 4 apart
   { x: [1, 32, 4, 16], cout: 32, k: 3, padding: 1, stride: 2, fd: 6 },
   { x: [1, 32, 7, 12], cout: 32, k: 3, padding: 1, stride: 2, fd: 6 },
   // Stride 2 where 8 channels per lane still fill 3/4 of a subgroup's lanes (41-64 channels, on

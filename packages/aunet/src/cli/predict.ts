@@ -7,9 +7,7 @@ import { writeFileAtomic } from '@aunet/nn';
 import { init } from '@aunet/tensor';
 import { loadRunCheckpoint } from '../checkpoint-file';
 import { DataError } from '../data/errors';
-import { readVolume, writeNifti } from '../data/files';
-import type { Volume } from '../data/nifti';
-import { lesionMask } from '../data/normalise';
+import { readLungMask, readVolume, writeNifti } from '../data/files';
 import { bodyMask, lesionCsv, lesionReport, type BurdenReference } from '../lesions';
 import { displayFlips, overlayPng, type OverlayStyle } from '../overlay';
 import { lesionMaskImage, mirroredTTA, modelPredictor, predictVolume } from '../predict';
@@ -74,13 +72,6 @@ function inputs(input: string, lungMask: string | undefined): { file: string; lu
   return files.map((n) => ({ file: join(input, n), lung: lungMask && join(lungMask, n) }));
 }
 
-function checkLungMask(lung: Volume, image: Volume): Uint8Array {
-  if (lung.dims.some((d, i) => d !== image.dims[i])) {
-    throw new DataError(`${lung.source} is ${lung.dims.join(' x ')} but ${image.source} is ${image.dims.join(' x ')}: the lung mask must have the image's shape.`, lung.source);
-  }
-  return lesionMask(lung); // > 0.5: the same reading as label masks
-}
-
 try {
   if (!flags.checkpoint) throw new Error('--checkpoint FILE is required (see --help)');
   if (!flags.input) throw new Error('--input PATH is required (see --help)');
@@ -104,7 +95,7 @@ try {
 
   for (const { file, lung } of todo) {
     const volume = readVolume(file);
-    const lungMask = lung ? checkLungMask(readVolume(lung), volume) : undefined;
+    const lungMask = lung ? readLungMask(lung, volume.dims, file) : undefined;
     const [nx, ny, nz] = volume.dims;
     const name = basename(file).replace(NIFTI, '');
     const bar = trackBar(

@@ -7,6 +7,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { buildDataset, type SliceDataset } from './dataset';
 import { DataError } from './errors';
 import { encodeNifti, isGzip, parseNifti, type NiftiImage, type Volume } from './nifti';
+import { lesionMask } from './normalise';
 
 /** The MedSeg COVID-19 copy shipped with the package (packages/aunet/data/medseg-covid). */
 export const DEFAULT_DATA_DIR = fileURLToPath(new URL('../../data/medseg-covid', import.meta.url));
@@ -77,6 +78,22 @@ function readError(file: string, err: unknown): DataError {
   const why =
     code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a folder, not a file' : `cannot be read (${(err as Error).message})`;
   return new DataError(`${file} ${why}. Pass the path of a .nii or .nii.gz file.`, file);
+}
+
+/**
+ * A lung mask (inside: values above 0.5, as label masks are read) from `file` for the volume
+ * `of` (its file, for the message) of dims `dims` (x, y, slices); DataError naming both when the
+ * shapes differ.
+ */
+export function readLungMask(file: string, dims: readonly number[], of: string): Uint8Array {
+  const lung = readVolume(file);
+  if (lung.dims.length !== dims.length || lung.dims.some((d, i) => d !== dims[i])) {
+    throw new DataError(
+      `${file} is ${lung.dims.join(' x ')} but ${of} is ${dims.join(' x ')}: the lung mask must have the image's shape.`,
+      file,
+    );
+  }
+  return lesionMask(lung);
 }
 
 /** Finds, reads and checks the image and mask of a data folder (default: {@link resolveDataDir}). */

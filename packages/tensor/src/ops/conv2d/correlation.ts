@@ -4,7 +4,7 @@ import { empty, grid1d, launch, uniformStruct } from '../../kernel';
 import type { Tensor } from '../../tensor';
 import type { Geometry } from './geometry';
 import { relayoutWeights, sourceOf, type Source } from './helpers';
-import { COMP, forwardTiling, inputGradAxis, plan, shiftCols, tapCode, tiledKernelFrame, type AxisPlan } from './taps';
+import { COMP, forwardTiling, inputGradAxis, plan, rowSpacing, shiftCols, tapCode, tiledKernelFrame, type AxisPlan } from './taps';
 import { WG, shareFor, tuning, type Tile } from './tuning';
 
 // o4: groups of 4 output channels; og: lanes per tile (o4 / cg); ogp: og rounded up to the
@@ -239,7 +239,7 @@ export function inputGradRaw(gy: Tensor, w: Tensor, g: Geometry): Tensor {
   const pw = Math.ceil(t.pw / (4 * s)) * 4 * s;
   const pr = Math.ceil(t.pr / s) * s;
   const tile: Tile = { pw, pr, spaced: t.spaced };
-  const sigma = t.spaced && s === 1 ? g.d : 1;
+  const sigma = rowSpacing(tile, g.h, s, g.d);
   const pm = g.p % s;
   const pq = (g.p - pm) / s;
   const rowPlan = inputGradAxis(pr, sigma, g.kh, s, g.d, pm);

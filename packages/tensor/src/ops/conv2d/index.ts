@@ -9,7 +9,7 @@
 //   time, so an input row is loaded once as a few aligned vec4s and every value is picked from
 //   them by a constant swizzle; rows that several (output row, kernel row) pairs need are loaded
 //   once. With dilation d and stride 1 a tile's rows are spaced d apart, so rows are shared for
-//   every d.
+//   every d (unless the plane is too small for spaced tiles, see rowSpacing).
 // - Zero padding: either a zero-padded copy of the planes with rows of whole vec4s (no bounds
 //   checks in the inner loop), or, when the lanes share loads (below) and rows are whole vec4s,
 //   the planes are read in place and each lane's loads carry a bounds check computed once,

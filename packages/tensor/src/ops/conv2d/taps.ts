@@ -155,12 +155,26 @@ export function tiledKernelFrame(share: number, wg: number): { enable: string[];
 }
 
 /**
+ * The spacing of a tile's rows over a plane of `h` rows: the dilation with spaced tiles and
+ * stride 1, unless spacing makes the tiles cover over a quarter more rows than contiguous ones
+ * would (a small plane: 8 rows with dilation 4 and 4-row tiles leave half of every tile's rows
+ * past the plane, where contiguous tiles leave none: 4x512x8x8 forward 1.6x, input gradient
+ * 1.35x faster on lavapipe).
+ */
+export function rowSpacing(tile: { pr: number; spaced: boolean }, h: number, s: number, d: number): number {
+  if (!tile.spaced || s !== 1 || d === 1) return 1;
+  const spacedRows = Math.ceil(h / (tile.pr * d)) * tile.pr * d;
+  const contiguousRows = Math.ceil(h / tile.pr) * tile.pr;
+  return spacedRows <= 1.25 * contiguousRows ? d : 1;
+}
+
+/**
  * The tiling of a forward-direction pass (forward, weight gradient) over the output: rows spaced
  * `sigma` apart (the dilation, with stride 1 and spaced tiles), the taps of each tile row and
  * column, the tile counts, and the extent (hp rows x wp columns) of the padded input it reads.
  */
 export function forwardTiling(tile: { pw: number; pr: number; spaced: boolean }, g: { s: number; d: number; kh: number; kw: number; ho: number; wo: number }) {
-  const sigma = tile.spaced && g.s === 1 ? g.d : 1;
+  const sigma = rowSpacing(tile, g.ho, g.s, g.d);
   const rows = forwardAxis(tile.pr, sigma, g.kh, g.s, g.d);
   const cols = forwardAxis(tile.pw, 1, g.kw, g.s, g.d);
   const tilesX = Math.ceil(g.wo / tile.pw);
