@@ -2,7 +2,7 @@
 // @aunet/nn's layers. Browser-safe: no Node imports, no WGSL.
 
 import { Conv2d, DeepSupervisionHead, DualAttention, InstanceNorm2d, Module, ResDilBlock, release } from '@aunet/nn';
-import { concat, profileSection, relu, upsample2x, type Tensor } from '@aunet/tensor';
+import { concat, profileSection, upsample2x, type Tensor } from '@aunet/tensor';
 
 /** Everything needed to rebuild a model; stored in every checkpoint's metadata. */
 export interface ModelConfig {
@@ -68,8 +68,7 @@ export class ConvBlock extends Module {
 
   forward(x: Tensor): Tensor {
     const c = this.conv.forward(x);
-    const n = release(c, this.norm.forward(c));
-    return release(n, relu(n));
+    return release(c, this.norm.forwardRelu(c));
   }
 }
 

@@ -1,7 +1,7 @@
 // Layers. Each holds its parameters (seeded initialisers) and calls the fused kernels of
 // @aunet/tensor; tensors are NCHW float32.
 
-import { Rng, add, channelAttention, conv2d, dualAttention, instanceNorm, relu, sigmoid, spatialAttention, upsample2x, type Tensor } from '@aunet/tensor';
+import { Rng, add, channelAttention, conv2d, dualAttention, instanceNorm, instanceNormRelu, relu, sigmoid, spatialAttention, upsample2x, type Tensor } from '@aunet/tensor';
 import { getDefaultRng, glorotUniform, kaimingNormal, onesInit, zerosInit, type Initializer } from './init';
 import { Module, Parameter } from './module';
 
@@ -107,6 +107,12 @@ export class InstanceNorm2d extends Module {
   forward(x: Tensor): Tensor {
     checkInput(x, 'InstanceNorm2d', this.channels);
     return instanceNorm(x, this.weight?.value ?? null, this.bias?.value ?? null, this.eps);
+  }
+
+  /** relu(forward(x) + residual), the residual optional, as one fused op (instanceNormRelu). */
+  forwardRelu(x: Tensor, residual: Tensor | null = null): Tensor {
+    checkInput(x, 'InstanceNorm2d', this.channels);
+    return instanceNormRelu(x, this.weight?.value ?? null, this.bias?.value ?? null, residual, this.eps);
   }
 }
 
@@ -261,12 +267,9 @@ export class ResDilBlock extends Module {
   forward(x: Tensor): Tensor {
     checkInput(x, 'ResDilBlock', this.channels);
     const c1 = this.conv1.forward(x);
-    const n1 = release(c1, this.norm1.forward(c1));
-    const r1 = release(n1, relu(n1));
+    const r1 = release(c1, this.norm1.forwardRelu(c1));
     const c2 = release(r1, this.conv2.forward(r1));
-    const n2 = release(c2, this.norm2.forward(c2));
-    const s = release(n2, add(n2, x));
-    return release(s, relu(s));
+    return release(c2, this.norm2.forwardRelu(c2, x));
   }
 }
 

@@ -53,6 +53,63 @@ test('instanceNorm: gamma without beta', async () => {
   });
 });
 
+test('instanceNormRelu: relu(instanceNorm + residual), forward and gradients of all four inputs', async () => {
+  const rng = testRng('instanceNormRelu');
+  for (const shape of [...SHAPES, [1, 2, 48, 48]]) {
+    const c = shape[1];
+    const x = randomRef(rng, shape, { low: -2, high: 3 });
+    const gamma = randomRef(rng, [c], { low: 0.5, high: 1.5 });
+    const beta = randomRef(rng, [c]);
+    const residual = randomRef(rng, shape);
+    await checkOp({
+      name: `instanceNormRelu residual [${shape}]`, rng, inputs: [x, gamma, beta, residual],
+      gpu: ([t, ga, be, r]) => T.instanceNormRelu(t, ga, be, r),
+      ref: ([t, ga, be, r]) => R.instanceNormRelu(t, ga, be, r),
+      refBackward: ([t, ga, be, r], g) => R.instanceNormReluBackward(t, ga, be, r, 1e-5, g),
+    });
+    await checkOp({
+      name: `instanceNormRelu [${shape}]`, rng, inputs: [x, gamma, beta],
+      gpu: ([t, ga, be]) => T.instanceNormRelu(t, ga, be),
+      ref: ([t, ga, be]) => R.instanceNormRelu(t, ga, be, null),
+      refBackward: ([t, ga, be], g) => R.instanceNormReluBackward(t, ga, be, null, 1e-5, g).slice(0, 3),
+    });
+  }
+  // Only the residual wants a gradient (the input is a constant), and the reverse.
+  const shape = [2, 3, 8, 12];
+  const x = randomRef(rng, shape);
+  const residual = randomRef(rng, shape);
+  for (const grad of [[false, true], [true, false]]) {
+    await checkOp({
+      name: `instanceNormRelu grads [${grad}]`, rng, inputs: [x, residual], grad,
+      gpu: ([t, r]) => T.instanceNormRelu(t, null, null, r),
+      ref: ([t, r]) => R.instanceNormRelu(t, null, null, r),
+      refBackward: ([t, r], g) => { const b = R.instanceNormReluBackward(t, null, null, r, 1e-5, g); return [b[0], b[3]]; },
+    });
+  }
+});
+
+test('instanceNormRelu: the same as relu(instanceNorm(x) + r) composed of the separate ops', async () => {
+  const rng = testRng('instanceNormRelu.composed');
+  const x = toTensor(randomRef(rng, [2, 4, 9, 12]));
+  const r = toTensor(randomRef(rng, [2, 4, 9, 12]));
+  const gamma = toTensor(randomRef(rng, [4], { low: 0.5, high: 1.5 }));
+  const beta = toTensor(randomRef(rng, [4]));
+  const fused = await T.instanceNormRelu(x, gamma, beta, r).data();
+  const composed = await T.relu(T.add(T.instanceNorm(x, gamma, beta), r)).data();
+  expectClose(fused, composed, 1e-6, 'fused vs composed');
+});
+
+test('instanceNormRelu: a residual of another shape is refused', () => {
+  const x = T.zeros([1, 2, 4, 4]);
+  let message = '';
+  try {
+    T.instanceNormRelu(x, null, null, T.zeros([1, 2, 4, 5]));
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  if (!/instanceNormRelu: the residual has shape \[1,2,4,5\], the input \[1,2,4,4\]/.test(message)) throw new Error(`unexpected: ${message}`);
+});
+
 test('instanceNorm: 512x512 planes with a large offset stay within 1e-5 (planes split into parts)', async () => {
   const rng = testRng('instanceNorm.large');
   for (const [shape, lo, hi] of [[[1, 2, 512, 512], 10, 11], [[1, 3, 255, 257], -1, 1]] as [number[], number, number][]) {

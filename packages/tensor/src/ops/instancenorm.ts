@@ -18,6 +18,11 @@
 //      dgamma[c] = sum g*xhat, and per plane the coefficients of dx = a*g + b*(x - mean) + c0 with
 //      a = rstd*gamma, b = -a*rstd*mean(g*xhat), c0 = -a*mean(g).
 //   3. `instanceNorm.backward.apply`: dx (one read of g and x, one write).
+// instanceNormRelu fuses the blocks' epilogue, relu(IN(x) + residual), into those passes: the
+// apply pass adds the residual and clamps; the backward reads the output y for the ReLU's mask
+// (g * (y > 0)) in both passes and writes the residual's gradient beside dx. Neither the
+// normalised nor the summed tensor is written or kept for the backward: two fewer passes over the
+// activation forward, one backward, and two fewer saved activations per res_dil block.
 
 import { record } from '../autograd';
 import { ENTRY_1D, empty, grid1d, launch, linearIndex, uniformStruct } from '../kernel';
@@ -113,31 +118,49 @@ ${ENTRY_1D(64)} {
   stats[plane] = vec4<f32>(r.y, rstd, rstd * g, b);
 }`;
 
+/** What follows the affine: a residual added (an extra input) and a ReLU. */
+interface Epilogue {
+  residual: boolean;
+  relu: boolean;
+}
+
+const PLAIN: Epilogue = { residual: false, relu: false };
+
 // Element-wise over planes: workgroup (x: 256 quads, y: plane), 4 quads per thread, strided.
-const APPLY = (vec: boolean) => `
+const APPLY = (vec: boolean, e: Epilogue) => `
 ${APPLY_UNIFORMS.wgsl}
 ${planeBuffer('x', 1, 'read', vec)}
 @group(0) @binding(2) var<storage, read> stats: array<vec4<f32>>;
 ${planeBuffer('y', 3, 'read_write', vec)}
+${e.residual ? planeBuffer('res', 4, 'read', vec) : ''}
 @compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let plane = wid.y; let base = plane * p.hw;
   let s = stats[plane];
   for (var k = 0u; k < 4u; k++) {
     let q = wid.x * 256u + k * 64u + lid.x;
-    if (q < p.q) { st_y(base, q, (ld_x(base, q) - s.x) * s.z + s.w); }
+    if (q < p.q) {
+      var v = (ld_x(base, q) - s.x) * s.z + s.w;
+      ${e.residual ? 'v += ld_res(base, q);' : ''}
+      ${e.relu ? 'v = max(v, vec4<f32>(0.0));' : ''}
+      st_y(base, q, v);
+    }
   }
 }`;
 
-const BACKWARD_REDUCE = (vec: boolean) =>
+// The upstream gradient as the normalisation sees it: through the ReLU's mask when there is one.
+const maskedGrad = (relu: boolean) => (relu ? 'select(vec4<f32>(0.0), ld_g(base, q), ld_y(base, q) > vec4<f32>(0.0))' : 'ld_g(base, q)');
+
+const BACKWARD_REDUCE = (vec: boolean, relu: boolean) =>
   planeReduceCode(
     2,
     REDUCE_UNIFORMS,
     `${planeBuffer('g', 1, 'read', vec)}
 ${planeBuffer('x', 2, 'read', vec)}
 @group(0) @binding(3) var<storage, read> stats: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;`,
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+${relu ? planeBuffer('y', 5, 'read', vec) : ''}`,
     'let mean = stats[plane].x;',
-    'let gv = ld_g(base, q); let t0 = gv; let t1 = gv * (ld_x(base, q) - mean);',
+    `let gv = ${maskedGrad(relu)}; let t0 = gv; let t1 = gv * (ld_x(base, q) - mean);`,
   );
 
 // One invocation per channel: dgamma, dbeta, and the per-plane dx coefficients (a, b, c0, mean).
@@ -168,25 +191,32 @@ ${ENTRY_1D(64)} {
   dbeta[c] = sg;
 }`;
 
-const BACKWARD_APPLY = (vec: boolean) => `
+// Bindings after dx: y (with a ReLU), then the residual's gradient dres (with a residual).
+const BACKWARD_APPLY = (vec: boolean, e: Epilogue) => `
 ${APPLY_UNIFORMS.wgsl}
 ${planeBuffer('g', 1, 'read', vec)}
 ${planeBuffer('x', 2, 'read', vec)}
 @group(0) @binding(3) var<storage, read> coef: array<vec4<f32>>;
 ${planeBuffer('dx', 4, 'read_write', vec)}
+${e.relu ? planeBuffer('y', 5, 'read', vec) : ''}
+${e.residual ? planeBuffer('dres', e.relu ? 6 : 5, 'read_write', vec) : ''}
 @compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let plane = wid.y; let base = plane * p.hw;
   let k = coef[plane];
   for (var i = 0u; i < 4u; i++) {
     let q = wid.x * 256u + i * 64u + lid.x;
-    if (q < p.q) { st_dx(base, q, k.x * ld_g(base, q) + (k.y * (ld_x(base, q) - k.w) + k.z)); }
+    if (q < p.q) {
+      let gv = ${maskedGrad(e.relu)};
+      st_dx(base, q, k.x * gv + (k.y * (ld_x(base, q) - k.w) + k.z));
+      ${e.residual ? 'st_dres(base, q, gv);' : ''}
+    }
   }
 }`;
 
-function checkParam(t: Tensor | null, c: number, what: string): void {
+function checkParam(t: Tensor | null, c: number, what: string, op: string): void {
   if (!t) return;
-  if (t.dtype !== 'float32') throw new Error(`instanceNorm: ${what} must be float32, got ${t.dtype}`);
-  if (t.size !== c) throw new Error(`instanceNorm: ${what} has shape [${t.shape}] (${t.size} values), expected ${c} (one per channel)`);
+  if (t.dtype !== 'float32') throw new Error(`${op}: ${what} must be float32, got ${t.dtype}`);
+  if (t.size !== c) throw new Error(`${op}: ${what} has shape [${t.shape}] (${t.size} values), expected ${c} (one per channel)`);
 }
 
 /** Per (sample, channel) statistics as vec4 (mean, rstd, rstd*gamma, beta), [planes*4]. */
@@ -212,29 +242,46 @@ function statistics(x: Tensor, g: PlaneGeom, gamma: Tensor | null, beta: Tensor 
  * when given (any shape holding C values).
  */
 export function instanceNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps = 1e-5): Tensor {
-  const g = planeGeom(x, 'instanceNorm');
-  checkParam(gamma, g.c, 'gamma');
-  checkParam(beta, g.c, 'beta');
-  const y = empty(x.shape, 'float32', 'instanceNorm');
+  return normalise('instanceNorm', x, gamma, beta, null, PLAIN, eps);
+}
+
+/**
+ * relu(instanceNorm(x, gamma, beta) + residual) (residual optional, of x's shape) in the passes
+ * of instanceNorm alone: the conv block's and the res_dil block's epilogue. Differentiable in x,
+ * gamma, beta and the residual; the ReLU's gradient at 0 is 0, as relu's.
+ */
+export function instanceNormRelu(x: Tensor, gamma: Tensor | null, beta: Tensor | null, residual: Tensor | null = null, eps = 1e-5): Tensor {
+  return normalise('instanceNormRelu', x, gamma, beta, residual, { residual: residual !== null, relu: true }, eps);
+}
+
+function normalise(op: string, x: Tensor, gamma: Tensor | null, beta: Tensor | null, residual: Tensor | null, e: Epilogue, eps: number): Tensor {
+  const g = planeGeom(x, op);
+  checkParam(gamma, g.c, 'gamma', op);
+  checkParam(beta, g.c, 'beta', op);
+  if (residual) {
+    if (residual.dtype !== 'float32') throw new Error(`${op}: the residual must be float32, got ${residual.dtype}`);
+    if (residual.shape.join() !== x.shape.join()) throw new Error(`${op}: the residual has shape [${residual.shape}], the input [${x.shape}]; they must match`);
+  }
+  const y = empty(x.shape, 'float32', op);
   if (x.size === 0) return y;
   const stats = statistics(x, g, gamma, beta, eps);
   const tiles = Math.ceil(g.q / 256);
   const apply = APPLY_UNIFORMS.pack({ hw: g.hw, q: g.q });
-  launch({ kernel: 'instanceNorm.apply', code: APPLY(g.vec), grid: [tiles, g.planes], bind: [x, stats, y], uniforms: apply });
-  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
-  const out = record(y, 'instanceNorm', inputs, (gy) => {
+  launch({ kernel: `${op}.apply`, code: APPLY(g.vec, e), grid: [tiles, g.planes], bind: [x, stats, y, ...(residual ? [residual] : [])], uniforms: apply });
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : []), ...(residual ? [residual] : [])];
+  const out = record(y, op, inputs, (gy) => {
     const { parts, chunk } = planeParts(g);
-    const partial = empty([g.planes * parts * 2], 'float32', 'instanceNorm backward');
+    const partial = empty([g.planes * parts * 2], 'float32', `${op} backward`);
     launch({
-      kernel: 'instanceNorm.backward.reduce', code: BACKWARD_REDUCE(g.vec), grid: [parts, g.planes],
-      bind: [gy, x, stats, partial], uniforms: REDUCE_UNIFORMS.pack({ hw: g.hw, q: g.q, parts, chunk }),
+      kernel: `${op}.backward.reduce`, code: BACKWARD_REDUCE(g.vec, e.relu), grid: [parts, g.planes],
+      bind: [gy, x, stats, partial, ...(e.relu ? [y] : [])], uniforms: REDUCE_UNIFORMS.pack({ hw: g.hw, q: g.q, parts, chunk }),
     });
-    const coef = empty([g.planes * 4], 'float32', 'instanceNorm backward');
+    const coef = empty([g.planes * 4], 'float32', `${op} backward`);
     // Always written (tiny); freed below when not wanted.
-    let dgamma: Tensor | null = empty(gamma?.shape ?? [g.c], 'float32', 'instanceNorm backward');
-    let dbeta: Tensor | null = empty(beta?.shape ?? [g.c], 'float32', 'instanceNorm backward');
+    let dgamma: Tensor | null = empty(gamma?.shape ?? [g.c], 'float32', `${op} backward`);
+    let dbeta: Tensor | null = empty(beta?.shape ?? [g.c], 'float32', `${op} backward`);
     launch({
-      kernel: 'instanceNorm.backward.finalize', code: BACKWARD_FINALIZE, grid: grid1d(g.c, 64),
+      kernel: `${op}.backward.finalize`, code: BACKWARD_FINALIZE, grid: grid1d(g.c, 64),
       bind: [partial, stats, gamma ?? stats, coef, dgamma, dbeta],
       uniforms: BACKWARD_FINALIZE_UNIFORMS.pack({ n: g.n, c: g.c, parts, flags: gamma ? 1 : 0, hw: g.hw }),
     });
@@ -248,12 +295,27 @@ export function instanceNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | nul
       dbeta = null;
     }
     let dx: Tensor | null = null;
-    if (x.requiresGrad) {
-      dx = empty(x.shape, 'float32', 'instanceNorm backward');
-      launch({ kernel: 'instanceNorm.backward.apply', code: BACKWARD_APPLY(g.vec), grid: [tiles, g.planes], bind: [gy, x, coef, dx], uniforms: apply });
+    let dr: Tensor | null = null;
+    const wantResidual = residual?.requiresGrad ?? false;
+    if (x.requiresGrad || wantResidual) {
+      // One pass writes both; dx is made (and dropped) also when only the residual wants a gradient.
+      dx = empty(x.shape, 'float32', `${op} backward`);
+      dr = e.residual ? empty(x.shape, 'float32', `${op} backward`) : null;
+      launch({
+        kernel: `${op}.backward.apply`, code: BACKWARD_APPLY(g.vec, e), grid: [tiles, g.planes],
+        bind: [gy, x, coef, dx, ...(e.relu ? [y] : []), ...(dr ? [dr] : [])], uniforms: apply,
+      });
+      if (!x.requiresGrad) {
+        dx.dispose();
+        dx = null;
+      }
+      if (dr && !wantResidual) {
+        dr.dispose();
+        dr = null;
+      }
     }
     coef.dispose();
-    return [dx, ...(gamma ? [dgamma] : []), ...(beta ? [dbeta] : [])];
+    return [dx, ...(gamma ? [dgamma] : []), ...(beta ? [dbeta] : []), ...(residual ? [dr] : [])];
   });
   // Nothing will run the backward: the statistics are not needed.
   if (!out.gradFn) stats.dispose();

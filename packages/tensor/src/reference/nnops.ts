@@ -85,6 +85,21 @@ export function instanceNormBackward(x: Ref, gamma: Ref | null, _beta: Ref | nul
   return [dx, dgamma, dbeta];
 }
 
+/** relu(instanceNorm(x, gamma, beta) + residual), the residual optional. */
+export function instanceNormRelu(x: Ref, gamma: Ref | null, beta: Ref | null, residual: Ref | null, eps = 1e-5): Ref {
+  const y = instanceNorm(x, gamma, beta, eps);
+  for (let i = 0; i < y.data.length; i++) y.data[i] = Math.max(0, y.data[i] + (residual ? residual.data[i] : 0));
+  return y;
+}
+
+/** [dx, dgamma, dbeta, dresidual]: instanceNormBackward of the gradient through the ReLU's mask (y > 0), which is also dresidual. */
+export function instanceNormReluBackward(x: Ref, gamma: Ref | null, beta: Ref | null, residual: Ref | null, eps: number, g: Ref): [Ref, Ref, Ref, Ref] {
+  const y = instanceNormRelu(x, gamma, beta, residual, eps);
+  const masked = refZeros(x.shape);
+  for (let i = 0; i < masked.data.length; i++) masked.data[i] = y.data[i] > 0 ? g.data[i] : 0;
+  return [...instanceNormBackward(x, gamma, beta, eps, masked), masked];
+}
+
 // ---- attention --------------------------------------------------------------------------------
 
 const sig = (z: number) => 1 / (1 + Math.exp(-z));
