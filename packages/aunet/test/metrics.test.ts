@@ -51,7 +51,6 @@ test('pooled soft losses: perfect prediction 0, focal Tversky by hand', () => {
   assert.ok(Math.abs(pooledLoss(q, h, FTL) - Math.pow(1 - ti, 0.75)) < 1e-12);
 });
 
-test.run();
 
 test('scoreSlices with a region: predictions outside it count as background', () => {
   const plane = (on: number[]) => Uint8Array.from({ length: 16 }, (_, i) => (on.includes(i) ? 1 : 0));
@@ -73,3 +72,5 @@ test('scoreSlices with a region: predictions outside it count as background', ()
   }
   assert.throws(() => scoreSlices(probs, 4, ds, masks, [0, 1], 0.5, { source: 'short.nii', masks: [region.masks[0]] }), /short\.nii must have 2 slices of 4x4/);
 });
+
+test.run();

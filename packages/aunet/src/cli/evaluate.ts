@@ -45,7 +45,7 @@ try {
   const ds = await loadDataset(data);
   const warning = checkSameData(metadata[DATA_KEY], ds, file);
   if (warning) console.log(warning);
-  const lungFile = flags['lung-mask'] && resolve(flags['lung-mask']);
+  const lungFile = flags['lung-mask'] !== undefined ? resolve(flags['lung-mask']) : undefined;
   const region = lungFile ? { source: lungFile, masks: slicesOf(readLungMask(lungFile, [ds.width, ds.height, ds.count], ds.imageSource), ds.height * ds.width) } : undefined;
   const split = splitFor(config, ds.count);
   console.log(`${file}: ${config.model.model}, ${config.model.inputSize}x${config.model.inputSize}, epoch ${epoch}; ${split.test.length} test slices of ${data}`);

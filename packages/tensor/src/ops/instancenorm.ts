@@ -300,18 +300,14 @@ function normalise(op: string, x: Tensor, gamma: Tensor | null, beta: Tensor | n
     if (x.requiresGrad || wantResidual) {
       // One pass writes both; dx is made (and dropped) also when only the residual wants a gradient.
       dx = empty(x.shape, 'float32', `${op} backward`);
-      dr = e.residual ? empty(x.shape, 'float32', `${op} backward`) : null;
+      dr = wantResidual ? empty(x.shape, 'float32', `${op} backward`) : null;
       launch({
-        kernel: `${op}.backward.apply`, code: BACKWARD_APPLY(g.vec, e), grid: [tiles, g.planes],
+        kernel: `${op}.backward.apply`, code: BACKWARD_APPLY(g.vec, { relu: e.relu, residual: dr !== null }), grid: [tiles, g.planes],
         bind: [gy, x, coef, dx, ...(e.relu ? [y] : []), ...(dr ? [dr] : [])], uniforms: apply,
       });
       if (!x.requiresGrad) {
         dx.dispose();
         dx = null;
-      }
-      if (dr && !wantResidual) {
-        dr.dispose();
-        dr = null;
       }
     }
     coef.dispose();
