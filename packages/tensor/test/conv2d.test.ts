@@ -57,14 +57,15 @@ test('row spacing: the dilation, unless spaced tiles would reach far past a smal
   assert.is(rowSpacing(tile, 64, 1, 1), 1);
 });
 
-test('correlation tiles: 8x8 on the fallback variant for 3x3, stride 1, dilation 1 or 2; 8x4 otherwise', () => {
+test('correlation tiles: 8x8 for the fallback input gradient of 3x3, stride 1, dilation 1 or 2; 8x4 otherwise', () => {
   const size = (t: { pw: number; pr: number }) => `${t.pw}x${t.pr}`;
   const k3 = { kh: 3, kw: 3, s: 1, d: 1 };
   try {
     T.setConv2dVariant('fallback');
-    assert.is(size(correlationTile('fwd', k3)), '8x8');
+    assert.is(size(correlationTile('dx', k3)), '8x8');
     assert.is(size(correlationTile('dx', { ...k3, d: 2 })), '8x8');
-    assert.is(size(correlationTile('fwd', { ...k3, d: 4 })), '8x4');
+    assert.is(size(correlationTile('fwd', k3)), '8x4');
+    assert.is(size(correlationTile('dx', { ...k3, d: 4 })), '8x4');
     assert.is(size(correlationTile('dx', { ...k3, s: 2 })), '8x4');
     assert.is(size(correlationTile('fwd', { ...k3, kh: 5, kw: 5 })), '8x4');
     T.setConv2dVariant('gpu');
