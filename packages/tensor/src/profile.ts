@@ -66,7 +66,7 @@ export function kernelKind(kernel: string, backward: boolean): string {
     if (/^conv2d\.(weightGrad|weightGradSum|gradLayout|dw1x1)/.test(kernel)) return 'conv weight gradient';
     return backward ? 'conv input gradient' : 'conv forward';
   }
-  if (kernel.startsWith('instanceNorm.') || kernel.startsWith('instanceNormRelu.')) return backward ? 'instance norm backward' : 'instance norm forward';
+  if (/^instanceNorm(Relu)?\./.test(kernel)) return backward ? 'instance norm backward' : 'instance norm forward';
   if (kernel.startsWith('attention.') || kernel.startsWith('dualAttention')) return backward ? 'attention backward' : 'attention forward';
   if (kernel.startsWith('adam')) return 'optimiser';
   if (/^(sum|mean|tverskySums|bceWithLogits|matmul)/.test(kernel)) return backward ? 'reductions, loss backward' : 'reductions, loss';

@@ -5,7 +5,7 @@ import { checkOp, randomRef, setupGPU, testRng, toTensor } from '../src/testing'
 import * as T from '../src/index';
 import type { Rng } from '../src/random';
 import { forwardAxis, inputGradAxis, rowSpacing } from '../src/ops/conv2d/taps';
-import { correlationTile } from '../src/ops/conv2d/tuning';
+import { inputGradTile, tuning } from '../src/ops/conv2d/tuning';
 
 test.before(setupGPU);
 test.after(() => T.setConv2dVariant('auto'));
@@ -62,14 +62,14 @@ test('correlation tiles: 8x8 for the fallback input gradient of 3x3, stride 1, d
   const k3 = { kh: 3, kw: 3, s: 1, d: 1 };
   try {
     T.setConv2dVariant('fallback');
-    assert.is(size(correlationTile('dx', k3)), '8x8');
-    assert.is(size(correlationTile('dx', { ...k3, d: 2 })), '8x8');
-    assert.is(size(correlationTile('fwd', k3)), '8x4');
-    assert.is(size(correlationTile('dx', { ...k3, d: 4 })), '8x4');
-    assert.is(size(correlationTile('dx', { ...k3, s: 2 })), '8x4');
-    assert.is(size(correlationTile('fwd', { ...k3, kh: 5, kw: 5 })), '8x4');
+    assert.is(size(inputGradTile(k3)), '8x8');
+    assert.is(size(inputGradTile({ ...k3, d: 2 })), '8x8');
+    assert.is(size(tuning().fwd), '8x4');
+    assert.is(size(inputGradTile({ ...k3, d: 4 })), '8x4');
+    assert.is(size(inputGradTile({ ...k3, s: 2 })), '8x4');
+    assert.is(size(inputGradTile({ ...k3, kh: 5, kw: 5 })), '8x4');
     T.setConv2dVariant('gpu');
-    assert.is(size(correlationTile('fwd', k3)), '4x2');
+    assert.is(size(inputGradTile(k3)), '4x2');
   } finally {
     T.setConv2dVariant('auto');
   }

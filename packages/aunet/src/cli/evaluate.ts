@@ -3,7 +3,7 @@
 import { dirname, join, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { loadRunCheckpoint } from '../checkpoint-file';
-import { resizeDataset } from '../data/dataset';
+import { resizeDataset, slicesOf } from '../data/dataset';
 import { loadDataset, readLungMask, resolveDataDir } from '../data/files';
 import { splitFor } from '../config';
 import { evaluateSlices } from '../evaluate';
@@ -29,11 +29,6 @@ Usage: pnpm --filter aunet evaluate --checkpoint FILE [options]
 `;
 
 const flags = parseFlags(usage, { checkpoint: { type: 'string' }, data: { type: 'string' }, json: { type: 'string' }, tta: { type: 'boolean' }, 'lung-mask': { type: 'string' } });
-
-/** A volume's voxels as one view per slice of `plane` voxels. */
-function slicesOf(voxels: Uint8Array, plane: number): Uint8Array[] {
-  return Array.from({ length: voxels.length / plane }, (_, k) => voxels.subarray(k * plane, (k + 1) * plane));
-}
 
 try {
   if (!flags.checkpoint) throw new Error('--checkpoint FILE is required (see --help)');

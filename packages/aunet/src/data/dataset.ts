@@ -55,8 +55,8 @@ export function buildDataset(image: Volume, mask: Volume): SliceDataset {
   }
   const { kind, data } = normaliseImage(image);
   return {
-    images: Array.from({ length: count }, (_, k) => data.subarray(k * plane, (k + 1) * plane)),
-    masks: Array.from({ length: count }, (_, k) => labels.subarray(k * plane, (k + 1) * plane)),
+    images: slicesOf(data, plane),
+    masks: slicesOf(labels, plane),
     height,
     width,
     count,
@@ -65,6 +65,11 @@ export function buildDataset(image: Volume, mask: Volume): SliceDataset {
     maskSource: mask.source,
     lesionPixels,
   };
+}
+
+/** A volume's voxels (slice slowest) as one view per slice of `plane` voxels. */
+export function slicesOf<T extends Float32Array | Uint8Array>(voxels: T, plane: number): T[] {
+  return Array.from({ length: voxels.length / plane }, (_, k) => voxels.subarray(k * plane, (k + 1) * plane) as T);
 }
 
 /**

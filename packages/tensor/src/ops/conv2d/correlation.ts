@@ -5,7 +5,7 @@ import type { Tensor } from '../../tensor';
 import type { Geometry } from './geometry';
 import { relayoutWeights, sourceOf, type Source } from './helpers';
 import { COMP, forwardTiling, inputGradAxis, plan, rowSpacing, shiftCols, tapCode, tiledKernelFrame, type AxisPlan } from './taps';
-import { WG, correlationTile, shareFor, tuning, type Tile } from './tuning';
+import { WG, inputGradTile, shareFor, tuning, type Tile } from './tuning';
 
 // o4: groups of 4 output channels; og: lanes per tile (o4 / cg); ogp: og rounded up to the
 // subgroup size when lanes share loads. sh, wp4: rows and vec4s per row of a source plane; top, lq:
@@ -156,7 +156,7 @@ function runCorr(spec: CorrSpec, src: Source, wt: Tensor, out: Tensor, u: { n: n
 }
 
 export function forwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry): Tensor {
-  const tile = correlationTile('fwd', g);
+  const tile = tuning().fwd;
   // Stride 2 with shared loads: two groups of 4 output channels per lane (see CorrSpec.cg).
   const cg = g.s === 2 && shareFor(g.co, 2) ? 2 : 1;
   const { sigma, rows, cols, tilesX, tilesY, colStep, wp, hp } = forwardTiling(tile, g);
@@ -234,7 +234,7 @@ export function inputGradRaw(gy: Tensor, w: Tensor, g: Geometry): Tensor {
     const dx = inputGradPhased(gy, w, g);
     if (dx) return dx;
   }
-  const t = correlationTile('dx', g);
+  const t = inputGradTile(g);
   const s = g.s;
   const pw = Math.ceil(t.pw / (4 * s)) * 4 * s;
   const pr = Math.ceil(t.pr / s) * s;

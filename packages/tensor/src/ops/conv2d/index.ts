@@ -41,7 +41,7 @@
 // Variants (`setConv2dVariant`, default by `runtime().adapter.isFallback`):
 // - 'fallback' (lavapipe and other CPU adapters): tiles of 8 x 4 pixels (forward, input
 //   gradient; 8 x 8 for the input gradient of 3x3 kernels with stride 1 and dilation 1 or 2, see
-//   correlationTile), 8 x 2 pixels x 8 input channels (weight gradient), shared subgroup loads when
+//   inputGradTile), 8 x 2 pixels x 8 input channels (weight gradient), shared subgroup loads when
 //   subgroups of exactly 8 lanes are available and there are at least ~24 output channels.
 //   Register blocking far past the register file still pays there; measured best of the sizes
 //   tried. The price: big unrolled kernels that take lavapipe seconds each to compile the

@@ -17,8 +17,8 @@ export interface Tuning {
   share: boolean;
   fwd: Tile;
   dx: Tile;
-  /** Input-gradient tile for kernels of at most 3x3 with stride 1 and dilation 1 or 2 (see correlationTile). */
-  tall?: Tile;
+  /** Input-gradient tile for kernels of at most 3x3 with stride 1 and dilation 1 or 2 (see inputGradTile). */
+  dxTall?: Tile;
   dw: Tile & { cb: number; minInvocations: number };
 }
 
@@ -27,7 +27,7 @@ const FALLBACK: Tuning = {
   share: true,
   fwd: { pw: 8, pr: 4, spaced: true },
   dx: { pw: 8, pr: 4, spaced: true },
-  tall: { pw: 8, pr: 8, spaced: true },
+  dxTall: { pw: 8, pr: 8, spaced: true },
   dw: { pw: 8, pr: 2, spaced: true, cb: 8, minInvocations: 2048 },
 };
 
@@ -64,17 +64,16 @@ export function shareFor(channels: number, cg = 1): number {
 }
 
 /**
- * The tile of the forward (`which` 'fwd') or input-gradient ('dx') correlation kernel. On the
- * fallback variant the input gradient of 3x3 (or smaller) kernels with stride 1 and dilation 1
- * or 2 takes 8x8 tiles: 1.13-1.45x faster than 8x4 on lavapipe at every level of the U-Net
+ * The tile of the input-gradient correlation kernel. On the fallback variant 3x3 (or smaller)
+ * kernels with stride 1 and dilation 1 or 2 take 8x8 tiles: 1.13-1.45x faster than 8x4 on lavapipe at every level of the U-Net
  * (`pnpm bench kernels`, 4x32x256x256 to 4x512x8x8, interleaved runs). The forward measured no
  * better with them (0.73-1.10x, within this machine's noise) and keeps 8x4, as do stride 2 (input
  * gradient 2x slower and 40 s to compile, by stride phase with doubled tiles), dilation 4 (faster
  * on large planes, slower on 16x16 and 32x32) and larger kernels (not measured).
  */
-export function correlationTile(which: 'fwd' | 'dx', g: { kh: number; kw: number; s: number; d: number }): Tile {
+export function inputGradTile(g: { kh: number; kw: number; s: number; d: number }): Tile {
   const t = tuning();
-  return which === 'dx' && t.tall && g.kh <= 3 && g.kw <= 3 && g.s === 1 && g.d <= 2 ? t.tall : t[which];
+  return t.dxTall && g.kh <= 3 && g.kw <= 3 && g.s === 1 && g.d <= 2 ? t.dxTall : t.dx;
 }
 
 export function tuning(): Tuning {
