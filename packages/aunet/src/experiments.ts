@@ -9,7 +9,9 @@ import { writeFileAtomic } from '@aunet/nn';
 import { paperRow, PAPER_TABLE1, type Scores } from './metrics';
 import type { LossName, TrainConfig } from './config';
 import type { EvaluationReport } from './evaluate';
-import { EVALUATION_FILE, LAST, runState, train, type TrainOptions } from './train';
+import { loadDataset, readLungMask } from './data/files';
+import { evaluateCheckpoint, evaluationFileFor } from './evaluate-file';
+import { BEST, EVALUATION_FILE, LAST, runState, train, writeEvaluation, type TrainOptions } from './train';
 
 /** What happened to one run of an experiment. */
 export interface RunOutcome {
@@ -19,7 +21,12 @@ export interface RunOutcome {
   /** Epochs the run trained (fewer than asked when early stopping ended it). */
   epochs: number;
   evaluation: EvaluationReport;
+  /** The same best checkpoint with predictions kept inside the lungs, when a lung mask was given. */
+  lung?: EvaluationReport;
 }
+
+/** Options of the runs an experiment trains, and a lung mask to score each best checkpoint within as well. */
+export type ExperimentOptions = Omit<TrainOptions, 'out' | 'resume'> & { lungMask?: string };
 
 /**
  * The settings in which a run folder's config differs from `config`, by name; [] when it is the
@@ -48,7 +55,32 @@ async function readEvaluation(file: string): Promise<EvaluationReport> {
  * `config.epochs` or stopped early); resume it when it was interrupted or asked for more epochs.
  * Throws when `out` holds a run of other settings, naming them.
  */
-export async function runOnce(config: TrainConfig, out: string, hooks: Omit<TrainOptions, 'out' | 'resume'> = {}): Promise<RunOutcome> {
+export async function runOnce(config: TrainConfig, out: string, hooks: ExperimentOptions = {}): Promise<RunOutcome> {
+  const { lungMask, ...trainHooks } = hooks;
+  const outcome = await trainOnce(config, out, trainHooks);
+  if (lungMask) outcome.lung = await evaluateInLungs(outcome.out, lungMask);
+  return outcome;
+}
+
+/**
+ * The run's best checkpoint on its test slices within the lungs of `lungMask`, written beside it
+ * as `evaluate --lung-mask` would. Recomputed each time (a few seconds): it is never stale.
+ */
+async function evaluateInLungs(dir: string, lungMask: string): Promise<EvaluationReport> {
+  const checkpoint = join(dir, BEST);
+  const e = await evaluateCheckpoint(checkpoint, { lungMask: resolve(lungMask) });
+  await writeEvaluation(evaluationFileFor(checkpoint, { lung: true }), { checkpoint, epoch: e.epoch, data: e.data, config: e.config, report: e.report });
+  return e.report;
+}
+
+/** Fails before any training when the lung mask cannot be read or does not fit the data. */
+async function checkLungMask(base: TrainConfig, lungMask: string | undefined): Promise<void> {
+  if (!lungMask) return;
+  const ds = await loadDataset(base.data);
+  readLungMask(resolve(lungMask), [ds.width, ds.height, ds.count], ds.imageSource);
+}
+
+async function trainOnce(config: TrainConfig, out: string, hooks: Omit<TrainOptions, 'out' | 'resume'>): Promise<RunOutcome> {
   const dir = resolve(out);
   const evaluationFile = join(dir, EVALUATION_FILE);
   const started = existsSync(join(dir, LAST));
@@ -72,7 +104,22 @@ const pct = (v: number) => (Number.isFinite(v) ? (100 * v).toFixed(1) : '-');
 // ---------------------------------------------------------------------------------------------
 // Table 1: U-Net and AU-Net, each with soft Dice and focal Tversky loss.
 
-export interface AblationRow {
+/** Pooled test scores at the model's resolution and at the original one (fractions). */
+export interface PooledScores {
+  model_resolution: Scores;
+  original_resolution: Scores;
+}
+
+const pooledOf = (r: EvaluationReport): PooledScores => ({ model_resolution: r.model.pooled, original_resolution: r.original.pooled });
+
+/** The outcome's pooled scores, and within the lungs when it was scored there too. */
+function pooledScores(r: RunOutcome): PooledScores & { lung?: PooledScores } {
+  return { ...pooledOf(r.evaluation), ...(r.lung ? { lung: pooledOf(r.lung) } : {}) };
+}
+
+const LUNG_HEADING = 'Within the lungs (predictions outside the lung mask count as background):';
+
+export interface AblationRow extends PooledScores {
   /** The paper's name of the row, e.g. "AU-Net + FTL". */
   row: string;
   model: 'unet' | 'aunet';
@@ -81,9 +128,8 @@ export interface AblationRow {
   status: RunOutcome['status'];
   /** Epochs trained (fewer than the budget when early stopping ended the run). */
   epochs: number;
-  /** Pooled test scores at the model's resolution and at the original one (fractions). */
-  model_resolution: Scores;
-  original_resolution: Scores;
+  /** The same scores within the lungs, when the ablation was given a lung mask. */
+  lung?: PooledScores;
   /** The paper's figures, in percent. */
   paper_percent: Scores;
 }
@@ -103,8 +149,9 @@ export const ABLATION_ROWS: readonly { model: 'unet' | 'aunet'; loss: LossName }
 export async function ablation(
   base: TrainConfig,
   out: string,
-  hooks: Omit<TrainOptions, 'out' | 'resume'> & { onRow?: (index: number, row: string, out: string) => void } = {},
+  hooks: ExperimentOptions & { onRow?: (index: number, row: string, out: string) => void } = {},
 ): Promise<AblationRow[]> {
+  await checkLungMask(base, hooks.lungMask);
   const rows: AblationRow[] = [];
   for (const [index, { model, loss }] of ABLATION_ROWS.entries()) {
     const config: TrainConfig = { ...base, loss, model: { ...base.model, model } };
@@ -112,25 +159,28 @@ export async function ablation(
     const dir = join(resolve(out), `${model}-${loss}`);
     hooks.onRow?.(index, row, dir);
     const r = await runOnce(config, dir, hooks);
-    rows.push({ row, model, loss, out: r.out, status: r.status, epochs: r.epochs, model_resolution: r.evaluation.model.pooled, original_resolution: r.evaluation.original.pooled, paper_percent: PAPER_TABLE1[row] });
+    rows.push({ row, model, loss, out: r.out, status: r.status, epochs: r.epochs, ...pooledScores(r), paper_percent: PAPER_TABLE1[row] });
     await writeAblation(out, base, rows);
   }
   return rows;
 }
 
-/** The ablation as a Markdown table beside the paper's figures. */
+/** The ablation as a Markdown table beside the paper's figures; a second one within the lungs when the rows were scored there. */
 export function ablationMarkdown(rows: AblationRow[], resolution: string, original: string): string {
-  const lines = [
-    `| | epochs | Dice ${resolution} | Sens | Spec | Dice ${original} | Sens | Spec | paper Dice | Sens | Spec |`,
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ];
-  for (const r of rows) {
-    const m = r.model_resolution;
-    const o = r.original_resolution;
-    const p = r.paper_percent;
-    lines.push(`| ${r.row} | ${r.epochs} | ${pct(m.dice)} | ${pct(m.sensitivity)} | ${pct(m.specificity)} | ${pct(o.dice)} | ${pct(o.sensitivity)} | ${pct(o.specificity)} | ${p.dice.toFixed(1)} | ${p.sensitivity.toFixed(1)} | ${p.specificity.toFixed(1)} |`);
-  }
-  return lines.join('\n') + '\n';
+  const table = (scoresOf: (r: AblationRow) => PooledScores) => {
+    const lines = [
+      `| | epochs | Dice ${resolution} | Sens | Spec | Dice ${original} | Sens | Spec | paper Dice | Sens | Spec |`,
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ];
+    for (const r of rows) {
+      const { model_resolution: m, original_resolution: o } = scoresOf(r);
+      const p = r.paper_percent;
+      lines.push(`| ${r.row} | ${r.epochs} | ${pct(m.dice)} | ${pct(m.sensitivity)} | ${pct(m.specificity)} | ${pct(o.dice)} | ${pct(o.sensitivity)} | ${pct(o.specificity)} | ${p.dice.toFixed(1)} | ${p.sensitivity.toFixed(1)} | ${p.specificity.toFixed(1)} |`);
+    }
+    return lines.join('\n') + '\n';
+  };
+  const lung = rows.length > 0 && rows.every((r) => r.lung);
+  return table((r) => r) + (lung ? `\n${LUNG_HEADING}\n\n${table((r) => r.lung!)}` : '');
 }
 
 async function writeAblation(out: string, base: TrainConfig, rows: AblationRow[]): Promise<void> {
@@ -143,14 +193,14 @@ async function writeAblation(out: string, base: TrainConfig, rows: AblationRow[]
 // ---------------------------------------------------------------------------------------------
 // K-fold cross-validation.
 
-export interface FoldResult {
+export interface FoldResult extends PooledScores {
   fold: number;
   out: string;
   status: RunOutcome['status'];
   epochs: number;
   testSlices: number;
-  model_resolution: Scores;
-  original_resolution: Scores;
+  /** The same scores within the lungs, when the cross-validation was given a lung mask. */
+  lung?: PooledScores;
 }
 
 export interface Summary {
@@ -159,10 +209,15 @@ export interface Summary {
   sd: Scores;
 }
 
-export interface CrossValidation {
-  folds: FoldResult[];
+export interface SummaryPair {
   model_resolution: Summary;
   original_resolution: Summary;
+}
+
+export interface CrossValidation extends SummaryPair {
+  folds: FoldResult[];
+  /** The summary within the lungs, when every fold was scored there. */
+  lung?: SummaryPair;
 }
 
 /** Mean and sample standard deviation of each score over `list`. */
@@ -179,6 +234,11 @@ export function summarise(list: Scores[]): Summary {
   return { mean, sd };
 }
 
+const summarisePair = (list: PooledScores[]): SummaryPair => ({
+  model_resolution: summarise(list.map((f) => f.model_resolution)),
+  original_resolution: summarise(list.map((f) => f.original_resolution)),
+});
+
 /**
  * K-fold cross-validation of `base`: fold k (1..K) holds out its slices for testing and trains in
  * `out/fold-k`. Writes `out/cv.json` and `out/cv.md` after each fold.
@@ -187,17 +247,19 @@ export async function crossValidate(
   base: TrainConfig,
   folds: number,
   out: string,
-  hooks: Omit<TrainOptions, 'out' | 'resume'> & { onFold?: (k: number, K: number, out: string) => void } = {},
+  hooks: ExperimentOptions & { onFold?: (k: number, K: number, out: string) => void } = {},
 ): Promise<CrossValidation> {
   if (!Number.isInteger(folds) || folds < 2) throw new Error(`cross-validation needs at least 2 folds, got ${folds}`);
+  await checkLungMask(base, hooks.lungMask);
   const results: FoldResult[] = [];
   let cv: CrossValidation | null = null;
   for (let k = 1; k <= folds; k++) {
     const dir = join(resolve(out), `fold-${k}`);
     hooks.onFold?.(k, folds, dir);
     const r = await runOnce({ ...base, fold: { k, K: folds } }, dir, hooks);
-    results.push({ fold: k, out: r.out, status: r.status, epochs: r.epochs, testSlices: r.evaluation.slices.length, model_resolution: r.evaluation.model.pooled, original_resolution: r.evaluation.original.pooled });
-    cv = { folds: results, model_resolution: summarise(results.map((f) => f.model_resolution)), original_resolution: summarise(results.map((f) => f.original_resolution)) };
+    results.push({ fold: k, out: r.out, status: r.status, epochs: r.epochs, testSlices: r.evaluation.slices.length, ...pooledScores(r) });
+    const lung = results.every((f) => f.lung) ? { lung: summarisePair(results.map((f) => f.lung!)) } : {};
+    cv = { folds: results, ...summarisePair(results), ...lung };
     const json = { model: base.model.model, loss: base.loss, preset: base.preset, seed: base.seed, epochs: base.epochs, inputSize: base.model.inputSize, K: folds, ...cv };
     await writeFileAtomic(join(out, 'cv.json'), new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n'));
     await writeFileAtomic(join(out, 'cv.md'), new TextEncoder().encode(crossValidationMarkdown(cv, base)));
@@ -205,19 +267,22 @@ export async function crossValidate(
   return cv!;
 }
 
-/** Each fold and the mean +- standard deviation, as Markdown. */
+/** Each fold and the mean +- standard deviation, as Markdown; a second table within the lungs when the folds were scored there. */
 export function crossValidationMarkdown(cv: CrossValidation, base: TrainConfig): string {
   const s = base.model.inputSize;
-  const lines = [
-    `| fold | epochs | test slices | Dice ${s}x${s} | Sens | Spec | Dice original | Sens | Spec |`,
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ];
-  for (const f of cv.folds) {
-    const [m, o] = [f.model_resolution, f.original_resolution];
-    lines.push(`| ${f.fold} | ${f.epochs} | ${f.testSlices} | ${pct(m.dice)} | ${pct(m.sensitivity)} | ${pct(m.specificity)} | ${pct(o.dice)} | ${pct(o.sensitivity)} | ${pct(o.specificity)} |`);
-  }
   const pm = (x: Summary, k: keyof Scores) => `${pct(x.mean[k])} ± ${pct(x.sd[k])}`;
-  const [m, o] = [cv.model_resolution, cv.original_resolution];
-  lines.push(`| mean ± sd | | | ${pm(m, 'dice')} | ${pm(m, 'sensitivity')} | ${pm(m, 'specificity')} | ${pm(o, 'dice')} | ${pm(o, 'sensitivity')} | ${pm(o, 'specificity')} |`);
-  return lines.join('\n') + '\n';
+  const table = (scoresOf: (f: FoldResult) => PooledScores, summary: SummaryPair) => {
+    const lines = [
+      `| fold | epochs | test slices | Dice ${s}x${s} | Sens | Spec | Dice original | Sens | Spec |`,
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ];
+    for (const f of cv.folds) {
+      const { model_resolution: m, original_resolution: o } = scoresOf(f);
+      lines.push(`| ${f.fold} | ${f.epochs} | ${f.testSlices} | ${pct(m.dice)} | ${pct(m.sensitivity)} | ${pct(m.specificity)} | ${pct(o.dice)} | ${pct(o.sensitivity)} | ${pct(o.specificity)} |`);
+    }
+    const { model_resolution: m, original_resolution: o } = summary;
+    lines.push(`| mean ± sd | | | ${pm(m, 'dice')} | ${pm(m, 'sensitivity')} | ${pm(m, 'specificity')} | ${pm(o, 'dice')} | ${pm(o, 'sensitivity')} | ${pm(o, 'specificity')} |`);
+    return lines.join('\n') + '\n';
+  };
+  return table((f) => f, cv) + (cv.lung ? `\n${LUNG_HEADING}\n\n${table((f) => f.lung!, cv.lung)}` : '');
 }

@@ -11,8 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { setupGPU } from '@aunet/tensor/testing';
 import { defaultTrainConfig, splitFor, type TrainConfig } from '../src/config';
 import { resizeImage, resizeNearest } from '../src/data/transforms';
-import { loadDataset, writeNifti, DEFAULT_DATA_DIR } from '../src/data/files';
+import { slicesOf } from '../src/data/dataset';
+import { loadDataset, readLungMask, writeNifti, DEFAULT_DATA_DIR } from '../src/data/files';
 import { crossValidate, summarise, type AblationRow } from '../src/experiments';
+import type { EvaluationReport } from '../src/evaluate';
 import { EVALUATION_FILE, LOG, type EpochRecord } from '../src/train';
 
 const records = (dir: string): EpochRecord[] => readFileSync(join(dir, LOG), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as EpochRecord);
@@ -20,6 +22,8 @@ const records = (dir: string): EpochRecord[] => readFileSync(join(dir, LOG), 'ut
 const pkg = fileURLToPath(new URL('..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-experiments-'));
 const data = join(tmp, 'data');
+const lungMask = join(tmp, 'lungs.nii.gz');
+const SHIPPED_LUNGS = join(DEFAULT_DATA_DIR, 'tr_lungmask.nii.gz');
 const quiet = () => {};
 const TINY = ['--preset', 'cpu', '--size', '32', '--filters', '4,8', '--epochs', '2', '--lr', '1e-3', '--seed', '2', '--data', data];
 
@@ -36,6 +40,10 @@ async function writeSmallData(): Promise<void> {
   }
   writeNifti(join(data, 'tr_im.nii.gz'), { dims: [s, s, n], data: image, datatype: 'uint8' });
   writeNifti(join(data, 'tr_mask.nii.gz'), { dims: [s, s, n], data: mask, datatype: 'uint8' });
+  const shipped = slicesOf(readLungMask(SHIPPED_LUNGS, [ds.width, ds.height, ds.count], ds.imageSource), ds.height * ds.width);
+  const lungs = new Uint8Array(s * s * n);
+  for (let k = 0; k < n; k++) lungs.set(resizeNearest(shipped[k], ds.height, ds.width, s, s), k * s * s);
+  writeNifti(lungMask, { dims: [s, s, n], data: lungs, datatype: 'uint8' });
 }
 
 function ablationCli(out: string) {
@@ -77,10 +85,13 @@ t('ablation: four rows on one split; killed after the first row, the rerun reads
   assert.match(md, /\| AU-Net \+ FTL \| [\d.-]+ \|.*\| 69\.1 \| 81\.1 \| 97\.2 \|/);
   assert.match(r.stdout, /U-Net \+ DL/);
 
-  // A third sitting trains nothing.
-  const again = spawnSync(process.execPath, ['--import', 'tsx', ...ablationCli(out)], { cwd: pkg, encoding: 'utf8', timeout: 300_000 });
+  // A third sitting trains nothing; with --lung-mask it scores every row within the lungs too.
+  const again = spawnSync(process.execPath, ['--import', 'tsx', ...ablationCli(out), '--lung-mask', lungMask], { cwd: pkg, encoding: 'utf8', timeout: 300_000 });
   assert.is(again.status, 0, again.stderr);
   assert.not.match(again.stdout, /epoch 1:/);
+  const withLungs = JSON.parse(readFileSync(join(out, 'ablation.json'), 'utf8')) as { rows: AblationRow[] };
+  assert.ok(withLungs.rows.every((x) => x.lung && existsSync(join(x.out, 'evaluation-best-lung.json'))));
+  assert.match(again.stdout, /Within the lungs[^]*\| AU-Net \+ FTL \|/);
   // Another configuration in the same folder is refused, not mixed in.
   const other = spawnSync(process.execPath, ['--import', 'tsx', ...ablationCli(out), '--lr', '2e-3'], { cwd: pkg, encoding: 'utf8' });
   assert.is(other.status, 1);
@@ -104,6 +115,22 @@ t('cross-validation: each fold tests on its own slices, together all of them; me
   // Rerun: every fold is read back.
   const again = await crossValidate(base, 3, out, { log: quiet });
   assert.ok(again.folds.every((f) => f.status === 'done' && f.epochs === 2));
+  // With a lung mask the folds are read back and scored within the lungs as well: never more
+  // predicted pixels than without it, and a summary of their own.
+  const lungs = await crossValidate(base, 3, out, { log: quiet, lungMask });
+  assert.ok(lungs.folds.every((f) => f.status === 'done' && f.lung));
+  assert.equal(lungs.lung, { model_resolution: summarise(lungs.folds.map((f) => f.lung!.model_resolution)), original_resolution: summarise(lungs.folds.map((f) => f.lung!.original_resolution)) });
+  for (const f of lungs.folds) {
+    const predicted = (file: string) => (JSON.parse(readFileSync(join(f.out, file), 'utf8')) as EvaluationReport).original.perSlice.map((x) => x.predictedPixels);
+    const [all, inLungs] = [predicted(EVALUATION_FILE), predicted('evaluation-best-lung.json')];
+    assert.ok(inLungs.every((n, j) => n <= all[j]), `fold ${f.fold}: ${inLungs} within ${all}`);
+  }
+  assert.match(readFileSync(join(out, 'cv.md'), 'utf8'), /Within the lungs[^]*\| mean ± sd \|/);
+  // A lung mask of another shape is refused before anything trains.
+  const elsewhere = join(tmp, 'cv-bad-lungs');
+  const refused = await crossValidate(base, 3, elsewhere, { log: quiet, lungMask: SHIPPED_LUNGS }).then(() => null, (e: Error) => e.message);
+  assert.match(refused ?? 'no error', /tr_lungmask\.nii\.gz is 512 x 512 x 100 but .* is 64 x 64 x 12/);
+  assert.not.ok(existsSync(elsewhere), 'nothing was trained');
   // A larger epoch budget continues the finished folds instead of reporting the shorter runs.
   const longer = await crossValidate({ ...base, epochs: 3 }, 3, out, { log: quiet });
   assert.ok(longer.folds.every((f) => f.status === 'resumed' && f.epochs === 3), JSON.stringify(longer.folds.map((f) => [f.status, f.epochs])));

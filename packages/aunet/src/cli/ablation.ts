@@ -17,10 +17,12 @@ Usage: pnpm --filter aunet ablation [options]
 ${CONFIG_HELP}
   --out DIR             the experiment folder (default runs/ablation-<preset>-seed<seed>);
                         rows go to DIR/<model>-<loss>, the table to DIR/ablation.{md,json}
+  --lung-mask FILE      also score each best checkpoint with predictions kept inside this lung
+                        mask (the shipped data has tr_lungmask.nii.gz), in a second table
   -h, --help            this help
 `;
 
-const flags = parseFlags(usage, { ...CONFIG_FLAGS, out: { type: 'string' } });
+const flags = parseFlags(usage, { ...CONFIG_FLAGS, out: { type: 'string' }, 'lung-mask': { type: 'string' } });
 
 try {
   const rt = await init();
@@ -31,6 +33,7 @@ try {
   const progress = progressHooks();
   const rows = await ablation(base, out, {
     ...progress,
+    lungMask: flags['lung-mask'],
     onRow: (i, row, dir) => console.log(`\n== row ${i + 1}/4: ${row} (${dir})`),
   });
   progress.stop();

@@ -22,10 +22,12 @@ Usage: pnpm --filter aunet cv [options]
 ${CONFIG_HELP}
   --out DIR             the experiment folder (default runs/cv-<model>-<loss>-<preset>-seed<seed>);
                         folds go to DIR/fold-k, the summary to DIR/cv.{md,json}
+  --lung-mask FILE      also score each best checkpoint with predictions kept inside this lung
+                        mask (the shipped data has tr_lungmask.nii.gz), in a second table
   -h, --help            this help
 `;
 
-const flags = parseFlags(usage, { ...CONFIG_FLAGS, folds: { type: 'string' }, model: { type: 'string' }, loss: { type: 'string' }, out: { type: 'string' } });
+const flags = parseFlags(usage, { ...CONFIG_FLAGS, folds: { type: 'string' }, model: { type: 'string' }, loss: { type: 'string' }, out: { type: 'string' }, 'lung-mask': { type: 'string' } });
 
 try {
   const folds = numberFlag('folds', flags.folds, true) ?? 5;
@@ -38,7 +40,7 @@ try {
   const out = resolve(flags.out ?? join('runs', `cv-${model}-${loss}-${base.preset}-seed${base.seed}`));
   console.log(`experiment folder: ${out}`);
   const progress = progressHooks();
-  const cv = await crossValidate(base, folds, out, { ...progress, onFold: (k, K, dir) => console.log(`\n== fold ${k}/${K} (${dir})`) });
+  const cv = await crossValidate(base, folds, out, { ...progress, lungMask: flags['lung-mask'], onFold: (k, K, dir) => console.log(`\n== fold ${k}/${K} (${dir})`) });
   progress.stop();
   console.log(`\n${folds}-fold cross-validation, pooled test scores per fold (%):\n`);
   console.log(crossValidationMarkdown(cv, base));

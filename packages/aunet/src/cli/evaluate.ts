@@ -1,16 +1,13 @@
 // `pnpm --filter aunet evaluate --checkpoint FILE`: the checkpoint's model on its test slices.
 
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
-import { loadRunCheckpoint } from '../checkpoint-file';
-import { resizeDataset, slicesOf } from '../data/dataset';
-import { loadDataset, readLungMask, resolveDataDir } from '../data/files';
-import { splitFor } from '../config';
-import { evaluateSlices } from '../evaluate';
-import { checkSameData, DATA_KEY, writeEvaluation } from '../train';
-import { paperRow } from '../metrics';
-import { fail, parseFlags, resultsTable, trackBar } from './common';
 import { init } from '@aunet/tensor';
+import { resolveDataDir } from '../data/files';
+import { evaluateCheckpoint, evaluationFileFor } from '../evaluate-file';
+import { paperRow } from '../metrics';
+import { writeEvaluation } from '../train';
+import { fail, parseFlags, resultsTable, trackBar } from './common';
 
 const usage = `
 Evaluate a trained checkpoint on the test slices of its own split (the seed, fraction and fold
@@ -35,23 +32,26 @@ try {
   const rt = await init();
   console.log(`adapter: ${rt.describe()}`);
   const file = resolve(flags.checkpoint);
-  const { config, model, epoch, metadata } = await loadRunCheckpoint(file);
-  const data = flags.data ? resolveDataDir(flags.data) : config.data;
-  const ds = await loadDataset(data);
-  const warning = checkSameData(metadata[DATA_KEY], ds, file);
-  if (warning) console.log(warning);
-  const lungFile = flags['lung-mask'] !== undefined ? resolve(flags['lung-mask']) : undefined;
-  const region = lungFile ? { source: lungFile, masks: slicesOf(readLungMask(lungFile, [ds.width, ds.height, ds.count], ds.imageSource), ds.height * ds.width) } : undefined;
-  const split = splitFor(config, ds.count);
-  console.log(`${file}: ${config.model.model}, ${config.model.inputSize}x${config.model.inputSize}, epoch ${epoch}; ${split.test.length} test slices of ${data}`);
+  const lungMask = flags['lung-mask'] !== undefined ? resolve(flags['lung-mask']) : undefined;
   const bar = trackBar(new cliProgress.SingleBar({ format: 'evaluating [{bar}] {value}/{total} slices | {eta_formatted} left', noTTYOutput: true, notTTYSchedule: 15000 }, cliProgress.Presets.shades_classic));
-  bar.start(split.test.length, 0);
-  const report = await evaluateSlices(model, ds, resizeDataset(ds, config.model.inputSize), split.test, { batch: config.batch, tta: !!flags.tta, region, onProgress: (n) => bar.update(n) });
+  let started = false;
+  const e = await evaluateCheckpoint(file, {
+    data: flags.data ? resolveDataDir(flags.data) : undefined,
+    tta: !!flags.tta,
+    lungMask,
+    onProgress: (done, total) => {
+      if (!started) bar.start(total, 0);
+      started = true;
+      bar.update(done);
+    },
+  });
   bar.stop();
-  model.dispose();
-  const out = resolve(flags.json ?? join(dirname(file), `evaluation-${file.split('/').pop()!.replace(/\.safetensors$/, '')}${flags.tta ? '-tta' : ''}${region ? '-lung' : ''}.json`));
-  await writeEvaluation(out, { checkpoint: file, epoch, data, config, report });
-  if (region) console.log(`predictions restricted to the lungs of ${region.source}`);
+  if (e.warning) console.log(e.warning);
+  const { config, report } = e;
+  console.log(`${file}: ${config.model.model}, ${config.model.inputSize}x${config.model.inputSize}, epoch ${e.epoch}; ${report.slices.length} test slices of ${e.data}`);
+  const out = resolve(flags.json ?? evaluationFileFor(file, { tta: !!flags.tta, lung: !!lungMask }));
+  await writeEvaluation(out, { checkpoint: file, epoch: e.epoch, data: e.data, config, report });
+  if (lungMask) console.log(`predictions restricted to the lungs of ${lungMask}`);
   console.log(resultsTable(report, paperRow(config.model.model, config.loss)));
   console.log(`report: ${out}`);
   process.exit(0);

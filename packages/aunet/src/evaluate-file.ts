@@ -1,0 +1,61 @@
+// A checkpoint file scored on the test slices of its own split: what `evaluate` prints and what
+// the ablation and cross-validation add within the lungs. Node-only.
+
+import { basename, dirname, join } from 'node:path';
+import { loadRunCheckpoint } from './checkpoint-file';
+import { splitFor, type TrainConfig } from './config';
+import { resizeDataset, slicesOf } from './data/dataset';
+import { loadDataset, readLungMask } from './data/files';
+import { evaluateSlices, type EvaluationReport } from './evaluate';
+import { checkSameData, DATA_KEY } from './train';
+
+export interface CheckpointEvaluationOptions {
+  /** The data folder (default: the one the run was trained on). */
+  data?: string;
+  /** The mean over the four mirrorings (see mirroredTTA). */
+  tta?: boolean;
+  /** A lung mask volume of the data's shape: predictions outside it count as background. */
+  lungMask?: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface CheckpointEvaluation {
+  file: string;
+  epoch: number;
+  config: TrainConfig;
+  data: string;
+  /** Set when the data are not those the run was trained on. */
+  warning: string | null;
+  report: EvaluationReport;
+}
+
+/**
+ * The model of the checkpoint `file` on the test slices of its split (the seed, fraction and
+ * fold stored in it), at the model's and the original resolution.
+ */
+export async function evaluateCheckpoint(file: string, o: CheckpointEvaluationOptions = {}): Promise<CheckpointEvaluation> {
+  const { config, model, epoch, metadata } = await loadRunCheckpoint(file);
+  try {
+    const data = o.data ?? config.data;
+    const ds = await loadDataset(data);
+    const warning = checkSameData(metadata[DATA_KEY], ds, file);
+    const region = o.lungMask
+      ? { source: o.lungMask, masks: slicesOf(readLungMask(o.lungMask, [ds.width, ds.height, ds.count], ds.imageSource), ds.height * ds.width) }
+      : undefined;
+    const test = splitFor(config, ds.count).test;
+    const report = await evaluateSlices(model, ds, resizeDataset(ds, config.model.inputSize), test, {
+      batch: config.batch,
+      tta: o.tta,
+      region,
+      onProgress: (n) => o.onProgress?.(n, test.length),
+    });
+    return { file, epoch, config, data, warning, report };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Where `evaluate` writes its report by default: evaluation-<checkpoint name>[-tta][-lung].json beside it. */
+export function evaluationFileFor(checkpoint: string, o: { tta?: boolean; lung?: boolean } = {}): string {
+  return join(dirname(checkpoint), `evaluation-${basename(checkpoint).replace(/\.safetensors$/, '')}${o.tta ? '-tta' : ''}${o.lung ? '-lung' : ''}.json`);
+}
