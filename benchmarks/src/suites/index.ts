@@ -7,6 +7,10 @@ export const SUITES: Record<string, { description: string; load: () => Promise<S
     description: 'dispatch, submit, sync and readback overheads of the runtime (µs)',
     load: async () => (await import('./dispatch')).suite,
   },
+  ceiling: {
+    description: 'multiply-add rate of a WGSL kernel with no loads and with a convolution\'s loads (GFLOP/s)',
+    load: async () => (await import('./ceiling')).suite,
+  },
   step: {
     description: 'AU-Net and U-Net training steps (batch 4, 128x128, 256x256; 512x512 with --full) and 512x512 inference, vs PyTorch',
     load: async () => (await import('./step')).suite,
