@@ -16,11 +16,13 @@ export interface CheckpointEvaluationOptions {
   tta?: boolean;
   /** A lung mask volume of the data's shape: predictions outside it count as background. */
   lungMask?: string;
+  /** Hears what is about to be scored, once the checkpoint and the data are read. */
+  onStart?: (e: Omit<CheckpointEvaluation, 'report'> & { testSlices: number }) => void;
   onProgress?: (done: number, total: number) => void;
 }
 
 export interface CheckpointEvaluation {
-  file: string;
+  checkpoint: string;
   epoch: number;
   config: TrainConfig;
   data: string;
@@ -39,17 +41,19 @@ export async function evaluateCheckpoint(file: string, o: CheckpointEvaluationOp
     const data = o.data ?? config.data;
     const ds = await loadDataset(data);
     const warning = checkSameData(metadata[DATA_KEY], ds, file);
-    const region = o.lungMask
+    const region = o.lungMask !== undefined
       ? { source: o.lungMask, masks: slicesOf(readLungMask(o.lungMask, [ds.width, ds.height, ds.count], ds.imageSource), ds.height * ds.width) }
       : undefined;
     const test = splitFor(config, ds.count).test;
+    o.onStart?.({ checkpoint: file, epoch, config, data, warning, testSlices: test.length });
+    o.onProgress?.(0, test.length);
     const report = await evaluateSlices(model, ds, resizeDataset(ds, config.model.inputSize), test, {
       batch: config.batch,
       tta: o.tta,
       region,
       onProgress: (n) => o.onProgress?.(n, test.length),
     });
-    return { file, epoch, config, data, warning, report };
+    return { checkpoint: file, epoch, config, data, warning, report };
   } finally {
     model.dispose();
   }

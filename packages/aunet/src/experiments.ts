@@ -58,24 +58,31 @@ async function readEvaluation(file: string): Promise<EvaluationReport> {
 export async function runOnce(config: TrainConfig, out: string, hooks: ExperimentOptions = {}): Promise<RunOutcome> {
   const { lungMask, ...trainHooks } = hooks;
   const outcome = await trainOnce(config, out, trainHooks);
-  if (lungMask) outcome.lung = await evaluateInLungs(outcome.out, lungMask);
+  if (lungMask !== undefined) outcome.lung = await evaluateInLungs(outcome.out, lungMask, trainHooks.log ?? console.log);
   return outcome;
 }
 
 /**
  * The run's best checkpoint on its test slices within the lungs of `lungMask`, written beside it
- * as `evaluate --lung-mask` would. Recomputed each time (a few seconds): it is never stale.
+ * as `evaluate --lung-mask` would. Recomputed on every call (one inference pass over the test
+ * slices), so the experiment's tables always hold the current best checkpoint's scores.
  */
-async function evaluateInLungs(dir: string, lungMask: string): Promise<EvaluationReport> {
+async function evaluateInLungs(dir: string, lungMask: string, log: (line: string) => void): Promise<EvaluationReport> {
   const checkpoint = join(dir, BEST);
-  const e = await evaluateCheckpoint(checkpoint, { lungMask: resolve(lungMask) });
-  await writeEvaluation(evaluationFileFor(checkpoint, { lung: true }), { checkpoint, epoch: e.epoch, data: e.data, config: e.config, report: e.report });
+  const e = await evaluateCheckpoint(checkpoint, {
+    lungMask: resolve(lungMask),
+    onStart: ({ warning, testSlices }) => {
+      if (warning) log(warning);
+      log(`scoring ${checkpoint} within the lungs of ${resolve(lungMask)} (${testSlices} test slices)`);
+    },
+  });
+  await writeEvaluation(evaluationFileFor(checkpoint, { lung: true }), e);
   return e.report;
 }
 
 /** Fails before any training when the lung mask cannot be read or does not fit the data. */
 async function checkLungMask(base: TrainConfig, lungMask: string | undefined): Promise<void> {
-  if (!lungMask) return;
+  if (lungMask === undefined) return;
   const ds = await loadDataset(base.data);
   readLungMask(resolve(lungMask), [ds.width, ds.height, ds.count], ds.imageSource);
 }

@@ -18,7 +18,7 @@ Usage: pnpm --filter aunet evaluate --checkpoint FILE [options]
 
   --checkpoint FILE   best.safetensors or last.safetensors of a run (required)
   --data DIR          the data folder (default: the one the run was trained on)
-  --json FILE         where to write the report (default: evaluation-<checkpoint name>[-tta].json beside it)
+  --json FILE         where to write the report (default: evaluation-<checkpoint name>[-tta][-lung].json beside it)
   --tta               test-time augmentation: the mean over the 4 mirrorings (4x slower)
   --lung-mask FILE    a lung mask volume of the data's shape (the shipped data has
                       tr_lungmask.nii.gz): predictions outside the lungs count as background
@@ -34,25 +34,22 @@ try {
   const file = resolve(flags.checkpoint);
   const lungMask = flags['lung-mask'] !== undefined ? resolve(flags['lung-mask']) : undefined;
   const bar = trackBar(new cliProgress.SingleBar({ format: 'evaluating [{bar}] {value}/{total} slices | {eta_formatted} left', noTTYOutput: true, notTTYSchedule: 15000 }, cliProgress.Presets.shades_classic));
-  let started = false;
   const e = await evaluateCheckpoint(file, {
     data: flags.data ? resolveDataDir(flags.data) : undefined,
     tta: !!flags.tta,
     lungMask,
-    onProgress: (done, total) => {
-      if (!started) bar.start(total, 0);
-      started = true;
-      bar.update(done);
+    onStart: ({ config, epoch, data, warning, testSlices }) => {
+      if (warning) console.log(warning);
+      console.log(`${file}: ${config.model.model}, ${config.model.inputSize}x${config.model.inputSize}, epoch ${epoch}; ${testSlices} test slices of ${data}`);
+      bar.start(testSlices, 0);
     },
+    onProgress: (done) => bar.update(done),
   });
   bar.stop();
-  if (e.warning) console.log(e.warning);
-  const { config, report } = e;
-  console.log(`${file}: ${config.model.model}, ${config.model.inputSize}x${config.model.inputSize}, epoch ${e.epoch}; ${report.slices.length} test slices of ${e.data}`);
-  const out = resolve(flags.json ?? evaluationFileFor(file, { tta: !!flags.tta, lung: !!lungMask }));
-  await writeEvaluation(out, { checkpoint: file, epoch: e.epoch, data: e.data, config, report });
+  const out = resolve(flags.json ?? evaluationFileFor(file, { tta: !!flags.tta, lung: lungMask !== undefined }));
+  await writeEvaluation(out, e);
   if (lungMask) console.log(`predictions restricted to the lungs of ${lungMask}`);
-  console.log(resultsTable(report, paperRow(config.model.model, config.loss)));
+  console.log(resultsTable(e.report, paperRow(e.config.model.model, e.config.loss)));
   console.log(`report: ${out}`);
   process.exit(0);
 } catch (e) {
