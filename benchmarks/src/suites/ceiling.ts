@@ -11,6 +11,7 @@
 //                    multiply-adds into W*X accumulators.
 //   ... v4           the inputs loaded 4 at a time (as the conv loads the rows of its tile).
 //   ... lane         the inputs from an address of each invocation's own.
+//   ... hoisted      the same multiply-adds with the loads moved before the loop: what loads cost.
 //   tile PWxPR       the 3x3 convolution's own structure stripped of its indexing and bounds:
 //                    PW x PR output pixels of 4 channels per invocation, per input channel 9
 //                    weight vec4s and the (PW+2) x (PR+2) inputs of the tile as vec4 row loads,
@@ -57,14 +58,20 @@ interface InputLoads {
   vec4: boolean;
   /** From an address of each invocation's own (it is the same in all invocations otherwise). */
   perLane: boolean;
+  /**
+   * Weights and inputs loaded once before the loop and nudged by an add per vec4 in it: the same
+   * multiply-adds without the loads, to tell what the loads cost.
+   */
+  hoisted?: boolean;
 }
 
 function outerKernel(weights: number, inputs: number, how: InputLoads): string {
   const W = Array.from({ length: weights }, (_, i) => i);
   const X = Array.from({ length: inputs }, (_, i) => i);
-  const loads = how.vec4
-    ? Array.from({ length: inputs / 4 }, (_, q) => `let q${q} = xv[xb / 4u + ${q}u];`).join(' ') + ' ' + X.map((b) => `let x${b} = q${b >> 2}.${'xyzw'[b & 3]};`).join(' ')
-    : X.map((b) => `let x${b} = x[xb + ${b}u];`).join(' ');
+  if (how.hoisted && !how.vec4) throw new Error('hoisted inputs are vec4s');
+  const quads = Array.from({ length: inputs / 4 }, (_, q) => `${how.hoisted ? 'var' : 'let'} q${q} = xv[xb / 4u + ${q}u];`).join(' ');
+  const swizzles = X.map((b) => `let x${b} = q${b >> 2}.${'xyzw'[b & 3]};`).join(' ');
+  const loads = how.vec4 ? `${quads} ${swizzles}` : X.map((b) => `let x${b} = x[xb + ${b}u];`).join(' ');
   return `
 ${CEILING_UNIFORMS.wgsl}
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
@@ -76,10 +83,12 @@ ${ENTRY_1D(WG)} {
   var wb = i % ${WG}u;
   var xb = ${how.perLane ? `(i % ${WG}u) * 32u` : '0u'};
   ${W.flatMap((a) => X.map((b) => `var a${a}_${b} = vec4<f32>();`)).join(' ')}
+  ${how.hoisted ? `${W.map((a) => `var w${a} = w[wb + ${a * WG}u];`).join(' ')} ${quads} let eps = vec4<f32>(1e-7);` : ''}
   for (var k = 0u; k < p.iters; k++) {
-    ${W.map((a) => `let w${a} = w[wb + ${a * WG}u];`).join(' ')}
-    ${loads}
+    ${how.hoisted ? '' : W.map((a) => `let w${a} = w[wb + ${a * WG}u];`).join(' ')}
+    ${how.hoisted ? swizzles : loads}
     ${W.flatMap((a) => X.map((b) => `a${a}_${b} += w${a} * x${b};`)).join(' ')}
+    ${how.hoisted ? [...W.map((a) => `w${a} += eps;`), ...Array.from({ length: inputs / 4 }, (_, q) => `q${q} -= eps;`)].join(' ') : ''}
     wb = (wb + ${WG * weights}u) & ${WEIGHT_VEC4S - 1}u;
     xb = (xb + ${Math.ceil(inputs / 4) * 4}u) & ${INPUTS - 1}u;
   }
@@ -182,13 +191,16 @@ export const suite: Suite = {
     for (const a of [4, 6, 8, 12, 16, 32]) synthetic(`fma ${a}`, `${a} vec4 accumulators, no loads`, a, 0, fmaKernel(a), [out]);
     const outer = (a: number, b: number, how: InputLoads) => {
       const kind = `inputs${how.vec4 ? ` (${b / 4} vec4 loads)` : ''}${how.perLane ? ' per lane' : ''}`;
-      synthetic(`outer ${a}x${b}${how.vec4 ? ' v4' : ''}${how.perLane ? ' lane' : ''}`, `${a} weight vec4s, ${b} ${kind}, ${a * b} accumulators`, a * b, 4 * a + b, outerKernel(a, b, how), [w, x, out]);
+      const label = `outer ${a}x${b}${how.vec4 ? ' v4' : ''}${how.perLane ? ' lane' : ''}${how.hoisted ? ' hoisted' : ''}`;
+      const what = how.hoisted ? `the above with its loads before the loop` : `${a} weight vec4s, ${b} ${kind}, ${a * b} accumulators`;
+      synthetic(label, what, a * b, how.hoisted ? 0 : 4 * a + b, outerKernel(a, b, how), [w, x, out]);
     };
     for (const [a, b] of [[1, 8], [2, 4], [4, 4], [2, 8], [4, 8]]) {
       outer(a, b, { vec4: false, perLane: false });
       outer(a, b, { vec4: true, perLane: false });
     }
     outer(4, 8, { vec4: true, perLane: true });
+    outer(4, 8, { vec4: true, perLane: true, hoisted: true });
     const tile = (pw: number, pr: number, perLane: boolean) => {
       const loads = 9 + (pr + 2) * Math.ceil((pw + 2) / 4);
       synthetic(
