@@ -14,6 +14,13 @@ export interface SuiteOptions {
   steps: number | null;
   /** Time every dispatch of one step per case and report where the time goes (step suite). */
   profile: boolean;
+  /** The adapter's peak fp32 rate in GFLOP/s, to report rates as a share of it (kernels, step). */
+  peakGflops: number | null;
+}
+
+/** `rate` as a share of the peak, when a peak was given and the rate is known. */
+export function peakShare(gflops: number | null, o: Pick<SuiteOptions, 'peakGflops'>): number | null {
+  return gflops === null || o.peakGflops === null ? null : gflops / o.peakGflops;
 }
 
 /** The result of a suite: rows for the table, records for --json, notes to print below the table. */

@@ -24,6 +24,8 @@ function usage(): string {
     '  --no-tfjs         do not run the TensorFlow.js side-by-side (kernels)',
     '  --steps N         training steps (soak; default 10000)',
     '  --profile         step: time every dispatch of one more step per case, by kernel kind and model level',
+    '  --peak GFLOPS     the adapter\'s peak fp32 rate: kernels and step --profile give each rate as a share of it',
+    '                    (e.g. 67000 for an H100 SXM, 51000 for an H100 PCIe)',
     '  --help            this message',
     '',
     'examples: pnpm bench dispatch; pnpm bench kernels --quick; pnpm bench kernels --only conv2d --json out.json',
@@ -44,7 +46,7 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   let suite: string | null = null;
   let json: string | null = null;
-  const options: SuiteOptions = { quick: false, full: false, only: null, peers: new Set(['torch', 'tfjs']), steps: null, profile: false };
+  const options: SuiteOptions = { quick: false, full: false, only: null, peers: new Set(['torch', 'tfjs']), steps: null, profile: false, peakGflops: null };
   for (let i = 0; i < argv.length; i++) {
     const raw = argv[i];
     if (raw === '--') continue; // `pnpm bench -- kernels` passes the separator through
@@ -83,6 +85,12 @@ function parseArgs(argv: string[]): Args {
       case '--no-tfjs':
         options.peers.delete('tfjs');
         break;
+      case '--peak': {
+        const v = Number(value());
+        if (!(v > 0 && Number.isFinite(v))) fail(`--peak takes a positive number of GFLOP/s`);
+        options.peakGflops = v;
+        break;
+      }
       case '--steps': {
         const v = Number(value());
         if (!Number.isInteger(v) || v < 1) fail(`--steps takes a positive integer`);

@@ -12,7 +12,7 @@
 import * as T from '@aunet/tensor';
 import { backward, init, noGrad, onesLike, runtime, scope, tidy, type Tensor } from '@aunet/tensor';
 import { allCases, caseLabel, type KernelCase, type KernelOp, type PeerResult } from '../cases';
-import { errorText, sig, timeRuns, timingPlan, type Suite, type SuiteOptions, type TimingPlan } from '../common';
+import { errorText, peakShare, sig, timeRuns, timingPlan, type Suite, type SuiteOptions, type TimingPlan } from '../common';
 import { binary, uniform } from '../fill';
 import { runTfjs } from '../peers/tfjs';
 import { runTorch } from '../peers/torch';
@@ -43,6 +43,8 @@ export interface KernelRecord {
   /** Median milliseconds of one run; null when our op was skipped or failed. */
   ms: number | null;
   gflops: number | null;
+  /** gflops over --peak, when given. */
+  peak_share?: number | null;
   gbps: number | null;
   adapter: string;
   torch_gflops: number | null;
@@ -239,6 +241,7 @@ export const suite: Suite = {
         tfjs_ms: sig(fm),
         runs: o.runs,
       };
+      if (options.peakGflops !== null) rec.peak_share = sig(peakShare(rec.gflops, options), 3);
       const why = [o.note, torch.get(c.id)?.note && `torch: ${torch.get(c.id)!.note}`, tfjs.get(c.id)?.note && `tfjs: ${tfjs.get(c.id)!.note}`].filter(Boolean);
       if (why.length) rec.note = why.join('; ');
       return rec;
@@ -252,12 +255,14 @@ export const suite: Suite = {
       { title: 'shape', align: 'left' },
       { title: 'ms' },
       { title: 'GFLOP/s' },
+      ...(options.peakGflops !== null ? [{ title: 'of peak' }] : []),
       { title: 'GB/s' },
     ];
     if (showTorch) columns.push({ title: 'torch ms' }, { title: 'torch GFLOP/s' }, { title: 'ours/torch' });
     if (showTfjs) columns.push({ title: 'tfjs ms' }, { title: 'tfjs GFLOP/s' }, { title: 'ours/tfjs' });
     const rows = records.map((r) => {
-      const row: (string | number | null)[] = [r.op, r.pass, r.shape, r.ms, r.gflops, r.gbps];
+      const share = r.peak_share == null ? null : `${(100 * r.peak_share).toFixed(1)}%`;
+      const row: (string | number | null)[] = [r.op, r.pass, r.shape, r.ms, r.gflops, ...(options.peakGflops !== null ? [share] : []), r.gbps];
       if (showTorch) row.push(r.torch_ms, r.torch_gflops, ratio(r.torch_ms, r.ms));
       if (showTfjs) row.push(r.tfjs_ms, r.tfjs_gflops, ratio(r.tfjs_ms, r.ms));
       return row;

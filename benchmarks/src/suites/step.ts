@@ -13,7 +13,7 @@
 import { Adam, manualSeed } from '@aunet/nn';
 import { Rng, init, profileSection, runtime, summariseProfile, type Profile } from '@aunet/tensor';
 import { AUNet, batchLossAndGradients, batchThatFits, defaultModelConfig, predictProbabilities, type ModelConfig } from 'aunet';
-import { errorText, sig, timeRuns, timingPlan, type Suite } from '../common';
+import { errorText, peakShare, sig, timeRuns, timingPlan, type Suite, type SuiteOptions } from '../common';
 import { runTorchScript } from '../peers/torch';
 
 interface StepCase {
@@ -61,13 +61,33 @@ export interface StepProfile {
   upload_ms: number;
   wait_ms: number;
   dispatches: number;
-  by_kind: { name: string; ms: number; dispatches: number; share: number }[];
-  by_section: { name: string; ms: number; dispatches: number; share: number }[];
+  by_kind: ProfileRecordRow[];
+  by_section: ProfileRecordRow[];
 }
 
-function summariseStepProfile(p: Profile): StepProfile {
+interface ProfileRecordRow {
+  name: string;
+  ms: number;
+  dispatches: number;
+  share: number;
+  /** Declared floating-point work and its rate (the convolutions declare theirs); absent for the rest. */
+  gflop?: number;
+  gflops?: number;
+  /** gflops over --peak, when given. */
+  peak_share?: number | null;
+}
+
+function summariseStepProfile(p: Profile, o: Pick<SuiteOptions, 'peakGflops'>): StepProfile {
   const s = summariseProfile(p);
-  const rows = (r: typeof s.byKind) => r.map((x) => ({ name: x.name, ms: sig(x.ms)!, dispatches: x.dispatches, share: sig(x.share, 3)! }));
+  const rows = (r: typeof s.byKind) =>
+    r.map((x): ProfileRecordRow => {
+      const row: ProfileRecordRow = { name: x.name, ms: sig(x.ms)!, dispatches: x.dispatches, share: sig(x.share, 3)! };
+      if (x.flops > 0 && x.ms > 0) {
+        const gflops = x.flops / (x.ms * 1e6);
+        Object.assign(row, { gflop: sig(x.flops / 1e9), gflops: sig(gflops) }, o.peakGflops !== null ? { peak_share: sig(peakShare(gflops, o), 3) } : {});
+      }
+      return row;
+    });
   return {
     source: p.source,
     wall_ms: sig(p.wallMs)!,
@@ -85,7 +105,9 @@ function summariseStepProfile(p: Profile): StepProfile {
 /** The profile as text lines for the notes under the table. */
 function profileLines(title: string, p: StepProfile): string[] {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`.padStart(6);
-  const row = (r: StepProfile['by_kind'][number]) => `  ${r.name.padEnd(28)} ${r.ms.toFixed(1).padStart(9)} ms ${pct(r.share)} ${String(r.dispatches).padStart(5)} dispatches`;
+  const rate = (r: ProfileRecordRow) =>
+    r.gflops === undefined ? '' : `  ${r.gflop} GFLOP at ${r.gflops} GFLOP/s${r.peak_share == null ? '' : ` (${(100 * r.peak_share).toFixed(1)}% of peak)`}`;
+  const row = (r: ProfileRecordRow) => `  ${r.name.padEnd(28)} ${r.ms.toFixed(1).padStart(9)} ms ${pct(r.share)} ${String(r.dispatches).padStart(5)} dispatches${rate(r)}`;
   return [
     `profile of ${title} (${p.source}): wall ${p.wall_ms} ms, device busy ${p.device_ms} ms, device idle ${p.idle_ms} ms; host encoding ${p.encode_ms} ms, uploads ${p.upload_ms} ms, waiting ${p.wait_ms} ms; ${p.dispatches} dispatches`,
     ' by kernel kind:',
@@ -109,7 +131,7 @@ function cases(full: boolean, only: string | null): StepCase[] {
   return list.filter((c) => !only || label(c).toLowerCase().includes(only.toLowerCase())).map((c, id) => ({ ...c, id }));
 }
 
-async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>, profileStep: boolean) {
+async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>, profileStep: boolean, rates: Pick<SuiteOptions, 'peakGflops'>) {
   const rt = runtime();
   manualSeed(1);
   const model = new AUNet(c.config);
@@ -153,7 +175,7 @@ async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>, profile
       } finally {
         // Always stop, so that a failed step leaves the runtime unprofiled for the next case.
         const p = await rt.stopProfile();
-        profile = summariseStepProfile(p);
+        profile = summariseStepProfile(p, rates);
       }
     }
     return { ms: t.ms, runs: t.runs, peak, dispatches, params, profile };
@@ -180,7 +202,7 @@ export const suite: Suite = {
     for (const c of list) {
       log(`ours: ${c.model} ${c.mode} ${c.size}x${c.size} batch ${c.batch}...`);
       try {
-        const r = await runOurs(c, plan, options.profile);
+        const r = await runOurs(c, plan, options.profile, options);
         ours.set(c.id, r);
         log(`  ${r.ms.toFixed(0)} ms, peak ${(r.peak / 2 ** 30).toFixed(2)} GiB, ${r.dispatches} dispatches`);
         if (r.profile) notes.push(...profileLines(label(c), r.profile));

@@ -31,6 +31,8 @@ export interface Launch {
   bind: readonly (Tensor | StorageBinding)[];
   /** Packed uniforms (from {@link UniformStruct.pack}), bound at @binding(0). */
   uniforms?: Uint8Array;
+  /** Floating-point operations of the work (2 per multiply-add), for the profile's rates. */
+  flops?: number;
 }
 
 /** The one way ops launch a kernel. Nothing is launched when the grid is empty. */
@@ -42,6 +44,7 @@ export function launch(l: Launch): void {
     workgroups: l.grid,
     storage: l.bind.map((b) => (b instanceof Tensor ? b.binding() : b)),
     uniforms: l.uniforms,
+    flops: l.flops,
   });
 }
 

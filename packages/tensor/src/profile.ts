@@ -45,6 +45,8 @@ export interface DispatchTiming {
   backward: boolean;
   /** Device time in milliseconds. */
   ms: number;
+  /** Floating-point operations the dispatch's launch declared (0 when it declared none). */
+  flops: number;
 }
 
 export interface Profile {
@@ -79,6 +81,8 @@ export interface ProfileRow {
   dispatches: number;
   /** Share of the summed device time. */
   share: number;
+  /** Declared floating-point operations (see {@link Dispatch.flops}); 0 for kernels that declare none. */
+  flops: number;
 }
 
 /** Device time summed by a key, largest first. */
@@ -88,8 +92,9 @@ export function groupProfile(p: Profile, key: (d: DispatchTiming) => string): Pr
   for (const d of p.dispatches) {
     const name = key(d);
     let r = rows.get(name);
-    if (!r) rows.set(name, (r = { name, ms: 0, dispatches: 0, share: 0 }));
+    if (!r) rows.set(name, (r = { name, ms: 0, dispatches: 0, share: 0, flops: 0 }));
     r.ms += d.ms;
+    r.flops += d.flops;
     r.dispatches++;
     total += d.ms;
   }
@@ -138,10 +143,10 @@ export class Profiler {
   ) {}
 
   /** Timestamp mode: the timestampWrites of the next dispatch's pass. */
-  passTimestamps(kernel: string): GPUComputePassTimestampWrites {
+  passTimestamps(kernel: string, flops: number): GPUComputePassTimestampWrites {
     if (!this.querySet) this.querySet = this.device.createQuerySet({ type: 'timestamp', count: 2 * this.capacity, label: 'profile' });
     const k = this.slots.length;
-    this.slots.push({ kernel, section: currentSection(), backward: isInBackward() });
+    this.slots.push({ kernel, section: currentSection(), backward: isInBackward(), flops });
     return { querySet: this.querySet, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 };
   }
 
@@ -185,8 +190,8 @@ export class Profiler {
    * its neighbours' within one synchronous stretch of encoding: sums over sections and kinds are
    * sound, single dispatches are not.
    */
-  timeSubmitted(kernel: string): void {
-    const slot = { kernel, section: currentSection(), backward: isInBackward() };
+  timeSubmitted(kernel: string, flops: number): void {
+    const slot = { kernel, section: currentSection(), backward: isInBackward(), flops };
     const submitted = performance.now();
     this.pending.push(
       this.device.queue.onSubmittedWorkDone().then(() => {

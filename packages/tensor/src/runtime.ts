@@ -44,6 +44,8 @@ export interface Dispatch {
   storage: StorageBinding[];
   /** Uniform data, bound at @group(0) @binding(0) when present. */
   uniforms?: ArrayBuffer | ArrayBufferView;
+  /** Floating-point operations of the work done (2 per multiply-add), for the profile's rates. */
+  flops?: number;
 }
 
 export { WebGPUError };
@@ -310,7 +312,7 @@ export class Runtime {
     if (profiler?.timestamps) {
       // A pass per dispatch, its start and end timestamped.
       this.pass?.end();
-      this.pass = this.encoder.beginComputePass({ label: d.kernel, timestampWrites: profiler.passTimestamps(d.kernel) });
+      this.pass = this.encoder.beginComputePass({ label: d.kernel, timestampWrites: profiler.passTimestamps(d.kernel, d.flops ?? 0) });
     } else if (!this.pass) {
       this.pass = this.encoder.beginComputePass({ label: 'batch' });
     }
@@ -321,7 +323,7 @@ export class Runtime {
     this.counters.dispatches++;
     if (profiler && !profiler.timestamps) {
       this.flush();
-      profiler.timeSubmitted(d.kernel);
+      profiler.timeSubmitted(d.kernel, d.flops ?? 0);
     } else if (++this.dispatchesInBatch >= this.maxDispatches || profiler?.full) {
       this.flush();
     }

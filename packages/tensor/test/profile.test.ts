@@ -10,7 +10,7 @@ test.before(setupGPU);
 /** One training-like step of a conv, instance norm and ReLU block in section "block", the loss in "loss". */
 async function step(): Promise<{ y: number[]; gw: number[] }> {
   return T.scope(async () => {
-    const x = T.randn([2, 3, 8, 8], { seed: 1 });
+    const x = T.randn([2, 3, 8, 8], { seed: 1, requiresGrad: true });
     const w = T.randn([4, 3, 3, 3], { seed: 2, requiresGrad: true });
     const gamma = T.ones([4], { requiresGrad: true });
     const beta = T.zeros([4], { requiresGrad: true });
@@ -18,7 +18,7 @@ async function step(): Promise<{ y: number[]; gw: number[] }> {
     const loss = T.profileSection('loss', () => T.sum(T.mul(h, h)));
     T.backward(loss);
     const out = { y: await h.array(), gw: await w.grad!.array() };
-    T.dispose(w.grad!, gamma.grad!, beta.grad!);
+    T.dispose(x.grad!, w.grad!, gamma.grad!, beta.grad!);
     return out;
   });
 }
@@ -62,8 +62,41 @@ for (const timestamps of [true, false]) {
     assert.ok(Math.abs(s.byKind.reduce((a, r) => a + r.ms, 0) - sum) < 1e-6);
     assert.ok(Math.abs(s.byKind.reduce((a, r) => a + r.share, 0) - 1) < 1e-9);
     assert.ok(s.bySection.some((r) => r.name === 'block backward') && s.bySection.some((r) => r.name === 'block'));
+    // The conv declares its work: 2 flops per multiply-add, 2x4x8x8 outputs of 3x3x3 taps, for
+    // the forward and for each gradient; no other kernel declares any.
+    const convFlops = 2 * 2 * 4 * 8 * 8 * 3 * 3 * 3;
+    const flopsOf = (kind: string) => s.byKind.find((r) => r.name === kind)!.flops;
+    assert.equal(['conv forward', 'conv input gradient', 'conv weight gradient'].map(flopsOf), [convFlops, convFlops, convFlops]);
+    assert.ok(s.byKind.filter((r) => !r.name.startsWith('conv')).every((r) => r.flops === 0));
+    assert.is(s.bySection.find((r) => r.name === 'block backward')!.flops, 2 * convFlops);
   });
 }
+
+test('declared flops: a strided conv (its input gradient in phases on CPU adapters) and a 1x1 conv count 2 per multiply-add', async () => {
+  const rt = T.runtime();
+  const cases: { x: number[]; w: number[]; opts: { stride?: number; padding?: number }; out: number }[] = [
+    { x: [1, 4, 9, 10], w: [8, 4, 3, 3], opts: { stride: 2, padding: 1 }, out: 5 * 5 },
+    { x: [2, 6, 5, 7], w: [3, 6, 1, 1], opts: {}, out: 5 * 7 },
+  ];
+  for (const c of cases) {
+    await rt.startProfile();
+    // Stopped before any failure is rethrown, so that the next test finds no profile running.
+    const failed = await T.scope(async () => {
+      const x = T.randn(c.x, { seed: 3, requiresGrad: true });
+      const w = T.randn(c.w, { seed: 4, requiresGrad: true });
+      T.backward(T.sum(T.conv2d(x, w, null, c.opts)));
+      await x.grad!.data();
+      T.dispose(x.grad!, w.grad!);
+    }).then(() => null, (e: unknown) => e);
+    const profile = await rt.stopProfile();
+    if (failed) throw failed;
+    const expected = 2 * c.x[0] * c.w[0] * c.out * c.w[1] * c.w[2] * c.w[3];
+    for (const kind of ['conv forward', 'conv input gradient', 'conv weight gradient']) {
+      const flops = profile.dispatches.filter((d) => T.kernelKind(d.kernel, d.backward) === kind).reduce((a, d) => a + d.flops, 0);
+      assert.ok(Math.abs(flops - expected) <= 1e-9 * expected, `${c.w.join('x')} ${kind}: ${flops} flops, expected ${expected}`);
+    }
+  }
+});
 
 test('start twice or stop without start: clear errors; profiling ends cleanly', async () => {
   const rt = T.runtime();

@@ -2,7 +2,7 @@
 
 import { empty, grid1d, launch, uniformStruct } from '../../kernel';
 import type { Tensor } from '../../tensor';
-import type { Geometry } from './geometry';
+import { convFlops, type Geometry } from './geometry';
 import { relayoutWeights, sourceOf, type Source } from './helpers';
 import { COMP, forwardTiling, inputGradAxis, plan, rowSpacing, shiftCols, tapCode, tiledKernelFrame, type AxisPlan } from './taps';
 import { WG, inputGradTile, shareFor, tuning, type Tile } from './tuning';
@@ -137,7 +137,7 @@ function corrCode(c: CorrSpec): string {
   return L.join('\n');
 }
 
-function runCorr(spec: CorrSpec, src: Source, wt: Tensor, out: Tensor, u: { n: number; c: number; o: number; tilesX: number; tilesY: number; ho: number; wo: number }): void {
+function runCorr(spec: CorrSpec, src: Source, wt: Tensor, out: Tensor, u: { n: number; c: number; o: number; tilesX: number; tilesY: number; ho: number; wo: number }, flops: number): void {
   const o4 = Math.ceil(u.o / 4);
   const og = Math.ceil(o4 / spec.cg);
   const ogp = spec.share ? Math.ceil(og / spec.share) * spec.share : og;
@@ -147,6 +147,7 @@ function runCorr(spec: CorrSpec, src: Source, wt: Tensor, out: Tensor, u: { n: n
     code: corrCode({ ...spec, cols: shiftCols(spec.cols, src.c0) }),
     grid: grid1d(total, WG),
     bind: [src.t, wt, out],
+    flops,
     uniforms: CORR_UNIFORMS.pack({
       c: u.c, o4, oc: u.o, tilesX: u.tilesX, tilesY: u.tilesY, total, wp4: src.wp / 4, plane4: (src.sh * src.wp) / 4,
       ho: u.ho, wo: u.wo, ogp, sh: src.sh, top: src.top, lq: src.lq, og,
@@ -166,7 +167,7 @@ export function forwardRaw(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry):
   const src = sourceOf(x, g.p, g.p, hp, wp, share > 0, 'conv2d');
   const wt = relayoutWeights(w, b, false, 'conv2d');
   const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma, rows, cols, rowNum: g.s, rowDen: 1, colStep, vec4Out: g.wo % 4 === 0, share, cg };
-  runCorr(spec, src, wt, out, { n: g.n, c: g.ci, o: g.co, tilesX, tilesY, ho: g.ho, wo: g.wo });
+  runCorr(spec, src, wt, out, { n: g.n, c: g.ci, o: g.co, tilesX, tilesY, ho: g.ho, wo: g.wo }, convFlops(g));
   wt.dispose();
   return out;
 }
@@ -217,10 +218,13 @@ function inputGradPhased(gy: Tensor, w: Tensor, g: Geometry): Tensor | null {
   const dx = empty([g.n, g.ci, g.h, g.w], 'float32', 'conv2d backward (input)');
   const wt = relayoutWeights(w, null, true, 'conv2d backward (input)');
   const src = sourceOf(gy, by - pq, bx - pq, hp, wp, share > 0, 'conv2d backward (input)');
-  for (const ph of plans) {
+  // The gradient's flops (convFlops) shared between the phases by their pixels times their taps.
+  const work = plans.map((p) => Math.ceil((g.h - p.py) / s) * Math.ceil((g.w - p.px) / s) * p.rows.axis.taps[0].length * p.cols.axis.taps[0].length);
+  const allWork = work.reduce((a, b) => a + b, 0);
+  for (const [k, ph] of plans.entries()) {
     const tile: Tile = { pw: ph.pw, pr: ph.pr, spaced: false };
     const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma: s, rows: ph.r, cols: ph.c, rowNum: 1, rowDen: s, colStep: ph.pw, vec4Out: false, share, cg: 1, phase: { s, py: ph.py, px: ph.px } };
-    runCorr(spec, { ...src, owned: false }, wt, dx, { n: g.n, c: g.co, o: g.ci, tilesX: ph.tilesX, tilesY: ph.tilesY, ho: g.h, wo: g.w });
+    runCorr(spec, { ...src, owned: false }, wt, dx, { n: g.n, c: g.co, o: g.ci, tilesX: ph.tilesX, tilesY: ph.tilesY, ho: g.h, wo: g.w }, (convFlops(g) * work[k]) / allWork);
   }
   if (src.owned) src.t.dispose();
   wt.dispose();
@@ -256,7 +260,7 @@ export function inputGradRaw(gy: Tensor, w: Tensor, g: Geometry): Tensor {
   const src = sourceOf(gy, rowPlan.base - pq, colPlan.base - pq, hp, wp, share > 0, 'conv2d backward (input)');
   const wt = relayoutWeights(w, null, true, 'conv2d backward (input)');
   const spec: CorrSpec = { kh: g.kh, kw: g.kw, tile, sigma, rows: rowPlan.axis, cols: colPlan.axis, rowNum: 1, rowDen: s, colStep, vec4Out: g.w % 4 === 0, share, cg: 1 };
-  runCorr(spec, src, wt, dx, { n: g.n, c: g.co, o: g.ci, tilesX, tilesY, ho: g.h, wo: g.w });
+  runCorr(spec, src, wt, dx, { n: g.n, c: g.co, o: g.ci, tilesX, tilesY, ho: g.h, wo: g.w }, convFlops(g));
   wt.dispose();
   return dx;
 }

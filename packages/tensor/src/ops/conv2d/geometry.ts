@@ -19,6 +19,14 @@ export interface Geometry {
   ho: number; wo: number;
 }
 
+/**
+ * Floating-point operations of the convolution (2 per multiply-add, every tap of every output
+ * counted, padding included): the usual count, also used for each of its two gradients.
+ */
+export function convFlops(g: Geometry): number {
+  return 2 * g.n * g.co * g.ho * g.wo * g.ci * g.kh * g.kw;
+}
+
 function positiveInt(v: number, what: string, min: number): number {
   if (!Number.isInteger(v) || v < min) throw new Error(`conv2d: ${what} must be an integer >= ${min}, got ${v}`);
   return v;

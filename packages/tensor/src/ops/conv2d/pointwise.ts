@@ -16,7 +16,7 @@
 
 import { ENTRY_1D, empty, grid1d, launch, linearIndex, uniformStruct } from '../../kernel';
 import type { Tensor } from '../../tensor';
-import type { Geometry } from './geometry';
+import { convFlops, type Geometry } from './geometry';
 import { WG, tuning } from './tuning';
 
 const FWD_UNIFORMS = uniformStruct('conv2d.fwd1x1', { ci: 'u32', hwu: 'u32', s: 'u32', total: 'u32', bias: 'u32' });
@@ -158,7 +158,7 @@ export function forward1x1(x: Tensor, w: Tensor, b: Tensor | null, g: Geometry):
   const total = g.n * s;
   const out = empty([g.n, g.co, g.ho, g.wo], 'float32', 'conv2d');
   launch({
-    kernel: 'conv2d.fwd1x1', code: fwd1x1Code(g.co, u, tuning().name === 'fallback'), grid: grid1d(total, WG), bind: [x, w, b ?? w, out],
+    kernel: 'conv2d.fwd1x1', code: fwd1x1Code(g.co, u, tuning().name === 'fallback'), grid: grid1d(total, WG), bind: [x, w, b ?? w, out], flops: convFlops(g),
     uniforms: FWD_UNIFORMS.pack({ ci: g.ci, hwu, s, total, bias: b ? 1 : 0 }),
   });
   return out;
@@ -172,7 +172,7 @@ export function inputGrad1x1(gy: Tensor, w: Tensor, g: Geometry): Tensor {
   const nb = Math.ceil(g.ci / CB1);
   const total = g.n * nb * s;
   const dx = empty([g.n, g.ci, g.h, g.w], 'float32', 'conv2d backward (input)');
-  launch({ kernel: 'conv2d.dx1x1', code: dx1x1Code(g.co, u), grid: grid1d(total, WG), bind: [gy, w, dx], uniforms: DX_UNIFORMS.pack({ ci: g.ci, hwu, s, total, nb }) });
+  launch({ kernel: 'conv2d.dx1x1', code: dx1x1Code(g.co, u), grid: grid1d(total, WG), bind: [gy, w, dx], flops: convFlops(g), uniforms: DX_UNIFORMS.pack({ ci: g.ci, hwu, s, total, nb }) });
   return dx;
 }
 
@@ -198,7 +198,7 @@ export function weightGrad1x1(x: Tensor, gy: Tensor, g: Geometry): Tensor {
   // the small planes, where a dispatch is a good part of the op's time).
   const direct = pt === 1;
   const part = direct ? empty([g.co, g.ci, 1, 1], 'float32', 'conv2d backward (weights)') : empty([g.co * g.ci * pt * v], 'float32', 'conv2d backward (weights)');
-  launch({ kernel: 'conv2d.dw1x1', code: dw1x1Code(g.co, cb, u, direct), grid: grid1d(total, WG), bind: [x, gy, part], uniforms: DW_UNIFORMS.pack({ ci: g.ci, hwu, pt, total, n: g.n }) });
+  launch({ kernel: 'conv2d.dw1x1', code: dw1x1Code(g.co, cb, u, direct), grid: grid1d(total, WG), bind: [x, gy, part], flops: convFlops(g), uniforms: DW_UNIFORMS.pack({ ci: g.ci, hwu, pt, total, n: g.n }) });
   if (direct) return part;
   const dw = empty([g.co, g.ci, 1, 1], 'float32', 'conv2d backward (weights)');
   const n = g.co * g.ci;

@@ -3,7 +3,7 @@
 
 import { empty, grid1d, launch, uniformStruct } from '../../kernel';
 import type { Tensor } from '../../tensor';
-import type { Geometry } from './geometry';
+import { convFlops, type Geometry } from './geometry';
 import { relayoutGrad, sourceOf, sumWeightGradParts } from './helpers';
 import { forwardTiling, shiftCols, tapCode, tiledKernelFrame, type AxisPlan } from './taps';
 import { WG, shareFor, tuning, type Tile } from './tuning';
@@ -110,7 +110,7 @@ export function weightGradRaw(x: Tensor, gy: Tensor, g: Geometry): Tensor {
   const total = o4p * nb * parts;
   const spec: DwSpec = { kh: g.kh, kw: g.kw, tile, cb, sigma, s: g.s, rows, cols: shiftCols(cols, src.c0), share };
   launch({
-    kernel: 'conv2d.weightGrad', code: dwCode(spec), grid: grid1d(total, WG), bind: [src.t, gt, partial],
+    kernel: 'conv2d.weightGrad', code: dwCode(spec), grid: grid1d(total, WG), bind: [src.t, gt, partial], flops: convFlops(g),
     uniforms: DW_UNIFORMS.pack({ ci: g.ci, nb, o4, tilesX, tilesY, rowsTotal, rpp, total, wp4: src.wp / 4, sh: src.sh, hg, wg, o4p, top: src.top, lq: src.lq }),
   });
   const dw = sumWeightGradParts(partial, g.co, g.ci, g.kh, g.kw, parts, 'conv2d backward (weights)');
