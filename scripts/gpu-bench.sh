@@ -13,25 +13,29 @@ cd "$(dirname "$0")/.."
 out=${OUT:-gpu-results}
 mkdir -p "$out" /tmp/aunet-gpu
 [ -f .gpu/bench.tar.xz ] || { echo "error: .gpu/bench.tar.xz is missing: run scripts/gpu-bundle.sh here first and carry .gpu" >&2; exit 1; }
-tar -C /tmp/aunet-gpu -xJf .gpu/bench.tar.xz
+tar -C /tmp/aunet-gpu -xJf .gpu/bench.tar.xz || { echo "error: could not unpack .gpu/bench.tar.xz (is xz installed?)" >&2; exit 1; }
 bench=/tmp/aunet-gpu/bench
 echo "bundle: $(cat $bench/VERSION)"
 
 # The Vulkan loader, from carried .deb files when the machine has none.
-if ! ldconfig -p | grep -q libvulkan.so.1 && ls .gl/*.deb >/dev/null 2>&1; then
+if ! grep -q libvulkan.so.1 <(ldconfig -p) && ls .gl/*.deb >/dev/null 2>&1; then
   for f in .gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
 fi
 nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f "$nvidia_icd" ] && export VK_DRIVER_FILES=${VK_DRIVER_FILES:-$nvidia_icd}
+if [ -f "$nvidia_icd" ]; then
+  export VK_DRIVER_FILES=${VK_DRIVER_FILES:-$nvidia_icd} VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-$nvidia_icd}
+fi
 
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
-# fp32 (non-tensor-core) peaks, GFLOP/s: H100 SXM and H200 67 TF, H100 PCIe 51 TF, A100 19.5 TF.
+# fp32 (non-tensor-core) peaks, GFLOP/s: H100 SXM and H200 67 TF, H100 NVL 60 TF, H100 PCIe 51 TF,
+# A100 19.5 TF.
+peak=''
 case "$gpu" in
   *H100*PCIe*) peak=51000 ;;
+  *H100*NVL*) peak=60000 ;;
   *H100*|*H200*) peak=67000 ;;
   *A100*) peak=19500 ;;
-  *) peak=${PEAK_GFLOPS:-} ;;
 esac
 peak=${PEAK_GFLOPS:-$peak}
 echo "gpu: ${gpu:-unknown}; fp32 peak: ${peak:-unknown} GFLOP/s"
@@ -39,6 +43,6 @@ peakflag=()
 [ -n "$peak" ] && peakflag=(--peak "$peak")
 
 status=0
-"$bench/node" "$bench/bench.mjs" kernels --only conv2d --no-torch --no-tfjs "${peakflag[@]}" --json "$out/kernels.json" 2>&1 | tee "$out/kernels.txt" || status=1
-"$bench/node" "$bench/bench.mjs" step --profile --no-torch "${peakflag[@]}" --json "$out/step.json" 2>&1 | tee "$out/step.txt" || status=1
+"$bench/node" "$bench/bench.mjs" kernels --only conv2d --no-torch --no-tfjs ${peakflag[@]+"${peakflag[@]}"} --json "$out/kernels.json" 2>&1 | tee "$out/kernels.txt" || status=1
+"$bench/node" "$bench/bench.mjs" step --profile --no-torch ${peakflag[@]+"${peakflag[@]}"} --json "$out/step.json" 2>&1 | tee "$out/step.txt" || status=1
 exit $status

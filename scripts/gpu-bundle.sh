@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what `pnpm bench` needs on a machine that has a GPU but no Node and no network (the lent
 # device machines): this Node binary, the benchmarks compiled into one ES module by esbuild, and
-# Dawn's bindings (the `webgpu` package, linux-x64 only). Writes .gpu/bench.tar.xz (about 30 MB;
+# Dawn's bindings (the `webgpu` package, linux-x64 only). Writes .gpu/bench.tar.xz (about 28 MB;
 # .gpu/ is git-ignored). On that machine, scripts/gpu-bench.sh unpacks and runs it.
 #
 #   bash scripts/gpu-bundle.sh            # then: device run, carry [".gpu"], bash scripts/gpu-bench.sh
@@ -11,7 +11,7 @@ root=$(pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-webgpu=$(node -e "console.log(require('path').dirname(require.resolve('webgpu/package.json', { paths: ['$root/benchmarks'] })))")
+webgpu=$(node -e "console.log(require('path').dirname(require.resolve('webgpu/package.json', { paths: [process.argv[1]] })))" "$root/benchmarks")
 mkdir -p "$work/bench/node_modules/webgpu/dist/linux-x64" .gpu
 # One file: every workspace package and dependency inlined; only the native bindings stay outside.
 # (Suites are loaded by import() with literal paths, which esbuild inlines as well.)

@@ -72,29 +72,57 @@ for (const timestamps of [true, false]) {
   });
 }
 
-test('declared flops: a strided conv (its input gradient in phases on CPU adapters) and a 1x1 conv count 2 per multiply-add', async () => {
+/** Profile one forward and backward of a conv; the profile is stopped before any failure is rethrown. */
+async function profiledConv(xShape: number[], wShape: number[], opts: { stride?: number; padding?: number }): Promise<T.Profile> {
   const rt = T.runtime();
+  await rt.startProfile();
+  const failed = await T.scope(async () => {
+    const x = T.randn(xShape, { seed: 3, requiresGrad: true });
+    const w = T.randn(wShape, { seed: 4, requiresGrad: true });
+    T.backward(T.sum(T.conv2d(x, w, null, opts)));
+    await x.grad!.data();
+    T.dispose(x.grad!, w.grad!);
+  }).then(() => null, (e: unknown) => e);
+  const profile = await rt.stopProfile();
+  if (failed) throw failed;
+  return profile;
+}
+
+const flopsOfKind = (p: T.Profile, kind: string) => p.dispatches.filter((d) => T.kernelKind(d.kernel, d.backward) === kind).reduce((a, d) => a + d.flops, 0);
+
+test('declared flops: a strided conv and a 1x1 conv count 2 per multiply-add in each of the three passes, on both variants', async () => {
   const cases: { x: number[]; w: number[]; opts: { stride?: number; padding?: number }; out: number }[] = [
     { x: [1, 4, 9, 10], w: [8, 4, 3, 3], opts: { stride: 2, padding: 1 }, out: 5 * 5 },
     { x: [2, 6, 5, 7], w: [3, 6, 1, 1], opts: {}, out: 5 * 7 },
   ];
-  for (const c of cases) {
-    await rt.startProfile();
-    // Stopped before any failure is rethrown, so that the next test finds no profile running.
-    const failed = await T.scope(async () => {
-      const x = T.randn(c.x, { seed: 3, requiresGrad: true });
-      const w = T.randn(c.w, { seed: 4, requiresGrad: true });
-      T.backward(T.sum(T.conv2d(x, w, null, c.opts)));
-      await x.grad!.data();
-      T.dispose(x.grad!, w.grad!);
-    }).then(() => null, (e: unknown) => e);
-    const profile = await rt.stopProfile();
-    if (failed) throw failed;
-    const expected = 2 * c.x[0] * c.w[0] * c.out * c.w[1] * c.w[2] * c.w[3];
-    for (const kind of ['conv forward', 'conv input gradient', 'conv weight gradient']) {
-      const flops = profile.dispatches.filter((d) => T.kernelKind(d.kernel, d.backward) === kind).reduce((a, d) => a + d.flops, 0);
-      assert.ok(Math.abs(flops - expected) <= 1e-9 * expected, `${c.w.join('x')} ${kind}: ${flops} flops, expected ${expected}`);
+  try {
+    for (const variant of ['fallback', 'gpu'] as const) {
+      T.setConv2dVariant(variant);
+      for (const c of cases) {
+        const p = await profiledConv(c.x, c.w, c.opts);
+        const expected = 2 * c.x[0] * c.w[0] * c.out * c.w[1] * c.w[2] * c.w[3];
+        for (const kind of ['conv forward', 'conv input gradient', 'conv weight gradient']) {
+          const flops = flopsOfKind(p, kind);
+          assert.ok(Math.abs(flops - expected) <= 1e-9 * expected, `${variant} ${c.w.join('x')} ${kind}: ${flops} flops, expected ${expected}`);
+        }
+      }
     }
+  } finally {
+    T.setConv2dVariant('auto');
+  }
+});
+
+test('declared flops: the strided input gradient in phases shares its count by each phase\'s pixels times taps', async () => {
+  T.setConv2dVariant('fallback');
+  try {
+    const p = await profiledConv([1, 4, 9, 10], [8, 4, 3, 3], { stride: 2, padding: 1 });
+    const phases = p.dispatches.filter((d) => d.backward && d.kernel === 'conv2d.corr').map((d) => d.flops).sort((a, b) => a - b);
+    // dx rows 0, 2, .., 8 get 1 tap (ky = 1), rows 1, .., 7 get 2; columns 0, .., 8 get 1, 1, .., 9 get 2:
+    // phase work 5*5, 5*10, 4*2*5, 4*2*10 = 25, 50, 40, 80 pixel-taps of 195.
+    const all = 2 * 1 * 8 * 25 * 4 * 9;
+    assert.equal(phases.map((f) => Math.round(f * 1e6) / 1e6), [25, 40, 50, 80].map((w) => Math.round(((all * w) / 195) * 1e6) / 1e6));
+  } finally {
+    T.setConv2dVariant('auto');
   }
 });
 

@@ -173,7 +173,11 @@ ${ENTRY_1D(WG)} {
   out[q] = acc;
 }`;
 
-export function padPlanes(src: Tensor, top: number, left: number, hp: number, wp: number, op: string): Tensor {
+/**
+ * A zero-padded copy of src's planes, hp x wp each. `kernel` names the dispatch (the profile
+ * files it under the pass it serves: the weight gradient's copies start with conv2d.weightGrad).
+ */
+export function padPlanes(src: Tensor, top: number, left: number, hp: number, wp: number, op: string, kernel = 'conv2d.pad'): Tensor {
   const [n, c, h, w] = src.shape;
   const out = empty([n * c * hp * wp], 'float32', op);
   if (w % 4 === 0) {
@@ -182,13 +186,13 @@ export function padPlanes(src: Tensor, top: number, left: number, hp: number, wp
     const runs = Math.ceil(wp / 4 / PAD_RUN);
     const total = n * c * hp * runs;
     launch({
-      kernel: 'conv2d.pad4', code: padVec4Code(m), grid: grid1d(total, WG), bind: [src, out],
+      kernel: `${kernel}4`, code: padVec4Code(m), grid: grid1d(total, WG), bind: [src, out],
       uniforms: PAD4_UNIFORMS.pack({ total, runs, hp, h, w4: w / 4, top, left4, wp4: wp / 4 }),
     });
     return out;
   }
   const total = (n * c * hp * wp) / 4;
-  launch({ kernel: 'conv2d.pad', code: PAD, grid: grid1d(total, WG), bind: [src, out], uniforms: PAD_UNIFORMS.pack({ total, wp4: wp / 4, hp, h, w, top, left }) });
+  launch({ kernel, code: PAD, grid: grid1d(total, WG), bind: [src, out], uniforms: PAD_UNIFORMS.pack({ total, wp4: wp / 4, hp, h, w, top, left }) });
   return out;
 }
 
@@ -225,12 +229,12 @@ export interface Source {
  * read in place when the kernel's lanes share loads (whose bounds checks then give the zero
  * padding) and rows are whole vec4s; otherwise a zero-padded copy of hp x wp per plane.
  */
-export function sourceOf(src: Tensor, top: number, left: number, hp: number, wp: number, direct: boolean, op: string): Source {
+export function sourceOf(src: Tensor, top: number, left: number, hp: number, wp: number, direct: boolean, op: string, padKernel?: string): Source {
   if (direct && src.shape[3] % 4 === 0) {
     const m = ((left % 4) + 4) % 4;
     return { t: src, owned: false, sh: src.shape[2], wp: src.shape[3], top, lq: (left - m) / 4 + (m ? 1 : 0), c0: (4 - m) % 4 };
   }
-  return { t: padPlanes(src, top, left, hp, wp, op), owned: true, sh: hp, wp, top: 0, lq: 0, c0: 0 };
+  return { t: padPlanes(src, top, left, hp, wp, op, padKernel), owned: true, sh: hp, wp, top: 0, lq: 0, c0: 0 };
 }
 
 /** The output gradient [N, C, H, W] as vec4s of 4 channels [N][C4][hg][wg], zero outside (wg a multiple of 4). */

@@ -103,7 +103,7 @@ export function weightGradRaw(x: Tensor, gy: Tensor, g: Geometry): Tensor {
   const T = g.kh * g.kw;
 
   const share = shareFor(g.co);
-  const src = sourceOf(x, g.p, g.p, hp, wp, share > 0, 'conv2d backward (weights)');
+  const src = sourceOf(x, g.p, g.p, hp, wp, share > 0, 'conv2d backward (weights)', 'conv2d.weightGradPad');
   const gt = relayoutGrad(gy, hg, wg, 'conv2d backward (weights)');
   const partial = empty([parts * g.ci * T * o4 * 4], 'float32', 'conv2d backward (weights)');
   const o4p = share ? Math.ceil(o4 / share) * share : o4;
