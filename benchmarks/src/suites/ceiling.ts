@@ -22,7 +22,7 @@
 // cheap as loads get. Every load here is a plain per-invocation load; the library's conv shares
 // its input loads between a subgroup's lanes, so it can beat the `tile` case of its own shape.
 
-import { ENTRY_1D, conv2d, grid1d, init, launch, linearIndex, runtime, uniformStruct, zeros, type Tensor } from '@aunet/tensor';
+import { ENTRY_1D, conv2d, grid1d, init, launch, linearIndex, uniformStruct, zeros, type Tensor } from '@aunet/tensor';
 import { median, now, sig, type Suite, type SuiteOptions } from '../common';
 import { uniform } from '../fill';
 
@@ -268,12 +268,12 @@ export const suite: Suite = {
     out.dispose();
     w.dispose();
     x.dispose();
-    await runtime().sync();
+    await rt.sync();
     return {
       table: { columns: [{ title: 'case', align: 'left' }, { title: 'what', align: 'left' }, { title: 'flops/load' }, { title: 'GFLOP/s' }, { title: 'range' }], rows },
       records,
       notes: [
-        `synthetic kernels: ${INVOCATIONS} invocations of ${WG}, ~200 ms a run; median (range) of ${options.quick ? 3 : 7} rounds over all cases; flops/load: flops per 4-byte word loaded.`,
+        `synthetic kernels: ${INVOCATIONS} invocations of ${WG}, ~200 ms a run; median (range) of ${rounds} rounds over all cases; flops/load: flops per 4-byte word loaded.`,
         'lavapipe runs a storage load as a loop over the lanes: the conv shares each input load between a subgroup\'s lanes (subgroupBroadcast), the synthetic kernels do not.',
       ],
     };

@@ -58,22 +58,22 @@ async function readEvaluation(file: string): Promise<EvaluationReport> {
 export async function runOnce(config: TrainConfig, out: string, hooks: ExperimentOptions = {}): Promise<RunOutcome> {
   const { lungMask, ...trainHooks } = hooks;
   const outcome = await trainOnce(config, out, trainHooks);
-  if (lungMask !== undefined) outcome.lung = await evaluateInLungs(outcome.out, lungMask, trainHooks.log ?? console.log);
+  if (lungMask !== undefined) outcome.lung = await evaluateInLungs(outcome.out, resolve(lungMask), trainHooks.log ?? console.log);
   return outcome;
 }
 
 /**
- * The run's best checkpoint on its test slices within the lungs of `lungMask`, written beside it
+ * The run's best checkpoint on its test slices within the lungs of `lungMask` (a resolved path), written beside it
  * as `evaluate --lung-mask` would. Recomputed on every call (one inference pass over the test
  * slices), so the experiment's tables always hold the current best checkpoint's scores.
  */
 async function evaluateInLungs(dir: string, lungMask: string, log: (line: string) => void): Promise<EvaluationReport> {
   const checkpoint = join(dir, BEST);
   const e = await evaluateCheckpoint(checkpoint, {
-    lungMask: resolve(lungMask),
+    lungMask,
     onStart: ({ warning, testSlices }) => {
       if (warning) log(warning);
-      log(`scoring ${checkpoint} within the lungs of ${resolve(lungMask)} (${testSlices} test slices)`);
+      log(`scoring ${checkpoint} within the lungs of ${lungMask} (${testSlices} test slices)`);
     },
   });
   await writeEvaluation(evaluationFileFor(checkpoint, { lung: true }), e);
