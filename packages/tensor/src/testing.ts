@@ -77,9 +77,9 @@ export async function toRef(t: Tensor): Promise<Ref> {
   return { shape: [...t.shape], data: Float64Array.from(await t.data()) };
 }
 
-/** Throw unless `actual` matches `expected` to relative error `tol` (NaN always fails). */
-export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
-  const err = relativeError(actual, expected);
+/** Throw unless `actual` matches `expected` to relative error `tol` (NaN always fails); `scale` as in relativeError. */
+export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string, scale?: number): void {
+  const err = relativeError(actual, expected, scale);
   if (!(err <= tol)) {
     let worst = 0;
     let at = 0;
@@ -104,6 +104,8 @@ export interface OpCheck {
   /** The reference's vector-Jacobian product: dL/dx for every input, given dL/dy = g. */
   refBackward?: (xs: Ref[], g: Ref) => Ref[];
   forwardTol?: number;
+  /** What forward errors are measured against (default: the reference output's largest magnitude). */
+  forwardScale?: number;
   gradTol?: number;
   /** Finite-difference step (float64). */
   h?: number;
@@ -123,7 +125,7 @@ export async function checkOp(c: OpCheck): Promise<void> {
     const y = c.gpu(xs);
     const expected = c.ref(c.inputs);
     if (y.shape.join() !== expected.shape.join()) throw new Error(`${c.name}: shape [${y.shape}], reference [${expected.shape}]`);
-    expectClose(await y.data(), expected.data, c.forwardTol ?? 1e-5, `${c.name} forward`);
+    expectClose(await y.data(), expected.data, c.forwardTol ?? 1e-5, `${c.name} forward`, c.forwardScale);
     if (!c.refBackward) return;
     const g = randomRef(c.rng, expected.shape);
     backward(y, { grad: toTensor(g) });

@@ -270,11 +270,13 @@ export function finiteDifference(f: (x: Ref) => Ref, x: Ref, g: Ref, h = 1e-6, i
  * Relative error in the max norm: max_i |a_i - b_i| / max(max_i |b_i|, 1e-6). One element off by more than
  * tol times the tensor's scale fails, while float32 rounding of long sums (whose error scales
  * with the terms, not with a result that happens to be near zero) passes. NaN, an infinity that
- * differs, or a length mismatch gives Infinity.
+ * differs, or a length mismatch gives Infinity. `scale`, when given, replaces max_i |b_i|: a sum
+ * that cancels to near zero is measured against the sum of its terms' magnitudes, the scale of
+ * its float32 rounding error.
  */
-export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>, scale?: number): number {
   if (actual.length !== expected.length) return Infinity;
-  let scale = 0;
+  let largest = 0;
   let worst = 0;
   for (let i = 0; i < expected.length; i++) {
     const a = actual[i];
@@ -283,9 +285,9 @@ export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<num
       if (a === b) continue; // equal infinities; NaN never equals anything
       return Infinity;
     }
-    scale = Math.max(scale, Math.abs(b));
+    largest = Math.max(largest, Math.abs(b));
     worst = Math.max(worst, Math.abs(a - b));
   }
   // A floor on the scale, so that an all-zero expectation tolerates float32 rounding residue.
-  return worst / Math.max(scale, 1e-6);
+  return worst / Math.max(scale ?? largest, 1e-6);
 }
