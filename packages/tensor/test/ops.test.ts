@@ -1,4 +1,5 @@
 import { test } from 'uvu';
+import * as assert from 'uvu/assert';
 import * as R from '../src/reference/index';
 import { checkOp, randomRef, setupGPU, testRng } from '../src/testing';
 import * as T from '../src/index';
@@ -127,6 +128,24 @@ test('reshape, slice and concat along the channel axis', async () => {
     ref: ([x]) => ({ shape: [6, 35], data: x.data.map((v) => v * v) }),
     refBackward: ([x], g) => [{ shape: x.shape, data: x.data.map((v, i) => 2 * v * g.data[i]) }],
   });
+});
+
+test('checkOp leaves out finite differences across a kink, and still fails a wrong gradient', async () => {
+  const rng = testRng('checkOp');
+  // 3e-7 and -5e-7 sit within the default step (1e-6) of relu's kink: their central differences
+  // are wrong whatever the gradient, so they are left out and the check passes.
+  const x = { shape: [10], data: Float64Array.from([0.5, -0.25, 3e-7, -5e-7, 1.5, -2, 0.75, -1, 2.5, -0.6].map(Math.fround)) };
+  await checkOp({ name: 'relu near 0', rng, inputs: [x], gpu: ([t]) => T.relu(t), ref: ([r]) => R.unary('relu', r), refBackward: ([r], g) => [R.unaryBackward('relu', r, g)] });
+  // A wrong backward, the same on both sides (2g for the identity), is no kink: the finer step agrees.
+  const smooth = randomRef(rng, [20]);
+  let error: Error | null = null;
+  try {
+    await checkOp({ name: 'wrong backward', rng, inputs: [smooth], forwardTol: Infinity, gpu: ([t]) => T.mul(t, 2), ref: ([r]) => r, refBackward: (_, g) => [R.scale(g, 2)] });
+  } catch (e) {
+    error = e as Error;
+  }
+  assert.ok(error, 'a wrong backward passed');
+  assert.match(error.message, 'reference grad[0] vs finite differences');
 });
 
 test.run();
