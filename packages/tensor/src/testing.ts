@@ -153,30 +153,36 @@ export async function checkOp(c: OpCheck): Promise<void> {
 
 /**
  * The scale each input's gradient errors are measured against: the larger of its largest entry
- * and its entries' RMS over this and three more random upstream gradients (float64, on the CPU).
- * An entry that is one long sum (a bias, a broadcast operand, a norm's shift) can cancel to near
- * zero for one upstream gradient while its float32 rounding stays at the size of its terms.
+ * and the largest per-entry RMS over this and three more random upstream gradients of the same
+ * norm (float64, on the CPU). An entry that is one long sum (a bias, a broadcast operand, a norm's
+ * shift) can cancel to near zero for one upstream gradient while its float32 rounding stays at the
+ * size of its terms. The same norm keeps a small upstream gradient (a loss's one number) from
+ * borrowing a larger scale.
  */
 function typicalGradientScales(c: OpCheck, g: Ref, refGrads: Ref[]): number[] {
   const more = 3;
+  const norm = (d: ArrayLike<number>) => Math.sqrt(Array.from(d).reduce((s, v) => s + v * v, 0));
   const sumSquares = refGrads.map((r) => Float64Array.from(r.data, (v) => v * v));
   for (let k = 0; k < more; k++) {
-    c.refBackward!(c.inputs, randomRef(c.rng, g.shape)).forEach((r, i) => r.data.forEach((v, j) => (sumSquares[i][j] += v * v)));
+    const other = randomRef(c.rng, g.shape);
+    const toNorm = norm(g.data) / Math.max(norm(other.data), 1e-30);
+    other.data.forEach((v, j) => (other.data[j] = v * toNorm));
+    c.refBackward!(c.inputs, other).forEach((r, i) => r.data.forEach((v, j) => (sumSquares[i][j] += v * v)));
   }
   const largest = (d: ArrayLike<number>) => {
     let m = 0;
-    for (let j = 0; j < d.length; j++) m = Math.max(m, Math.abs(d[j]));
+    for (let j = 0; j < d.length; j++) if (Number.isFinite(d[j])) m = Math.max(m, Math.abs(d[j]));
     return m;
   };
-  return refGrads.map((r, i) => Math.max(largest(r.data), Math.sqrt(largest(sumSquares[i]) / (more + 1))));
+  return refGrads.map((r, i) => Math.max(largest(r.data), Math.sqrt(largest(sumSquares[i]) / (more + 1)), 1e-6));
 }
 
 /**
- * Central differences at the samples where they are valid. Where a step of ±h crosses a kink (a ReLU input
- * or clamp bound within h), the difference is wrong whatever the gradient. Samples where the
- * difference disagrees with the reference's gradient are retried with a step 8x smaller: a kink
- * makes the two differences disagree and the sample is left out; a wrong gradient makes them agree
- * and the sample stays, to fail the check.
+ * Central differences at the samples where they are valid. Where a step of ±h crosses a kink (a
+ * ReLU input or clamp bound within h), the difference is wrong whatever the gradient. Samples
+ * where it disagrees with the reference's gradient are retried with a step 8x smaller: across a
+ * kink the two differences disagree and the sample is left out; on a smooth stretch they agree,
+ * whatever the gradient, and the sample stays to be checked.
  */
 function differencesAwayFromKinks(f: (x: Ref) => Ref, x: Ref, g: Ref, h: number, samples: number[], refGrad: Ref, allowed: number, name: string): { smooth: number[]; fd: number[] } {
   const fd = finiteDifference(f, x, g, h, samples);
