@@ -24,6 +24,8 @@ export interface FileResult {
   seconds: number;
   /** Why the file counts as failed beyond its failed tests (empty when it does not). */
   problems: string[];
+  /** Each failed test's name and first lines of its message, and the seed to replay it with. */
+  failureLines: string[];
 }
 
 /**
@@ -34,6 +36,24 @@ export interface FileResult {
 export function failures(r: FileResult): number {
   const counted = Math.max(0, r.total - r.passed) + r.skipped;
   return counted > 0 ? counted : r.problems.length > 0 ? 1 : 0;
+}
+
+/**
+ * From a suite's plain output: each uvu FAIL heading with the first lines of its message (no
+ * stack), then the seed line, so that a failure seen only in a summary can be replayed.
+ */
+export function failureExcerpt(plain: string): string[] {
+  const lines = plain.split('\n');
+  const excerpt: string[] = [];
+  lines.forEach((line, i) => {
+    if (!/^\s*FAIL\s/.test(line)) return;
+    excerpt.push(line.trim());
+    const message = lines.slice(i + 1).filter((l) => l.trim()).slice(0, 4).filter((l) => !/^\s*at /.test(l));
+    excerpt.push(...message.map((l) => `  ${l.trim()}`));
+  });
+  const seed = /seed \d+ \(replay with SEED=\d+\)/.exec(plain);
+  if (excerpt.length && seed) excerpt.push(seed[0]);
+  return excerpt;
 }
 
 /** The test files (*.test.ts) in `dir`, sorted; [] when the folder is missing. */
@@ -99,6 +119,7 @@ export function runTestFile(dir: string, file: string, o: { timeoutMs: number; q
         timedOut,
         seconds: (Date.now() - start) / 1000,
         problems: [],
+        failureLines: failureExcerpt(plain),
       };
       if (timedOut) r.problems.push(`timed out after ${(o.timeoutMs / 1000).toFixed(0)} s`);
       else if (code !== 0) r.problems.push(`exit code ${code}`);

@@ -31,7 +31,7 @@ function typecheck(dir: string): Promise<FileResult> {
     child.on('close', (code) => {
       const ok = code === 0;
       console.log(`  tsc --noEmit -p ${dir}: ${ok ? 'ok' : 'FAILED'}`);
-      resolve({ name: `tsc ${dir}`, total: 1, passed: ok ? 1 : 0, skipped: 0, code, timedOut: false, seconds: (Date.now() - start) / 1000, problems: [] });
+      resolve({ name: `tsc ${dir}`, total: 1, passed: ok ? 1 : 0, skipped: 0, code, timedOut: false, seconds: (Date.now() - start) / 1000, problems: [], failureLines: [] });
     });
   });
 }
@@ -44,14 +44,21 @@ if (!filters.length) {
 for (const [pkg, expected] of Object.entries(EXPECTED)) {
   const found = testFiles(join(root, pkg, 'test'));
   const { missing, unexpected } = compareWithExpected(found, expected);
-  for (const f of missing) results.push({ name: `${pkg}/test/${f}`, total: 0, passed: 0, skipped: 0, code: null, timedOut: false, seconds: 0, problems: ['expected but missing'] });
-  for (const f of unexpected) results.push({ name: `${pkg}/test/${f}`, total: 0, passed: 0, skipped: 0, code: null, timedOut: false, seconds: 0, problems: ['not in the expected list of scripts/test.ts: add it there'] });
+  for (const f of missing) results.push({ name: `${pkg}/test/${f}`, total: 0, passed: 0, skipped: 0, code: null, timedOut: false, seconds: 0, problems: ['expected but missing'], failureLines: [] });
+  for (const f of unexpected) results.push({ name: `${pkg}/test/${f}`, total: 0, passed: 0, skipped: 0, code: null, timedOut: false, seconds: 0, problems: ['not in the expected list of scripts/test.ts: add it there'], failureLines: [] });
   for (const file of expected.filter((f) => found.includes(f))) {
     const label = `${pkg}/test/${file}`;
     if (!selected(label)) continue;
     console.log(`\n=== ${label}`);
     results.push(await runTestFile(join(root, pkg), file, { timeoutMs: FILE_TIME_LIMIT_MS, label }));
   }
+}
+
+// The failures again, next to the summary: a log cut to its tail still says what failed and how to replay it.
+const failedFiles = results.filter((r) => r.failureLines.length);
+if (failedFiles.length) {
+  console.log('\nFailures');
+  for (const r of failedFiles) console.log(`  ${r.name}\n${r.failureLines.map((l) => `    ${l}`).join('\n')}`);
 }
 
 let passed = 0;

@@ -33,6 +33,17 @@ test('a failing test fails', async () => {
   assert.equal([r.passed, r.failed], [1, 1]);
 });
 
+test("a failure's message and the run's seed are kept for the summary", async () => {
+  const r = await run('seeded', `console.log('  seed 42 (replay with SEED=42)');\ntest('fine', () => {});\ntest('off by one', () => assert.ok(1 + 1 === 3, 'two is not three'));`);
+  assert.equal([r.passed, r.failed], [1, 1]);
+  assert.match(r.failureLines[0], /FAIL\s+"off by one"/);
+  assert.ok(r.failureLines.some((l) => l.includes('two is not three')), r.failureLines.join('\n'));
+  assert.ok(!r.failureLines.some((l) => /^\s*at /.test(l)), 'no stack lines');
+  assert.is(r.failureLines.at(-1), 'seed 42 (replay with SEED=42)');
+  const good = await run('seeded-good', `console.log('  seed 7 (replay with SEED=7)');\ntest('fine', () => {});`);
+  assert.equal(good.failureLines, []);
+});
+
 test('a before hook that throws: uvu exits 0 with "(0 / N)"; the runner counts every test as failed', async () => {
   const r = await run('hook', `test.before(() => { throw new Error('boom'); });\ntest('one', () => {});\ntest('two', () => {});`);
   assert.is(r.code, 0, 'uvu itself reports success');
