@@ -25,7 +25,7 @@ export interface LoadedCheckpoint {
 /** The training config stored in a checkpoint's metadata. */
 export function configFromMetadata(metadata: Record<string, string>, file: string): TrainConfig {
   const text = metadata[CONFIG_KEY];
-  if (!text) throw new CheckpointError(`${file} is not an aunet checkpoint: its metadata has no "${CONFIG_KEY}" (was it written by another program?)`);
+  if (!text) throw new CheckpointError(`${file} is not an aunet checkpoint: its metadata has no "${CONFIG_KEY}" (was it written by another program?). Pass best.safetensors or last.safetensors of a run folder that \`train\` wrote.`);
   let config: TrainConfig;
   try {
     config = JSON.parse(text) as TrainConfig;
@@ -57,7 +57,7 @@ export function loadModel(bytes: Uint8Array, file = 'the checkpoint'): LoadedChe
     loadCheckpointBytes(bytes, model, { source: file });
   } catch (e) {
     model.dispose();
-    if (e instanceof CheckpointMismatchError) throw new CheckpointError(`${e.message}\n(the file's weights do not fit the model its own config describes: it was written by another model or version)`);
+    if (e instanceof CheckpointMismatchError) throw new CheckpointError(`${e.message}\n(the file's weights do not fit the model its own config describes: it was written by another model or version. Use a checkpoint written by this version's \`train\`, or train a new one)`);
     throw e;
   }
   const epoch = Number(metadata[EPOCH_KEY] ?? 0);

@@ -6,6 +6,7 @@ import { loadRunCheckpoint } from './checkpoint-file';
 import { splitFor, type TrainConfig } from './config';
 import { resizeDataset, slicesOf } from './data/dataset';
 import { loadDataset, readLungMask } from './data/files';
+import { toSliceStack } from './data/nifti';
 import { evaluateSlices, type EvaluationReport } from './evaluate';
 import { checkSameData, DATA_KEY } from './train';
 
@@ -42,7 +43,7 @@ export async function evaluateCheckpoint(file: string, o: CheckpointEvaluationOp
     const ds = await loadDataset(data);
     const warning = checkSameData(metadata[DATA_KEY], ds, file);
     const region = o.lungMask !== undefined
-      ? { source: o.lungMask, masks: slicesOf(readLungMask(o.lungMask, [ds.width, ds.height, ds.count], ds.imageSource), ds.height * ds.width) }
+      ? { source: o.lungMask, masks: slicesOf(toSliceStack(readLungMask(o.lungMask, ds.fileDims, ds.imageSource), ds.fileDims, ds.sliceAxis).data, ds.height * ds.width) }
       : undefined;
     const test = splitFor(config, ds.count).test;
     o.onStart?.({ checkpoint: file, epoch, config, data, warning, testSlices: test.length });

@@ -2,7 +2,7 @@
 // optional mirroring test-time augmentation. Browser-safe.
 
 import { noGrad, runtime, scope, sigmoid, tensor } from '@aunet/tensor';
-import type { NiftiImage, NiftiSpace, Volume } from './data/nifti';
+import { fromSliceStack, toSliceStack, type NiftiImage, type NiftiSpace, type Volume } from './data/nifti';
 import { normaliseImage, type IntensityKind } from './data/normalise';
 import { resizeBilinear, resizeImage } from './data/transforms';
 import type { AUNet, ModelConfig } from './model';
@@ -110,7 +110,7 @@ export interface VolumePrediction {
 }
 
 /**
- * Segment every slice of `volume` (any in-plane size, any number of slices, HU or 8-bit):
+ * Segment every slice of `volume` along its slice axis (any in-plane size, any number of slices, HU or 8-bit):
  * slices are normalised as in training, resized to the predictor's size, predicted `batch`
  * slices at a time, and the probabilities resized back to the slice's grid (bilinear) and
  * thresholded. `onProgress` gets the number of slices done.
@@ -120,24 +120,26 @@ export async function predictVolume(
   volume: Volume,
   o: { batch?: number; threshold?: number; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<VolumePrediction> {
-  const [nx, ny, nz] = volume.dims;
-  const plane = nx * ny;
   const s = predictor.size;
   const threshold = o.threshold ?? 0.5;
   const batch = Math.max(1, o.batch ?? 8);
   const { kind, data } = normaliseImage(volume);
-  const probabilities = new Float32Array(data.length);
-  for (let start = 0; start < nz; start += batch) {
-    const ks = Array.from({ length: Math.min(batch, nz - start) }, (_, i) => start + i);
-    const inputs = ks.map((k) => resizeImage(data.subarray(k * plane, (k + 1) * plane), ny, nx, s, s));
+  // Slices along the header's slice axis; the probabilities go back to the file's layout.
+  const { data: stack, dims: [width, height, count] } = toSliceStack(data, volume.dims, volume.sliceAxis);
+  const plane = width * height;
+  const stackProbabilities = new Float32Array(data.length);
+  for (let start = 0; start < count; start += batch) {
+    const ks = Array.from({ length: Math.min(batch, count - start) }, (_, i) => start + i);
+    const inputs = ks.map((k) => resizeImage(stack.subarray(k * plane, (k + 1) * plane), height, width, s, s));
     const probs = await predictor.predict(inputs);
     probs.forEach((p, i) => {
       if (!p.every(Number.isFinite)) throw new Error(`${volume.source}: the network's predictions for slice ${ks[i]} are not finite (NaN): its weights diverged or are damaged`);
-      probabilities.set(ny === s && nx === s ? p : resizeBilinear(p, s, s, ny, nx), ks[i] * plane);
+      stackProbabilities.set(height === s && width === s ? p : resizeBilinear(p, s, s, height, width), ks[i] * plane);
     });
-    o.onProgress?.(start + ks.length, nz);
+    o.onProgress?.(start + ks.length, count);
   }
-  return { dims: [nx, ny, nz], probabilities, mask: thresholdMask(probabilities, threshold), image: data, intensity: kind, threshold };
+  const probabilities = fromSliceStack(stackProbabilities, volume.dims, volume.sliceAxis);
+  return { dims: [...volume.dims] as [number, number, number], probabilities, mask: thresholdMask(probabilities, threshold), image: data, intensity: kind, threshold };
 }
 
 /** 1 where the probability is at least `threshold`, else 0. */

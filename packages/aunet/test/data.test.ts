@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Rng } from '@aunet/tensor';
 import {
-  augmentPair, BASIC_AUGMENT, FULL_AUGMENT, buildDataset, DataError, encodeNifti, lesionMask, normaliseImage, parseFold, parseNifti, resizeArea,
-  resizeBilinear, resizeDataset, resizeImage, resizeNearest, splitSlices, type NiftiDatatype, type Volume,
+  augmentPair, BASIC_AUGMENT, FULL_AUGMENT, buildDataset, DataError, defaultSpace, encodeNifti, fromSliceStack, lesionMask, normaliseImage, parseFold, parseNifti, resizeArea,
+  resizeBilinear, resizeDataset, resizeImage, resizeNearest, splitSlices, toSliceStack, type NiftiDatatype, type Volume,
 } from '../src/data/index';
 import { DEFAULT_DATA_DIR, findDataFiles, loadDataset, readVolume, resolveDataDir, writeNifti } from '../src/data/files';
 
@@ -180,6 +180,29 @@ nifti('a 2-D header whose unused dims are 0 still reads (dims past dim[0] are ig
   const bytes = encodeNifti({ dims: [3, 2], data: [1, 2, 3, 4, 5, 6], datatype: 'uint8' });
   new DataView(bytes.buffer).setInt16(46, 0, true); // dim[3] = 0
   assert.equal(Array.from(parseNifti(bytes, 'zeros').data), [1, 2, 3, 4, 5, 6]);
+});
+
+nifti('the slice axis is the header\'s slice_dim (the third axis when unset); the writer keeps dim_info', () => {
+  const [nx, ny, nz] = [3, 4, 5];
+  const data = Array.from({ length: nx * ny * nz }, (_, i) => i);
+  const withSliceDim = (sliceDim: number, dims: number[] = [nx, ny, nz]) =>
+    parseNifti(encodeNifti({ dims, data: data.slice(0, dims.reduce((a, b) => a * b, 1)), datatype: 'int16', space: { ...defaultSpace(), dimInfo: sliceDim << 4 } }), `slice_dim ${sliceDim}`);
+  assert.equal([0, 1, 2, 3].map((d) => withSliceDim(d).sliceAxis), [2, 0, 1, 2]);
+  assert.is(withSliceDim(1, [nx, ny]).sliceAxis, 2, 'a 2-D file is one slice whatever slice_dim says');
+  const alongX = withSliceDim(1);
+  assert.is(alongX.space.dimInfo, 1 << 4);
+  assert.is(encodeNifti({ dims: alongX.dims, data: alongX.data, datatype: 'int16', space: alongX.space })[39], 1 << 4);
+  // Along x: slice k is the plane x = k, y across, z down; along y: x across, z down.
+  for (const [axis, stackDims] of [[0, [ny, nz, nx]], [1, [nx, nz, ny]]] as const) {
+    const stack = toSliceStack(alongX.data, alongX.dims, axis);
+    assert.equal(stack.dims, stackDims);
+    for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) {
+      const at = axis === 0 ? y + ny * (z + nz * x) : x + nx * (z + nz * y);
+      assert.is(stack.data[at], data[x + nx * (y + ny * z)]);
+    }
+    assert.equal(Array.from(fromSliceStack(stack.data, alongX.dims, axis)), data);
+  }
+  assert.is(toSliceStack(alongX.data, alongX.dims, 2).data, alongX.data, 'the third axis needs no copy');
 });
 
 nifti('big-endian files are read', () => {
@@ -549,6 +572,33 @@ errors('a small folder loads; the HU file name is preferred over the 8-bit copy'
   assert.ok(ds.imageSource.endsWith('tr_im.nii'));
   assert.is(ds.intensity, '8bit');
   assert.equal(ds.lesionPixels, [4, 4, 4, 4]);
+});
+
+errors('the official layout: an int16 HU tr_im.nii.gz with slope and intercept, sliced along its header\'s slice axis', async () => {
+  // The 8-bit folder's slices (6 x 5, 4 of them), stored as HU = 5 v - 1000 (int16 v, slope 5,
+  // intercept -1000) in a file whose slices run along x (slice_dim 1): dims [4, 6, 5].
+  const axial = await loadDataset(dataFolder().dir);
+  const pair = smallPair(6, 5, 4);
+  const dir = tmpPath('official');
+  mkdirSync(dir);
+  const [w, h, n] = [6, 5, 4];
+  const image = new Array<number>(w * h * n);
+  const mask = new Array<number>(w * h * n);
+  for (let k = 0; k < n; k++) for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) {
+    image[k + n * (c + w * r)] = pair.image[c + w * (r + h * k)];
+    mask[k + n * (c + w * r)] = pair.mask[c + w * (r + h * k)];
+  }
+  const space = { ...defaultSpace(), dimInfo: 1 << 4 };
+  writeNifti(join(dir, 'tr_im.nii.gz'), { dims: [n, w, h], data: image, datatype: 'int16', sclSlope: 5, sclInter: -1000, space });
+  writeNifti(join(dir, 'tr_mask.nii.gz'), { dims: [n, w, h], data: mask, datatype: 'uint8', space });
+  const ds = await loadDataset(dir);
+  assert.is(ds.intensity, 'hu');
+  assert.equal([ds.width, ds.height, ds.count, ds.sliceAxis], [w, h, n, 0]);
+  assert.equal(ds.fileDims, [n, w, h]);
+  assert.equal(ds.lesionPixels, axial.lesionPixels);
+  assert.equal(ds.masks, axial.masks);
+  // Lung window -1000..400 HU: v / 255 in the 8-bit file is 5 v / 1400 here.
+  ds.images.forEach((im, k) => im.forEach((x, i) => assert.ok(Math.abs(x - (axial.images[k][i] * 255 * 5) / 1400) < 1e-6, `slice ${k}, pixel ${i}`)));
 });
 
 errors('resolveDataDir: flag, then AUNET_DATA, then the shipped folder', () => {

@@ -20,17 +20,27 @@ function randomInput(name: string, shape: number[]): Float32Array {
   return Float32Array.from({ length: n }, () => rng.uniform());
 }
 
-model('parameter counts at the paper width: AU-Net 13.0 M, U-Net 12.6 M', () => {
+model('the paper width: AU-Net 13.0 M parameters, U-Net 12.6 M; all 5 levels run forward', async () => {
   manualSeed(1);
-  const aunet = new AUNet(defaultModelConfig({ model: 'aunet' }));
-  const unet = new AUNet(defaultModelConfig({ model: 'unet' }));
+  // At 32x32 the fifth level is 2x2: the smallest input the paper's 5 levels take.
+  const aunet = new AUNet(defaultModelConfig({ model: 'aunet', inputSize: 32 }));
+  const unet = new AUNet(defaultModelConfig({ model: 'unet', inputSize: 32 }));
   console.log(`  AU-Net ${aunet.numParameters()} parameters, U-Net ${unet.numParameters()}`);
   assert.is(aunet.numParameters(), 13_002_412);
   assert.is(unet.numParameters(), 12_562_499);
   assert.ok(!unet.namedParameters().some(([n]) => n.includes('attention')));
   assert.ok(aunet.namedParameters().some(([n]) => n === 'encoder.0.attention.channel.w1'));
-  aunet.dispose();
-  unet.dispose();
+  assert.ok(aunet.namedParameters().some(([n]) => n.startsWith('encoder.4.')), 'a fifth encoder level');
+  for (const net of [aunet, unet]) {
+    const x = tensor(randomInput('paper-width', [2, 1, 32, 32]), [2, 1, 32, 32]);
+    const y = noGrad(() => net.forward(x));
+    assert.equal(y.shape, [2, 1, 32, 32]);
+    const v = await y.data();
+    assert.ok(v.every((p) => Number.isFinite(p)), 'finite outputs');
+    x.dispose();
+    y.dispose();
+    net.dispose();
+  }
 });
 
 model('output shapes of both models and the deep-supervision settings; no leak without autodiff', async () => {

@@ -34,10 +34,11 @@ const SPACE: NiftiSpace = {
   qoffset: [10, -20, -30],
   sformCode: 2,
   srow: [[-0.7, 0, 0, 10], [0, 0.8, 0, -20], [0, 0, 5, -30]],
+  dimInfo: 0,
 };
 
-function volume(dims: [number, number, number], data: Float32Array, space = SPACE): Volume {
-  return { source: 'test.nii', dims, data, datatype: 'float32', niftiVersion: 1, scaling: null, space, description: '' };
+function volume(dims: [number, number, number], data: Float32Array, space = SPACE, sliceAxis: 0 | 1 | 2 = 2): Volume {
+  return { source: 'test.nii', dims, data, sliceAxis, datatype: 'float32', niftiVersion: 1, scaling: null, space, description: '' };
 }
 
 /** A predictor that returns fixed maps (or a function of the input) at size s. */
@@ -70,6 +71,30 @@ v('non-square slices of another size: resized to the model and back, thresholded
         if (x >= 14) assert.is(p.mask[i], 0, `background at ${x},${y},${k}`);
         assert.is(p.mask[i], p.probabilities[i] >= 0.5 ? 1 : 0);
       }
+    }
+  }
+});
+
+v('slices run along the header\'s slice axis, and the mask comes back in the file\'s layout', async () => {
+  // 8-bit volumes whose slices along the axis are 4 x 4 (no resizing for a model of size 4) and
+  // whose other axis is 5 long; the "model" marks its slice's row 0, column 1.
+  for (const [axis, dims] of [[0, [5, 4, 4]], [1, [4, 5, 4]]] as const) {
+    const [nx, ny, nz] = dims;
+    const data = Float32Array.from({ length: nx * ny * nz }, (_, i) => (i * 37) % 256);
+    const seen: Float32Array[] = [];
+    const model = fake(4, (im) => (seen.push(im), im.map((_, j) => (j === 1 ? 1 : 0))));
+    const p = await predictVolume(model, volume([nx, ny, nz], data, SPACE, axis), { batch: 3 });
+    assert.equal(p.dims, [nx, ny, nz]);
+    assert.is(seen.length, 5, 'one slice per voxel along the slice axis');
+    // Slice k along x holds (y across, z down); along y, (x across, z down).
+    seen.forEach((im, k) => im.forEach((value, j) => {
+      const [a, b] = [j % 4, Math.floor(j / 4)];
+      const [x, y, z] = axis === 0 ? [k, a, b] : [a, k, b];
+      assert.is(value, Math.fround(data[x + nx * (y + ny * z)] / 255), `slice ${k}, pixel ${j}`);
+    }));
+    for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) {
+      const marked = z === 0 && (axis === 0 ? y === 1 : x === 1);
+      assert.is(p.mask[x + nx * (y + ny * z)], marked ? 1 : 0, `axis ${axis}, voxel ${x},${y},${z}`);
     }
   }
 });

@@ -4,14 +4,14 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setupGPU } from '@aunet/tensor/testing';
-import { Conv2d, manualSeed, saveCheckpoint } from '@aunet/nn';
+import { Conv2d, decodeSafetensors, encodeSafetensors, manualSeed, saveCheckpoint } from '@aunet/nn';
 import { defaultTrainConfig, validateTrainConfig, type TrainConfig } from '../src/config';
-import { CheckpointError, CONFIG_KEY, configFromMetadata } from '../src/checkpoint';
+import { CheckpointError, CONFIG_KEY, configFromMetadata, STATE_KEY } from '../src/checkpoint';
 import { loadRunCheckpoint } from '../src/checkpoint-file';
 import { DEFAULT_DATA_DIR, writeNifti } from '../src/data/files';
 import { AUNet } from '../src/model';
@@ -94,6 +94,17 @@ t('a run killed with SIGKILL mid-epoch resumes from its checkpoint and ends as t
     assert.ok(Math.abs(a[i].val.dice - b[i].val.dice) < 1e-3, `epoch ${i + 1}: validation Dice`);
   }
   assert.ok(existsSync(join(dir, EVALUATION_FILE)));
+  // The learning-rate schedule and early stopping went on from their saved state, not afresh.
+  const stateOf = async (run: string) => {
+    const c = await loadRunCheckpoint(join(run, LAST));
+    c.model.dispose();
+    return JSON.parse(c.metadata[STATE_KEY]) as { plateau: { best: number; numBadEpochs: number }; early: { best: number; bestEpoch: number; epoch: number; wait: number } };
+  };
+  const [x, y] = [await stateOf(straight), await stateOf(dir)];
+  assert.is(y.early.epoch, 2, 'early stopping counted the epochs before the kill (0-based: the third)');
+  assert.equal([y.early.bestEpoch, y.early.wait, y.plateau.numBadEpochs], [x.early.bestEpoch, x.early.wait, x.plateau.numBadEpochs]);
+  assert.ok(Math.abs(x.early.best - y.early.best) < 1e-3 && Math.abs(x.plateau.best - y.plateau.best) < 1e-3);
+  assert.equal(b.map((e) => e.lr), a.map((e) => e.lr));
 });
 
 t('a diverging run stops with a message and writes no checkpoint', async () => {
@@ -107,6 +118,29 @@ t('a diverging run stops with a message and writes no checkpoint', async () => {
     assert.match((e as Error).message, /the loss became (NaN|-?Infinity) at epoch 1, batch \d+: training stopped\. no checkpoint was written; start a new run \(another --out\) with a lower --lr/);
   }
   assert.not.ok(existsSync(join(dir, LAST)));
+});
+
+t('a run that diverges after good epochs stops with a message and keeps their checkpoints', async () => {
+  // The straight run (3 epochs) resumed for a 4th with its saved learning rate made absurd: the
+  // 4th epoch overflows. last.safetensors must still hold epoch 3, and best.safetensors is untouched.
+  const dir = join(tmp, 'diverged-late');
+  cpSync(straight, dir, { recursive: true });
+  const saved = decodeSafetensors(readFileSync(join(dir, LAST)));
+  writeFileSync(join(dir, LAST), encodeSafetensors(saved.tensors, { ...saved.metadata, 'optim.lr': '3e38' }));
+  const [lastBefore, bestBefore] = [LAST, BEST].map((f) => readFileSync(join(dir, f)));
+  try {
+    await train({ ...tiny(), epochs: 4 }, { out: dir, resume: true, log: quiet });
+    assert.unreachable('should diverge');
+  } catch (e) {
+    assert.instance(e, DivergedError, String(e));
+    assert.match((e as Error).message, /the loss became (NaN|-?Infinity) at epoch 4, batch \d+: training stopped\. .*last\.safetensors still holds epoch 3/);
+  }
+  assert.ok(readFileSync(join(dir, LAST)).equals(lastBefore), 'last.safetensors unchanged');
+  assert.ok(readFileSync(join(dir, BEST)).equals(bestBefore), 'best.safetensors unchanged');
+  assert.equal(records(dir).map((r) => r.epoch), [1, 2, 3]);
+  const kept = await loadRunCheckpoint(join(dir, LAST));
+  assert.is(kept.epoch, 3);
+  kept.model.dispose();
 });
 
 t('a folder that holds a run is not overwritten', async () => {
@@ -131,19 +165,19 @@ t('unusable checkpoints: missing, not an aunet checkpoint, another model, trunca
       assert.ok((e as Error).message.includes(file), 'names the file');
     }
   };
-  await expectError(join(tmp, 'nothing.safetensors'), /no such checkpoint file/);
+  await expectError(join(tmp, 'nothing.safetensors'), /no such checkpoint file\. Pass best\.safetensors or last\.safetensors of a run folder/);
   const plain = join(tmp, 'plain.safetensors');
   const conv = new Conv2d(1, 2, 3);
   await saveCheckpoint(plain, conv);
   conv.dispose();
-  await expectError(plain, /is not an aunet checkpoint: its metadata has no "aunet.config"/);
+  await expectError(plain, /is not an aunet checkpoint: its metadata has no "aunet.config" .*Pass best\.safetensors or last\.safetensors/);
   // Weights of a 2-level model under the config of a 3-level one.
   manualSeed(1);
   const other = new AUNet({ ...tiny().model, filters: [4, 8], inputSize: 32, deepSupervision: 1 });
   const mismatched = join(tmp, 'other.safetensors');
   await saveCheckpoint(mismatched, other, { metadata: { [CONFIG_KEY]: JSON.stringify(tiny()) } });
   other.dispose();
-  await expectError(mismatched, /does not match the module .*\n[\s\S]*missing "encoder\.2\.block\.conv\.weight"/);
+  await expectError(mismatched, /does not match the module .*\n[\s\S]*missing "encoder\.2\.block\.conv\.weight"[\s\S]*another model or version\. Use a checkpoint written by this version's `train`, or train a new one/);
   const cut = join(tmp, 'cut.safetensors');
   const bytes = readFileSync(join(straight, BEST));
   writeFileSync(cut, bytes.subarray(0, bytes.length >> 1));

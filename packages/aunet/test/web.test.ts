@@ -44,6 +44,7 @@ const SPACE: NiftiSpace = {
   qoffset: [0, 0, 0],
   sformCode: 2,
   srow: [[(512 * 0.7) / NX, 0, 0, -180], [0, -(512 * 0.7) / NY, 0, 180], [0, 0, 5, -30]],
+  dimInfo: 0,
 };
 
 function makeScan(): Uint8Array {

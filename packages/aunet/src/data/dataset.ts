@@ -1,6 +1,6 @@
 // Image and label volumes to a list of normalised slices with binary lesion masks.
 import { DataError } from './errors';
-import type { Volume } from './nifti';
+import { toSliceStack, type Volume } from './nifti';
 import { lesionMask, normaliseImage, type IntensityKind } from './normalise';
 import { resizeImage, resizeNearest } from './transforms';
 
@@ -13,6 +13,10 @@ export interface SliceDataset {
   height: number;
   width: number;
   count: number;
+  /** The image file's [nx, ny, nz], and the axis its slices run along (see Volume.sliceAxis):
+   *  another volume on the same grid (a lung mask) is sliced with {@link toSliceStack}. */
+  fileDims: [number, number, number];
+  sliceAxis: 0 | 1 | 2;
   /** How the image's values were read; see normaliseImage. */
   intensity: IntensityKind;
   imageSource: string;
@@ -27,7 +31,8 @@ function shapeText(vol: Volume): string {
 
 /**
  * Checks that image and mask have the same shape and that the mask has a lesion somewhere,
- * normalises the image to 0..1 and merges the lesion labels. Throws DataError naming the files.
+ * normalises the image to 0..1 and merges the lesion labels. Both are sliced along the image's
+ * slice axis. Throws DataError naming the files.
  */
 export function buildDataset(image: Volume, mask: Volume): SliceDataset {
   if (image.dims.some((d, i) => d !== mask.dims[i])) {
@@ -37,8 +42,8 @@ export function buildDataset(image: Volume, mask: Volume): SliceDataset {
       mask.source,
     );
   }
-  const [width, height, count] = image.dims;
-  const labels = lesionMask(mask);
+  const axis = image.sliceAxis;
+  const { data: labels, dims: [width, height, count] } = toSliceStack(lesionMask(mask), image.dims, axis);
   const plane = width * height;
   const lesionPixels: number[] = [];
   for (let k = 0; k < count; k++) {
@@ -55,11 +60,13 @@ export function buildDataset(image: Volume, mask: Volume): SliceDataset {
   }
   const { kind, data } = normaliseImage(image);
   return {
-    images: slicesOf(data, plane),
+    images: slicesOf(toSliceStack(data, image.dims, axis).data, plane),
     masks: slicesOf(labels, plane),
     height,
     width,
     count,
+    fileDims: [...image.dims] as [number, number, number],
+    sliceAxis: axis,
     intensity: kind,
     imageSource: image.source,
     maskSource: mask.source,

@@ -47,6 +47,8 @@ export interface NiftiSpace {
   sformCode: number;
   /** srow_x, srow_y, srow_z: the rows of the sform affine, 4 values each. */
   srow: [number[], number[], number[]];
+  /** dim_info: freq_dim, phase_dim and slice_dim (bits 4-5, 1-based; 0 unknown). */
+  dimInfo: number;
 }
 
 /** A 2-D or 3-D NIfTI volume as float32. */
@@ -58,6 +60,9 @@ export interface Volume {
   /** Real values (slope and intercept applied), x fastest as stored: pixel (row y, column x)
    *  of slice k is at `x + nx * (y + ny * k)`. */
   data: Float32Array;
+  /** The axis (0 x, 1 y, 2 z) the slices run along: the header's slice_dim when it names one
+   *  and the file is 3-D, else the third. See {@link toSliceStack}. */
+  sliceAxis: 0 | 1 | 2;
   /** Stored voxel type. */
   datatype: NiftiDatatype;
   niftiVersion: 1 | 2;
@@ -198,14 +203,16 @@ export function parseNifti(bytes: ArrayBuffer | Uint8Array, source: string): Vol
   const scaled = Number.isFinite(slope) && Number.isFinite(inter) && slope !== 0 && !(slope === 1 && inter === 0);
   if (scaled) for (let i = 0; i < data.length; i++) data[i] = data[i] * slope + inter;
 
+  const space = readSpace(buffer, header, niftiVersion);
   return {
     source,
     dims,
     data,
+    sliceAxis: sliceAxisOf(space.dimInfo, dims),
     datatype: info.name,
     niftiVersion,
     scaling: scaled ? { slope, inter } : null,
-    space: readSpace(buffer, header, niftiVersion),
+    space,
     description: header.description.replace(/\0+$/, ''),
   };
 }
@@ -335,7 +342,46 @@ function readSpace(buffer: ArrayBuffer, header: NIFTI1 | NIFTI2, version: 1 | 2)
     qoffset: [header.qoffset_x, header.qoffset_y, header.qoffset_z],
     sformCode: Number(header.sform_code),
     srow: [srowRow(0), srowRow(1), srowRow(2)],
+    dimInfo: Number(header.dim_info) & 0xff,
   };
+}
+
+/** slice_dim (bits 4-5 of dim_info, 1-based) as an axis index; the third axis when it is unset
+ *  (most CT files) or the file holds one image. */
+function sliceAxisOf(dimInfo: number, dims: readonly number[]): 0 | 1 | 2 {
+  const sliceDim = (dimInfo >> 4) & 3;
+  return sliceDim === 0 || dims[2] === 1 ? 2 : ((sliceDim - 1) as 0 | 1 | 2);
+}
+
+/**
+ * The voxels of a volume of `dims` (x fastest) as a stack of slices along `axis`, slice slowest:
+ * the same array for axis 2; for axis 0, slices over x with y across and z down ([ny, nz, nx]);
+ * for axis 1, slices over y with x across and z down ([nx, nz, ny]). `dims` of the result are
+ * [width, height, count]. {@link fromSliceStack} undoes it.
+ */
+export function toSliceStack<T extends Float32Array | Uint8Array>(data: T, dims: readonly number[], axis: 0 | 1 | 2): { data: T; dims: [number, number, number] } {
+  const [nx, ny, nz] = dims;
+  if (axis === 2) return { data, dims: [nx, ny, nz] };
+  const out = new (data.constructor as new (n: number) => T)(data.length);
+  forEachStackIndex(dims, axis, (fileIndex, stackIndex) => (out[stackIndex] = data[fileIndex]));
+  return { data: out, dims: axis === 0 ? [ny, nz, nx] : [nx, nz, ny] };
+}
+
+/** Per-voxel values of a slice stack (see {@link toSliceStack}) back in the file's layout. */
+export function fromSliceStack<T extends Float32Array | Uint8Array>(stack: T, dims: readonly number[], axis: 0 | 1 | 2): T {
+  if (axis === 2) return stack;
+  const out = new (stack.constructor as new (n: number) => T)(stack.length);
+  forEachStackIndex(dims, axis, (fileIndex, stackIndex) => (out[fileIndex] = stack[stackIndex]));
+  return out;
+}
+
+function forEachStackIndex(dims: readonly number[], axis: 0 | 1, visit: (fileIndex: number, stackIndex: number) => void): void {
+  const [nx, ny, nz] = dims;
+  for (let z = 0, i = 0; z < nz; z++) {
+    for (let y = 0; y < ny; y++) {
+      for (let x = 0; x < nx; x++, i++) visit(i, axis === 0 ? y + ny * (z + nz * x) : x + nx * (z + nz * y));
+    }
+  }
 }
 
 /** Spatial fields of a file written without a source: unit voxels, no orientation. */
@@ -348,6 +394,7 @@ export function defaultSpace(): NiftiSpace {
     qoffset: [0, 0, 0],
     sformCode: 0,
     srow: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]],
+    dimInfo: 0,
   };
 }
 
@@ -374,6 +421,7 @@ export function encodeNifti(image: NiftiImage): Uint8Array {
 
   view.setInt32(0, NIFTI1_HEADER_BYTES, le); // sizeof_hdr
   bytes[38] = 'r'.charCodeAt(0); // "regular", expected by old Analyze readers
+  bytes[39] = space.dimInfo & 0xff;
   view.setInt16(40, dims.length, le);
   for (let i = 1; i <= 7; i++) view.setInt16(40 + 2 * i, dims[i - 1] ?? 1, le);
   view.setInt16(70, info.code, le);

@@ -53,7 +53,7 @@ export function volumeFromPicture(name: string, rgba: Uint8ClampedArray | Uint8A
   if (rgba.length !== width * height * 4) throw new DataError(`${name}: the decoded picture has ${rgba.length} bytes, not ${width} x ${height} RGBA pixels`, name);
   const data = new Float32Array(width * height);
   for (let i = 0; i < data.length; i++) data[i] = Math.round(0.299 * rgba[4 * i] + 0.587 * rgba[4 * i + 1] + 0.114 * rgba[4 * i + 2]);
-  const volume: Volume = { source: name, dims: [width, height, 1], data, datatype: 'uint8', niftiVersion: 1, scaling: null, space: defaultSpace(), description: '' };
+  const volume: Volume = { source: name, dims: [width, height, 1], data, sliceAxis: 2, datatype: 'uint8', niftiVersion: 1, scaling: null, space: defaultSpace(), description: '' };
   const { kind, min, max } = normaliseImage(volume);
   return { volume, intensity: kind, min, max };
 }

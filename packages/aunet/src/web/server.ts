@@ -8,6 +8,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeSafetensors, SafetensorsError } from '@aunet/nn';
 import { CheckpointError, configFromMetadata, EPOCH_KEY } from '../checkpoint';
+import { readCheckpointBytes } from '../checkpoint-file';
 import type { TrainConfig } from '../config';
 
 /** packages/aunet/runs: where `train` writes its run folders by default. */
@@ -59,13 +60,7 @@ export function latestBestCheckpoint(runsDir = DEFAULT_RUNS_DIR): string | null 
 
 /** A checkpoint file's bytes and what its metadata says; CheckpointError naming the file when it is unusable. */
 export function readServedCheckpoint(file: string): { bytes: Uint8Array; info: ServedModelInfo } {
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(readFileSync(file));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new CheckpointError(code === 'ENOENT' ? `${file}: no such checkpoint file` : `${file}: cannot read the checkpoint (${(e as Error).message})`);
-  }
+  const bytes = readCheckpointBytes(file);
   let metadata: Record<string, string>;
   try {
     metadata = decodeSafetensors(bytes, file).metadata;
