@@ -19,7 +19,7 @@ import { gzipSync } from 'node:zlib';
 import { buildDataset, resizeDataset } from './data/dataset';
 import { DataError } from './data/errors';
 import { volumeFromBytes } from './data/files';
-import { encodeNifti, isGzip, parseNifti, type NiftiDatatype, type Volume } from './data/nifti';
+import { encodeNifti, isGzip, parseNifti, toSliceStack, type NiftiDatatype, type Volume } from './data/nifti';
 import { lesionMask, normaliseImage } from './data/normalise';
 import { resizeImage, resizeNearest } from './data/transforms';
 import { ALL_DATATYPE_CODES, DATATYPE_CODES, encodeNifti2, N1, N2, niftiLayout, sampleHU, sampleLabels, toBigEndian } from './hostile';
@@ -172,6 +172,7 @@ const N1_FIELDS: Field[] = [
   { name: 'scl_slope', at: N1.sclSlope, type: 'f32' },
   { name: 'scl_inter', at: N1.sclInter, type: 'f32' },
   { name: 'xyzt_units', at: N1.xyztUnits, type: 'u8' },
+  { name: 'dim_info', at: N1.dimInfo, type: 'u8' },
   { name: 'qform_code', at: N1.qformCode, type: 'i16' },
   { name: 'sform_code', at: N1.sformCode, type: 'i16' },
   { name: 'quatern_b', at: N1.quatern, type: 'f32' },
@@ -196,6 +197,7 @@ const N2_FIELDS: Field[] = [
   { name: 'qform_code', at: N2.qformCode, type: 'i32' },
   { name: 'sform_code', at: N2.sformCode, type: 'i32' },
   { name: 'xyzt_units', at: N2.xyztUnits, type: 'i32' },
+  { name: 'dim_info', at: N2.dimInfo, type: 'u8' },
   { name: 'srow_x[0]', at: N2.srow, type: 'f64' },
   { name: 'extension[0]', at: N2.extension, type: 'u8' },
 ];
@@ -478,20 +480,19 @@ function checkUnit(data: ArrayLike<number>, what: string): void {
 
 /** What the commands do with a loaded volume in this role; throws what they would throw. */
 function useVolume(c: FuzzCase, vol: Volume, load: (bytes: Uint8Array, name: string) => Volume): string {
-  const [nx, ny, nz] = vol.dims;
-  const plane = nx * ny;
   switch (c.role) {
     case 'image': {
-      // predict: normalise, then each slice resized to the model.
+      // predict: normalise, then each slice along the slice axis resized to the model.
       const { data, kind } = normaliseImage(vol);
       checkUnit(data, 'image');
-      for (let k = 0; k < nz; k++) checkUnit(resizeImage(data.subarray(k * plane, (k + 1) * plane), ny, nx, MODEL_SIZE, MODEL_SIZE), `slice ${k} resized`);
+      const { data: stack, dims: [w, h, n] } = toSliceStack(data, vol.dims, vol.sliceAxis);
+      for (let k = 0; k < n; k++) checkUnit(resizeImage(stack.subarray(k * w * h, (k + 1) * w * h), h, w, MODEL_SIZE, MODEL_SIZE), `slice ${k} resized`);
       return `${vol.dims.join('x')} ${vol.datatype} image (${kind})`;
     }
     case 'mask': {
-      // predict --lung-mask: labels above 0.5.
-      const mask = lesionMask(vol);
-      for (let k = 0; k < nz; k++) resizeNearest(mask.subarray(k * plane, (k + 1) * plane), ny, nx, MODEL_SIZE, MODEL_SIZE);
+      // predict --lung-mask: labels above 0.5, sliced as an image of the same header would be.
+      const { data: stack, dims: [w, h, n] } = toSliceStack(lesionMask(vol), vol.dims, vol.sliceAxis);
+      for (let k = 0; k < n; k++) resizeNearest(stack.subarray(k * w * h, (k + 1) * w * h), h, w, MODEL_SIZE, MODEL_SIZE);
       return `${vol.dims.join('x')} ${vol.datatype} mask`;
     }
     default: {

@@ -9,6 +9,7 @@ import { encodeNifti, type NiftiDatatype } from './data/nifti';
 /** Byte offsets of the NIfTI-1 header fields used here (348-byte header, voxels at 352). */
 export const N1 = {
   sizeofHdr: 0, // int32, 348
+  dimInfo: 39, // uint8: freq_dim, phase_dim, slice_dim (bits 4-5)
   dim: 40, // int16[8]: dim[0] = rank, dim[1..7] sizes
   intentName: 328, // char[16]
   datatype: 70, // int16
@@ -42,6 +43,7 @@ export const N2 = {
   sclInter: 184, // float64
   qformCode: 344, // int32
   sformCode: 348, // int32
+  dimInfo: 524, // uint8
   quatern: 352, // float64[3]
   qoffset: 376, // float64[3]
   srow: 400, // float64[12]

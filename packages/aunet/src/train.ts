@@ -80,12 +80,14 @@ export interface DataInfo {
   height: number;
   width: number;
   intensity: string;
+  /** The image file's slice axis (absent in checkpoints written before it was recorded: 2). */
+  sliceAxis?: number;
 }
 
 export const DATA_KEY = 'aunet.data';
 
 export function dataInfo(ds: SliceDataset): DataInfo {
-  return { count: ds.count, height: ds.height, width: ds.width, intensity: ds.intensity };
+  return { count: ds.count, height: ds.height, width: ds.width, intensity: ds.intensity, sliceAxis: ds.sliceAxis };
 }
 
 /**
@@ -96,9 +98,10 @@ export function dataInfo(ds: SliceDataset): DataInfo {
 export function checkSameData(stored: string | undefined, ds: SliceDataset, file: string): string | null {
   if (!stored) return null; // written before the data was recorded
   const was = JSON.parse(stored) as DataInfo;
-  if (was.count !== ds.count || was.height !== ds.height || was.width !== ds.width) {
+  if (was.count !== ds.count || was.height !== ds.height || was.width !== ds.width || (was.sliceAxis ?? 2) !== ds.sliceAxis) {
     throw new CheckpointError(
-      `${file} was trained on ${was.count} slices of ${was.height}x${was.width}, this data has ${ds.count} of ${ds.height}x${ds.width}: ` +
+      `${file} was trained on ${was.count} slices of ${was.height}x${was.width} along ${'xyz'[was.sliceAxis ?? 2]}, ` +
+        `this data has ${ds.count} of ${ds.height}x${ds.width} along ${'xyz'[ds.sliceAxis]}: ` +
         'its train/test split would not hold; use the data it was trained on (--data)',
     );
   }

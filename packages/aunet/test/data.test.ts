@@ -237,6 +237,7 @@ nifti('NIfTI-2 files are read', () => {
   [1, 0.8, 0.8, 1, 1, 1, 1, 1].forEach((p, i) => view.setFloat64(104 + 8 * i, p, true));
   view.setBigInt64(168, 544n, true); // vox_offset
   view.setInt32(348, 1, true); // sform_code
+  bytes[524] = 2 << 4; // dim_info: slice_dim 2 (y), ignored for a single slice
   [[0.8, 0, 0, -10], [0, 0.8, 0, 20], [0, 0, 1, 5]].forEach((row, r) =>
     row.forEach((v, c) => view.setFloat64(400 + (r * 4 + c) * 8, v, true)),
   );
@@ -247,6 +248,8 @@ nifti('NIfTI-2 files are read', () => {
   assert.equal(Array.from(vol.data), values);
   assert.equal(vol.space.srow, [[0.8, 0, 0, -10], [0, 0.8, 0, 20], [0, 0, 1, 5]]);
   assert.is(vol.space.sformCode, 1);
+  assert.is(vol.space.dimInfo, 2 << 4);
+  assert.is(vol.sliceAxis, 2);
 });
 
 nifti('parseNifti gunzips by itself (the browser path) and refuses cut or damaged gzip', () => {

@@ -15,7 +15,8 @@ import { CheckpointError, CONFIG_KEY, configFromMetadata, STATE_KEY } from '../s
 import { loadRunCheckpoint } from '../src/checkpoint-file';
 import { DEFAULT_DATA_DIR, writeNifti } from '../src/data/files';
 import { AUNet } from '../src/model';
-import { BEST, DivergedError, EVALUATION_FILE, LAST, LOG, train, type EpochRecord } from '../src/train';
+import { BEST, checkSameData, dataInfo, DivergedError, EVALUATION_FILE, LAST, LOG, train, type EpochRecord } from '../src/train';
+import type { SliceDataset } from '../src/data/dataset';
 import { LOCK_FILE, RunLockedError } from '../src/lock';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
@@ -141,6 +142,21 @@ t('a run that diverges after good epochs stops with a message and keeps their ch
   const kept = await loadRunCheckpoint(join(dir, LAST));
   assert.is(kept.epoch, 3);
   kept.model.dispose();
+});
+
+t('resume and evaluate refuse data of another slice count, size or slice axis; another intensity only warns', () => {
+  const ds = (over: Partial<SliceDataset>) => ({ count: 100, height: 512, width: 512, intensity: '8bit', sliceAxis: 2, ...over }) as SliceDataset;
+  const stored = JSON.stringify(dataInfo(ds({})));
+  assert.is(checkSameData(stored, ds({}), 'run.safetensors'), null);
+  assert.is(checkSameData(undefined, ds({ count: 3 }), 'old.safetensors'), null, 'checkpoints from before the record pass');
+  for (const other of [{ count: 99 }, { width: 256 }, { sliceAxis: 0 as const }]) {
+    assert.throws(() => checkSameData(stored, ds(other), 'run.safetensors'), /run\.safetensors was trained on 100 slices of 512x512 along z, .*its train\/test split would not hold/);
+  }
+  // A record without the axis (written before it was kept) means the third axis.
+  const { sliceAxis: _, ...withoutAxis } = dataInfo(ds({}));
+  assert.is(checkSameData(JSON.stringify(withoutAxis), ds({}), 'run.safetensors'), null);
+  assert.throws(() => checkSameData(JSON.stringify(withoutAxis), ds({ sliceAxis: 1 }), 'run.safetensors'), /along y/);
+  assert.match(checkSameData(stored, ds({ intensity: 'hu' }), 'run.safetensors') ?? '', /warning: .*trained on 8bit images, this data is hu/);
 });
 
 t('a folder that holds a run is not overwritten', async () => {

@@ -97,6 +97,9 @@ try {
     const volume = readVolume(file);
     const lungMask = lung ? readLungMask(lung, volume.dims, file) : undefined;
     const [nx, ny, nz] = volume.dims;
+    // What the network segments: slices along the header's slice axis (reports and pictures below
+    // are per plane of the file's third axis).
+    const slices = volume.dims[volume.sliceAxis];
     const name = basename(file).replace(NIFTI, '');
     const bar = trackBar(
       new cliProgress.SingleBar(
@@ -111,7 +114,7 @@ try {
       batch,
       threshold,
       onProgress: (done) => {
-        if (!started) bar.start(nz, 0);
+        if (!started) bar.start(slices, 0);
         started = true;
         bar.update(done);
       },
@@ -137,7 +140,7 @@ try {
       intensity: p.intensity,
       burdenReference: lungMask ? `lung mask ${lung}` : 'body, found in the image (pixels above air, holes filled): an approximation',
       seconds,
-      secondsPerSlice: seconds / nz,
+      secondsPerSlice: seconds / slices,
       ...report,
       slices: report.slices.map((s) => ({ ...s, burden: Number.isNaN(s.burden) ? null : s.burden })),
       volume: { ...report.volume, burden: Number.isNaN(report.volume.burden) ? null : report.volume.burden },
@@ -157,7 +160,7 @@ try {
     const v = report.volume;
     const burden = Number.isNaN(v.burden) ? '-' : `${(100 * v.burden).toFixed(1)}% of the ${reference}`;
     console.log(
-      `${name}: ${nz} slices in ${seconds.toFixed(1)} s (${(seconds / nz).toFixed(2)} s/slice); lesion ${v.lesionPixels} px, ` +
+      `${name}: ${slices} slices in ${seconds.toFixed(1)} s (${(seconds / slices).toFixed(2)} s/slice); lesion ${v.lesionPixels} px, ` +
         `${(v.lesionMm2 / 100).toFixed(1)} cm^2${report.unitsKnown ? '' : ' (voxel units not in the header: mm assumed)'}, burden ${burden} -> ${stem}_lesions.*`,
     );
   }

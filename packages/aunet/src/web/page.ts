@@ -302,7 +302,8 @@ async function segment(): Promise<void> {
   const m = current;
   const tta = $<HTMLInputElement>('tta').checked;
   const threshold = readThreshold();
-  const nz = s.volume.dims[2];
+  // The network's slices run along the header's slice axis (the viewer shows the third).
+  const nz = s.volume.dims[s.volume.sliceAxis];
   const progress = $<HTMLProgressElement>('progress');
   progress.hidden = false;
   progress.max = nz;
