@@ -139,12 +139,16 @@ model('AU-Net gradients (every parameter and the input) against float64 finite d
     // A ReLU input within reach of the step puts a kink inside the difference (seen at h = 1e-6 for
     // one seed in six, and possible at any h). The best of the central and the two one-sided
     // (second-order) differences at three step sizes counts: one kink spoils only the stencils that
-    // reach across it, and a wrong gradient matches none.
+    // reach across it, and a wrong gradient matches none. A ReLU input within float32 rounding of
+    // 0 may also fall on the other side on the GPU than in float64 (SEED=608408922: a kink 1e-7
+    // away along the direction); the GPU's gradient is then the derivative just past the kink, so
+    // central differences at +-3h, beyond it, count too.
     let best = { label, analytic, numeric: NaN, rel: Infinity };
     const here = at(0);
     for (const h of [1e-6, 1e-7, 1e-8]) {
-      const [up, down, up2, down2] = [at(h), at(-h), at(2 * h), at(-2 * h)];
-      for (const numeric of [(up - down) / (2 * h), (4 * up - 3 * here - up2) / (2 * h), (3 * here - 4 * down + down2) / (2 * h)]) {
+      const [up, down, up2, down2, up4, down4] = [at(h), at(-h), at(2 * h), at(-2 * h), at(4 * h), at(-4 * h)];
+      const stencils = [(up - down) / (2 * h), (4 * up - 3 * here - up2) / (2 * h), (3 * here - 4 * down + down2) / (2 * h), (up4 - up2) / (2 * h), (down2 - down4) / (2 * h)];
+      for (const numeric of stencils) {
         // Relative to the derivative, floored at 1e-5: the GPU's float32 sums carry absolute errors
         // near 1e-9 (seen on a bias whose derivative was 3.5e-7, SEED=1797532959), which a smaller
         // floor would count as a wrong gradient.
