@@ -125,9 +125,9 @@ const label = (c: Omit<StepCase, 'id'>) => `${c.model} ${c.mode} ${c.size}`;
 function cases(full: boolean, only: string | null): StepCase[] {
   const list: Omit<StepCase, 'id'>[] = [];
   for (const size of full ? [128, 256, 512] : [128, 256]) {
-    for (const model of ['aunet', 'unet'] as const) list.push({ model, mode: 'train', size, batch: 4, config: defaultModelConfig({ model, inputSize: size }) });
+    for (const model of ['aunet', 'unet'] as const) list.push({ model, mode: 'train', size, batch: 4, config: defaultModelConfig({ architecture: model, inputSize: size }) });
   }
-  for (const model of ['aunet', 'unet'] as const) list.push({ model, mode: 'infer', size: 512, batch: 1, config: defaultModelConfig({ model, inputSize: 512 }) });
+  for (const model of ['aunet', 'unet'] as const) list.push({ model, mode: 'infer', size: 512, batch: 1, config: defaultModelConfig({ architecture: model, inputSize: 512 }) });
   return list.filter((c) => !only || label(c).toLowerCase().includes(only.toLowerCase())).map((c, id) => ({ ...c, id }));
 }
 

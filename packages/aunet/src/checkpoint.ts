@@ -4,7 +4,7 @@
 
 import { CheckpointMismatchError, decodeSafetensors, loadCheckpointBytes, SafetensorsError } from '@aunet/nn';
 import { validateTrainConfig, type TrainConfig } from './config';
-import { AUNet } from './model';
+import { AUNet, type Architecture, type ModelConfig } from './model';
 
 export const CONFIG_KEY = 'aunet.config';
 export const EPOCH_KEY = 'aunet.epoch';
@@ -32,6 +32,12 @@ export function configFromMetadata(metadata: Record<string, string>, file: strin
     // Checkpoints written before augmentation had levels stored a boolean (true: the full set).
     const augment = config.augment as unknown;
     if (typeof augment === 'boolean') config.augment = augment ? 'full' : 'none';
+    // Checkpoints written before the architecture had its own name stored it as `model.model`.
+    const model = config.model as ModelConfig & { model?: Architecture };
+    if (model && model.architecture === undefined && model.model !== undefined) {
+      model.architecture = model.model;
+      delete model.model;
+    }
     validateTrainConfig(config);
   } catch (e) {
     throw new CheckpointError(`${file}: the stored "${CONFIG_KEY}" is unusable: ${(e as Error).message}`);

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '@aunet/nn';
 import { paperRow, PAPER_TABLE1, type Scores } from './metrics';
 import type { LossName, TrainConfig } from './config';
+import type { Architecture } from './model';
 import type { EvaluationReport } from './evaluate';
 import { loadDataset, readLungMask } from './data/files';
 import { evaluateCheckpoint, evaluationFileFor } from './evaluate-file';
@@ -129,7 +130,7 @@ const LUNG_HEADING = 'Within the lungs (predictions outside the lung mask count 
 export interface AblationRow extends PooledScores {
   /** The paper's name of the row, e.g. "AU-Net + FTL". */
   row: string;
-  model: 'unet' | 'aunet';
+  model: Architecture;
   loss: LossName;
   out: string;
   status: RunOutcome['status'];
@@ -141,7 +142,7 @@ export interface AblationRow extends PooledScores {
   paper_percent: Scores;
 }
 
-export const ABLATION_ROWS: readonly { model: 'unet' | 'aunet'; loss: LossName }[] = [
+export const ABLATION_ROWS: readonly { model: Architecture; loss: LossName }[] = [
   { model: 'unet', loss: 'dice' },
   { model: 'unet', loss: 'ftl' },
   { model: 'aunet', loss: 'dice' },
@@ -161,7 +162,7 @@ export async function ablation(
   await checkLungMask(base, hooks.lungMask);
   const rows: AblationRow[] = [];
   for (const [index, { model, loss }] of ABLATION_ROWS.entries()) {
-    const config: TrainConfig = { ...base, loss, model: { ...base.model, model } };
+    const config: TrainConfig = { ...base, loss, model: { ...base.model, architecture: model } };
     const row = paperRow(model, loss);
     const dir = join(resolve(out), `${model}-${loss}`);
     hooks.onRow?.(index, row, dir);
@@ -267,7 +268,7 @@ export async function crossValidate(
     results.push({ fold: k, out: r.out, status: r.status, epochs: r.epochs, testSlices: r.evaluation.slices.length, ...pooledScores(r) });
     const lung = results.every((f) => f.lung) ? { lung: summarisePair(results.map((f) => f.lung!)) } : {};
     cv = { folds: results, ...summarisePair(results), ...lung };
-    const json = { model: base.model.model, loss: base.loss, preset: base.preset, seed: base.seed, epochs: base.epochs, inputSize: base.model.inputSize, K: folds, ...cv };
+    const json = { model: base.model.architecture, loss: base.loss, preset: base.preset, seed: base.seed, epochs: base.epochs, inputSize: base.model.inputSize, K: folds, ...cv };
     await writeFileAtomic(join(out, 'cv.json'), new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n'));
     await writeFileAtomic(join(out, 'cv.md'), new TextEncoder().encode(crossValidationMarkdown(cv, base)));
   }

@@ -2,6 +2,8 @@
 // Dice, sensitivity and specificity pooled over every pixel (as the paper reports) and as the
 // mean over slices. Browser-safe.
 
+import type { Architecture } from './model';
+
 export interface Confusion {
   tp: number;
   fp: number;
@@ -92,6 +94,6 @@ export const PAPER_TABLE1: Record<string, Scores> = {
 };
 
 /** The Table 1 row of a model and loss, e.g. ('aunet', 'ftl') -> 'AU-Net + FTL'. */
-export function paperRow(model: 'aunet' | 'unet', loss: 'ftl' | 'dice'): string {
-  return `${model === 'aunet' ? 'AU-Net' : 'U-Net'} + ${loss === 'ftl' ? 'FTL' : 'DL'}`;
+export function paperRow(architecture: Architecture, loss: 'ftl' | 'dice'): string {
+  return `${architecture === 'aunet' ? 'AU-Net' : 'U-Net'} + ${loss === 'ftl' ? 'FTL' : 'DL'}`;
 }

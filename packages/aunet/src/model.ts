@@ -4,10 +4,13 @@
 import { Conv2d, DeepSupervisionHead, DualAttention, InstanceNorm2d, Module, ResDilBlock, release } from '@aunet/nn';
 import { concat, profileSection, upsample2x, type Tensor } from '@aunet/tensor';
 
+/** 'aunet': with dual attention; 'unet': the same network without it (Table 1's U-Net). */
+export type Architecture = 'aunet' | 'unet';
+export const ARCHITECTURES: readonly Architecture[] = ['aunet', 'unet'];
+
 /** Everything needed to rebuild a model; stored in every checkpoint's metadata. */
 export interface ModelConfig {
-  /** 'aunet': with dual attention; 'unet': the same network without it (Table 1's U-Net). */
-  model: 'aunet' | 'unet';
+  architecture: Architecture;
   /** Input channels (1 for CT). */
   inChannels: number;
   /** Filters per level, finest first; the paper's are 32, 64, 128, 256, 512. */
@@ -29,13 +32,13 @@ export function defaultModelConfig(overrides: Partial<ModelConfig> = {}): ModelC
   const filters = overrides.filters ?? [...PAPER_FILTERS];
   // Three supervised decoder levels, or as many as fewer levels have.
   const deepSupervision = Math.max(1, Math.min(3, filters.length - 1));
-  return { model: 'aunet', inChannels: 1, filters, dilations: [2, 4], reduction: 2, deepSupervision, inputSize: 128, ...overrides };
+  return { architecture: 'aunet', inChannels: 1, filters, dilations: [2, 4], reduction: 2, deepSupervision, inputSize: 128, ...overrides };
 }
 
 /** Throws an Error naming every field of `c` that cannot build a network. */
 export function validateModelConfig(c: ModelConfig): void {
   const bad: string[] = [];
-  if (c.model !== 'aunet' && c.model !== 'unet') bad.push(`model must be "aunet" or "unet", got ${JSON.stringify(c.model)}`);
+  if (!ARCHITECTURES.includes(c.architecture)) bad.push(`architecture must be "aunet" or "unet", got ${JSON.stringify(c.architecture)}`);
   if (!Number.isInteger(c.inChannels) || c.inChannels < 1) bad.push(`inChannels must be a positive integer, got ${c.inChannels}`);
   if (!Array.isArray(c.filters) || c.filters.length < 2 || !c.filters.every((f) => Number.isInteger(f) && f >= 2)) {
     bad.push(`filters must list at least 2 levels of at least 2 channels each, got ${JSON.stringify(c.filters)}`);
@@ -82,7 +85,7 @@ export class EncoderLevel extends Module {
     super();
     this.block = new ConvBlock(inChannels, channels, stride);
     this.resDil = new ResDilBlock(channels, { dilations: c.dilations });
-    this.attention = c.model === 'aunet' ? new DualAttention(channels, { reduction: c.reduction }) : null;
+    this.attention = c.architecture === 'aunet' ? new DualAttention(channels, { reduction: c.reduction }) : null;
   }
 
   forward(x: Tensor): Tensor {
@@ -108,7 +111,7 @@ export class DecoderLevel extends Module<[Tensor, Tensor], Tensor> {
     this.up = new ConvBlock(inChannels, channels);
     this.fuse = new ConvBlock(2 * channels, channels);
     this.resDil = new ResDilBlock(channels, { dilations: c.dilations });
-    this.attention = c.model === 'aunet' ? new DualAttention(channels, { reduction: c.reduction }) : null;
+    this.attention = c.architecture === 'aunet' ? new DualAttention(channels, { reduction: c.reduction }) : null;
   }
 
   forward([x, skip]: [Tensor, Tensor]): Tensor {
@@ -122,7 +125,7 @@ export class DecoderLevel extends Module<[Tensor, Tensor], Tensor> {
 }
 
 /**
- * AU-Net (and, with `model: 'unet'`, the same U-Net without attention). Input [N, inChannels, S, S]
+ * AU-Net (and, with `architecture: 'unet'`, the same U-Net without attention). Input [N, inChannels, S, S]
  * (S = `inputSize`), output lesion logits [N, 1, S, S] (apply sigmoid for probabilities).
  *
  * The paper leaves these open; the choices made here:

@@ -246,7 +246,7 @@ async function trainLocked(config: TrainConfig, o: TrainOptions): Promise<TrainR
       `${split.train.length} train / ${split.val.length} validation / ${split.test.length} test${config.fold ? ` (fold ${config.fold.k}/${config.fold.K})` : ''}`,
   );
   log(
-    `model: ${config.model.model} ${config.model.filters.join('-')}, ${(model.numParameters() / 1e6).toFixed(2)} M parameters, ${size}x${size}, ` +
+    `model: ${config.model.architecture} ${config.model.filters.join('-')}, ${(model.numParameters() / 1e6).toFixed(2)} M parameters, ${size}x${size}, ` +
       `batch ${config.batch}${chunk < config.batch ? ` (in chunks of ${chunk}: the whole batch exceeds this adapter's storage binding limit)` : ''}, loss ${config.loss}, lr ${opt.lr}`,
   );
 
@@ -361,7 +361,7 @@ async function truncateLog(file: string, epoch: number): Promise<void> {
 
 /** Write an evaluation report with the paper's Table 1 row beside it (atomically). */
 export async function writeEvaluation(file: string, e: { checkpoint: string; epoch: number; data: string; config: TrainConfig; report: EvaluationReport }): Promise<void> {
-  const row = paperRow(e.config.model.model, e.config.loss);
+  const row = paperRow(e.config.model.architecture, e.config.loss);
   const json = { checkpoint: e.checkpoint, epoch: e.epoch, data: e.data, paper: { row, ...PAPER_TABLE1[row] }, ...e.report };
   await writeFileAtomic(file, new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n'));
 }

@@ -23,8 +23,8 @@ function randomInput(name: string, shape: number[]): Float32Array {
 model('the paper width: AU-Net 13.0 M parameters, U-Net 12.6 M; all 5 levels run forward', async () => {
   manualSeed(1);
   // At 32x32 the fifth level is 2x2: the smallest input the paper's 5 levels take.
-  const aunet = new AUNet(defaultModelConfig({ model: 'aunet', inputSize: 32 }));
-  const unet = new AUNet(defaultModelConfig({ model: 'unet', inputSize: 32 }));
+  const aunet = new AUNet(defaultModelConfig({ architecture: 'aunet', inputSize: 32 }));
+  const unet = new AUNet(defaultModelConfig({ architecture: 'unet', inputSize: 32 }));
   console.log(`  AU-Net ${aunet.numParameters()} parameters, U-Net ${unet.numParameters()}`);
   assert.is(aunet.numParameters(), 13_002_412);
   assert.is(unet.numParameters(), 12_562_499);
@@ -47,7 +47,7 @@ model('output shapes of both models and the deep-supervision settings; no leak w
   const rt = runtime();
   for (const kind of ['aunet', 'unet'] as const) {
     for (const deepSupervision of [1, 2]) {
-      const net = new AUNet(defaultModelConfig({ ...TINY, model: kind, deepSupervision }));
+      const net = new AUNet(defaultModelConfig({ ...TINY, architecture: kind, deepSupervision }));
       const x = tensor(randomInput('shapes', [3, 1, 16, 16]), [3, 1, 16, 16]);
       const before = rt.memory().bytesInUse;
       const y = noGrad(() => net.forward(x));
@@ -71,7 +71,7 @@ model('a wrong input shape and bad configs give clear errors', () => {
   assert.throws(() => validateModelConfig(defaultModelConfig({ inputSize: 100 })), /inputSize must be a positive multiple of 16/);
   assert.throws(() => validateModelConfig(defaultModelConfig({ filters: [8] })), /filters must list at least 2 levels/);
   assert.throws(() => validateModelConfig(defaultModelConfig({ deepSupervision: 5 })), /deepSupervision must be 1..4/);
-  assert.throws(() => validateModelConfig(defaultModelConfig({ model: 'vnet' as 'unet' })), /model must be "aunet" or "unet"/);
+  assert.throws(() => validateModelConfig(defaultModelConfig({ architecture: 'vnet' as 'unet' })), /architecture must be "aunet" or "unet"/);
 });
 
 async function hostParams(net: AUNet): Promise<Map<string, Ref>> {
@@ -83,7 +83,7 @@ async function hostParams(net: AUNet): Promise<Map<string, Ref>> {
 for (const kind of ['aunet', 'unet'] as const) {
   model(`${kind}: forward against the float64 reference`, async () => {
     manualSeed(3);
-    const config = defaultModelConfig({ ...TINY, model: kind });
+    const config = defaultModelConfig({ ...TINY, architecture: kind });
     const net = new AUNet(config);
     const shape = [2, 1, 16, 16];
     const xData = randomInput(`${kind}-ref`, shape);

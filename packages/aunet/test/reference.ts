@@ -21,7 +21,7 @@ export function referenceForward(c: ModelConfig, p: Map<string, Ref>, x: Ref): R
     return relu(binary('add', b, t));
   };
   const attention = (prefix: string, t: Ref) => {
-    if (c.model !== 'aunet') return t;
+    if (c.architecture !== 'aunet') return t;
     const ca = (k: string) => get(`${prefix}.attention.channel.${k}`);
     return dualAttention(t, ca('w1'), ca('b1'), ca('w2'), ca('b2'), get(`${prefix}.attention.spatial.w`), get(`${prefix}.attention.spatial.b`));
   };

@@ -27,7 +27,7 @@ const flags = parseFlags(usage, { ...CONFIG_FLAGS, out: { type: 'string' }, 'lun
 try {
   const rt = await init();
   console.log(`adapter: ${rt.describe()}`);
-  const base = configFromFlags(flags, rt.adapter.isFallback || rt.adapter.type === 'cpu', { model: 'aunet', loss: 'ftl' });
+  const base = configFromFlags(flags, rt.adapter.isFallback || rt.adapter.type === 'cpu', { architecture: 'aunet', loss: 'ftl' });
   const out = resolve(flags.out ?? join('runs', `ablation-${base.preset}-seed${base.seed}`));
   console.log(`experiment folder: ${out}`);
   const progress = progressHooks();

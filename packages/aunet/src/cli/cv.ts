@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { init } from '@aunet/tensor';
 import type { LossName } from '../config';
 import { crossValidate, crossValidationMarkdown } from '../experiments';
+import { ARCHITECTURES } from '../model';
 import { fail, numberFlag, parseFlags } from './common';
 import { CONFIG_FLAGS, CONFIG_HELP, configFromFlags, oneOf, progressHooks } from './training';
 
@@ -34,9 +35,9 @@ try {
   if (folds < 2) throw new Error(`--folds must be at least 2, got ${folds}`);
   const rt = await init();
   console.log(`adapter: ${rt.describe()}`);
-  const model = oneOf('model', flags.model, ['aunet', 'unet'] as const) ?? 'aunet';
+  const model = oneOf('model', flags.model, ARCHITECTURES) ?? 'aunet';
   const loss = oneOf<LossName>('loss', flags.loss, ['ftl', 'dice']) ?? 'ftl';
-  const base = configFromFlags(flags, rt.adapter.isFallback || rt.adapter.type === 'cpu', { model, loss });
+  const base = configFromFlags(flags, rt.adapter.isFallback || rt.adapter.type === 'cpu', { architecture: model, loss });
   const out = resolve(flags.out ?? join('runs', `cv-${model}-${loss}-${base.preset}-seed${base.seed}`));
   console.log(`experiment folder: ${out}`);
   const progress = progressHooks();

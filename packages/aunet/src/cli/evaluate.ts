@@ -40,7 +40,7 @@ try {
     lungMask,
     onStart: ({ config, epoch, data, warning, testSlices }) => {
       if (warning) console.log(warning);
-      console.log(`${file}: ${config.model.model}, ${config.model.inputSize}x${config.model.inputSize}, epoch ${epoch}; ${testSlices} test slices of ${data}`);
+      console.log(`${file}: ${config.model.architecture}, ${config.model.inputSize}x${config.model.inputSize}, epoch ${epoch}; ${testSlices} test slices of ${data}`);
       bar.start(testSlices, 0);
     },
     onProgress: (done) => bar.update(done),
@@ -49,7 +49,7 @@ try {
   const out = resolve(flags.json ?? evaluationFileFor(file, { tta: !!flags.tta, lung: lungMask !== undefined }));
   await writeEvaluation(out, e);
   if (lungMask) console.log(`predictions restricted to the lungs of ${lungMask}`);
-  console.log(resultsTable(e.report, paperRow(e.config.model.model, e.config.loss)));
+  console.log(resultsTable(e.report, paperRow(e.config.model.architecture, e.config.loss)));
   console.log(`report: ${out}`);
   process.exit(0);
 } catch (e) {

@@ -88,7 +88,7 @@ try {
   console.log(`adapter: ${rt.describe()}`);
   const checkpoint = resolve(flags.checkpoint);
   const { config, model, epoch } = await loadRunCheckpoint(checkpoint);
-  console.log(`${checkpoint}: ${config.model.model}, ${config.model.inputSize}x${config.model.inputSize}, epoch ${epoch}${flags.tta ? ', with mirroring TTA' : ''}`);
+  console.log(`${checkpoint}: ${config.model.architecture}, ${config.model.inputSize}x${config.model.inputSize}, epoch ${epoch}${flags.tta ? ', with mirroring TTA' : ''}`);
   const base = modelPredictor(model, batch);
   const predictor = flags.tta ? mirroredTTA(base) : base;
   mkdirSync(out, { recursive: true });

@@ -5,6 +5,7 @@ import type { LossName, TrainConfig } from '../config';
 import { resolveDataDir } from '../data/files';
 import { parseFold } from '../data/split';
 import { paperRow } from '../metrics';
+import { ARCHITECTURES } from '../model';
 import { runConfig, train, LAST } from '../train';
 import { fail, numberFlag, parseFlags, resultsTable } from './common';
 import { CONFIG_FLAGS, CONFIG_HELP, configFromFlags, oneOf, progressHooks } from './training';
@@ -46,9 +47,9 @@ async function runFromFlags(adapterIsCpu: boolean): Promise<{ config: TrainConfi
     if (flags.data) config.data = resolveDataDir(flags.data);
     return { config, out: flags.resume, resume: true };
   }
-  const model = oneOf('model', flags.model, ['aunet', 'unet'] as const) ?? 'aunet';
+  const model = oneOf('model', flags.model, ARCHITECTURES) ?? 'aunet';
   const loss = oneOf<LossName>('loss', flags.loss, ['ftl', 'dice']) ?? 'ftl';
-  const config = configFromFlags(flags, adapterIsCpu, { model, loss, fold: flags.fold !== undefined ? parseFold(flags.fold) : null });
+  const config = configFromFlags(flags, adapterIsCpu, { architecture: model, loss, fold: flags.fold !== undefined ? parseFold(flags.fold) : null });
   const date = new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-');
   return { config, out: flags.out ?? join('runs', `${date}-${model}-${loss}`), resume: false };
 }
@@ -65,7 +66,7 @@ try {
   console.log(`done after epoch ${result.epochs}${result.stoppedEarly ? ' (early stop)' : ''}; best epoch ${result.bestEpoch}; ${join(result.out, LAST)}`);
   if (result.evaluation) {
     console.log(`\ntest slices, best checkpoint (epoch ${result.bestEpoch}):`);
-    console.log(resultsTable(result.evaluation, paperRow(config.model.model, config.loss)));
+    console.log(resultsTable(result.evaluation, paperRow(config.model.architecture, config.loss)));
   }
   process.exit(0);
 } catch (e) {

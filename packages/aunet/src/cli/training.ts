@@ -4,6 +4,7 @@
 import cliProgress from 'cli-progress';
 import { AUGMENT_NAMES, defaultTrainConfig, parseFilters, PRESETS, type AugmentName, type LossName, type PresetName, type TrainConfig } from '../config';
 import { resolveDataDir } from '../data/files';
+import type { Architecture } from '../model';
 import type { EpochRecord, StepProgress, TrainOptions } from '../train';
 import { numberFlag, trackBar } from './common';
 
@@ -46,12 +47,12 @@ export function oneOf<T extends string>(name: string, value: string | undefined,
 
 /**
  * The training config the flags ask for, on the preset they name (or the one that suits the
- * adapter, said on the console); `fixed` sets the model, loss and fold where the command does.
+ * adapter, said on the console); `fixed` sets the architecture, loss and fold where the command does.
  */
 export function configFromFlags(
   flags: ConfigFlags,
   adapterIsCpu: boolean,
-  fixed: { model: 'aunet' | 'unet'; loss: LossName; fold?: { k: number; K: number } | null },
+  fixed: { architecture: Architecture; loss: LossName; fold?: { k: number; K: number } | null },
 ): TrainConfig {
   let preset = oneOf<PresetName>('preset', flags.preset, ['cpu', 'paper']);
   if (!preset) {
@@ -71,7 +72,7 @@ export function configFromFlags(
     ...(flags['no-augment'] && { augment: 'none' as const }),
     ...(flags.augment !== undefined && { augment: oneOf<AugmentName>('augment', flags.augment, AUGMENT_NAMES) }),
     model: {
-      model: fixed.model,
+      architecture: fixed.architecture,
       ...(size !== undefined && { inputSize: size }),
       ...(flags.filters !== undefined && { filters: parseFilters(flags.filters) }),
     },

@@ -47,7 +47,7 @@ try {
   const i = server.info;
   console.log(
     i.available
-      ? `model: ${checkpoint} (${i.model!.model}, ${i.model!.inputSize}x${i.model!.inputSize}, filters ${i.model!.filters.join('-')}, epoch ${i.epoch})`
+      ? `model: ${checkpoint} (${i.model!.architecture}, ${i.model!.inputSize}x${i.model!.inputSize}, filters ${i.model!.filters.join('-')}, epoch ${i.epoch})`
       : `model: none (${note ?? 'no checkpoint'}): drop a .safetensors checkpoint on the page, or restart with --checkpoint FILE`,
   );
   if (!/^(127\.|localhost$|::1$)/.test(host)) console.log(`warning: listening on ${host}: anyone who can reach it gets the page and the checkpoint; browsers elsewhere give WebGPU only to https pages`);

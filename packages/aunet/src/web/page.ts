@@ -134,7 +134,7 @@ async function startWebGPU(): Promise<boolean> {
 
 function describeModel(m: LoadedModel): string {
   const c = m.config.model;
-  return `Model: ${c.model === 'aunet' ? 'AU-Net' : 'U-Net'} ${c.inputSize}x${c.inputSize}, filters ${c.filters.join('-')}, epoch ${m.epoch} (${m.name}, ${m.source === 'server' ? 'from the server' : 'dropped'})`;
+  return `Model: ${c.architecture === 'aunet' ? 'AU-Net' : 'U-Net'} ${c.inputSize}x${c.inputSize}, filters ${c.filters.join('-')}, epoch ${m.epoch} (${m.name}, ${m.source === 'server' ? 'from the server' : 'dropped'})`;
 }
 
 function useModel(bytes: Uint8Array, name: string, source: LoadedModel['source']): boolean {
