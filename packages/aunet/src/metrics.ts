@@ -85,6 +85,11 @@ export class SegmentationMetrics {
   }
 }
 
+/** A fraction as a percentage with one decimal ("69.1"); `missing` for NaN or an infinity. */
+export function pct(v: number, missing = '-'): string {
+  return Number.isFinite(v) ? (100 * v).toFixed(1) : missing;
+}
+
 /** The paper's Table 1 (Dice / sensitivity / specificity, %). */
 export const PAPER_TABLE1: Record<string, Scores> = {
   'U-Net + DL': { dice: 61.0, sensitivity: 61.3, specificity: 98.3 },

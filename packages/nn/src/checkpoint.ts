@@ -188,6 +188,11 @@ export async function writeFileAtomic(file: string, bytes: Uint8Array): Promise<
   }
 }
 
+/** Write `value` as indented JSON (NaN and infinities become null) with a final newline, atomically. */
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  await writeFileAtomic(file, new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n'));
+}
+
 /** Save the module (and optimiser) to a safetensors file, atomically. */
 export async function saveCheckpoint(file: string, module: Module<any, any>, options: CheckpointOptions = {}): Promise<void> {
   await writeFileAtomic(file, await checkpointBytes(module, options));

@@ -14,6 +14,6 @@ export {
 } from './optim';
 export { encodeSafetensors, decodeSafetensors, SafetensorsError, type HostTensor, type SafetensorsContents } from './safetensors';
 export {
-  checkpointBytes, loadCheckpointBytes, saveCheckpoint, loadCheckpoint, writeFileAtomic, CheckpointMismatchError, OPTIM_M, OPTIM_V,
+  checkpointBytes, loadCheckpointBytes, saveCheckpoint, loadCheckpoint, writeFileAtomic, writeJsonAtomic, CheckpointMismatchError, OPTIM_M, OPTIM_V,
   type CheckpointOptions, type LoadOptions,
 } from './checkpoint';
