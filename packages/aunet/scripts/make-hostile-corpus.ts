@@ -1,5 +1,5 @@
-// Writes the hostile NIfTI corpus (src/hostile.ts) into a folder, with an index of what each
-// file is and what the loaders must do with it:
+// Writes the hostile NIfTI corpus (src/attack/hostile.ts) into a folder, with an index of what
+// each file is and what the loaders must do with it:
 //
 //   cd packages/aunet && node --import tsx scripts/make-hostile-corpus.ts OUT_DIR
 //
@@ -12,7 +12,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { hostileCorpus } from '../src/hostile';
+import { hostileCorpus } from '../src/attack/hostile';
 
 const out = process.argv[2];
 if (!out || out === '--help' || out === '-h' || process.argv.length > 3) {
@@ -32,7 +32,7 @@ writeFileSync(
   [
     '# Hostile NIfTI corpus',
     '',
-    'Made by `packages/aunet/scripts/make-hostile-corpus.ts` from `src/hostile.ts`: small valid volumes (16 x 12 x 3,',
+    'Made by `packages/aunet/scripts/make-hostile-corpus.ts` from `src/attack/hostile.ts`: small valid volumes (16 x 12 x 3,',
     'int16 Hounsfield units, or uint8 labels) broken byte by byte. `expect`: `ok` loads with the right values;',
     '`error` stops train, evaluate and predict with one line naming the file (exit code 1). `role`: used as an',
     'image (normalised to 0..1) or as a label mask.',

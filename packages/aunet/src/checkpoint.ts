@@ -1,14 +1,23 @@
 // The aunet checkpoint: @aunet/nn's safetensors checkpoint with the training config (and so the
-// model config) in its metadata, so that a file alone rebuilds its model. Browser-safe (bytes);
-// checkpoint-file.ts reads files.
+// model config) in its metadata, so that a file alone rebuilds its model. Every metadata key the
+// project writes is named here. Browser-safe (bytes); run-folder.ts reads and writes the files.
 
 import { CheckpointMismatchError, decodeSafetensors, loadCheckpointBytes, SafetensorsError } from '@aunet/nn';
 import { validateTrainConfig, type TrainConfig } from './config';
+import type { SliceDataset } from './data/dataset';
+import type { Scores } from './metrics';
 import { AUNet, type Architecture, type ModelConfig } from './model';
 
+/** The training config, as JSON. */
 export const CONFIG_KEY = 'aunet.config';
+/** The last epoch the weights are from. */
 export const EPOCH_KEY = 'aunet.epoch';
+/** The trainer's scheduler and early-stopping state (last.safetensors only), as JSON. */
 export const STATE_KEY = 'aunet.state';
+/** What the run was trained on (see DataInfo), as JSON. */
+export const DATA_KEY = 'aunet.data';
+/** The validation scores that made this checkpoint the best (best.safetensors only), as JSON. */
+export const VAL_KEY = 'aunet.val';
 
 /** A checkpoint that cannot be used: names the file and what to do. */
 export class CheckpointError extends Error {
@@ -20,6 +29,53 @@ export interface LoadedCheckpoint {
   model: AUNet;
   metadata: Record<string, string>;
   epoch: number;
+}
+
+/** What a run was trained on; stored in its checkpoints and checked on resume and evaluation. */
+export interface DataInfo {
+  count: number;
+  height: number;
+  width: number;
+  intensity: string;
+  /** The image file's slice axis (absent in checkpoints written before it was recorded: 2). */
+  sliceAxis?: number;
+}
+
+export function dataInfo(ds: SliceDataset): DataInfo {
+  return { count: ds.count, height: ds.height, width: ds.width, intensity: ds.intensity, sliceAxis: ds.sliceAxis };
+}
+
+/** What the trainer stores beside the weights; every field but the config and epoch is optional. */
+export interface CheckpointRecord {
+  config: TrainConfig;
+  epoch: number;
+  state?: unknown;
+  data?: DataInfo;
+  val?: Scores;
+}
+
+/** The metadata of a checkpoint holding `r`. */
+export function checkpointMetadata(r: CheckpointRecord): Record<string, string> {
+  return {
+    [CONFIG_KEY]: JSON.stringify(r.config),
+    [EPOCH_KEY]: String(r.epoch),
+    ...(r.state !== undefined && { [STATE_KEY]: JSON.stringify(r.state) }),
+    ...(r.data && { [DATA_KEY]: JSON.stringify(r.data) }),
+    ...(r.val && { [VAL_KEY]: JSON.stringify(r.val) }),
+  };
+}
+
+/**
+ * The metadata of a checkpoint's bytes; a CheckpointError naming `file`, and saying what to do
+ * (`advice`), when they are not a readable safetensors file.
+ */
+export function readCheckpointMetadata(bytes: Uint8Array, file: string, advice = 'use best.safetensors or last.safetensors of a run folder that `train` wrote'): Record<string, string> {
+  try {
+    return decodeSafetensors(bytes, file).metadata;
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new CheckpointError(`${e.message}\n(the file is damaged or not a checkpoint: ${advice})`);
+    throw e;
+  }
 }
 
 /** The training config stored in a checkpoint's metadata. */
@@ -45,18 +101,35 @@ export function configFromMetadata(metadata: Record<string, string>, file: strin
   return config;
 }
 
+/** The epoch a checkpoint's metadata names (0 when it names none). */
+export function epochFromMetadata(metadata: Record<string, string>): number {
+  return Number(metadata[EPOCH_KEY] ?? 0);
+}
+
+/**
+ * `stored` is a checkpoint's DATA_KEY entry. Throws when `ds` has another slice count or size than the run was trained on (its split would
+ * differ, so test slices could have been trained on). Returns a warning when only the intensity
+ * kind differs (a model trained on the 8-bit copy sees other values on Hounsfield files).
+ */
+export function checkSameData(stored: string | undefined, ds: SliceDataset, file: string): string | null {
+  if (!stored) return null; // written before the data was recorded
+  const was = JSON.parse(stored) as DataInfo;
+  if (was.count !== ds.count || was.height !== ds.height || was.width !== ds.width || (was.sliceAxis ?? 2) !== ds.sliceAxis) {
+    throw new CheckpointError(
+      `${file} was trained on ${was.count} slices of ${was.height}x${was.width} along ${'xyz'[was.sliceAxis ?? 2]}, ` +
+        `this data has ${ds.count} of ${ds.height}x${ds.width} along ${'xyz'[ds.sliceAxis]}: ` +
+        'its train/test split would not hold; use the data it was trained on (--data)',
+    );
+  }
+  return was.intensity === ds.intensity ? null : `warning: ${file} was trained on ${was.intensity} images, this data is ${ds.intensity}: scores may suffer`;
+}
+
 /**
  * Rebuild the model a checkpoint's bytes were trained with and load its weights. `file` names
  * the source in messages. Every problem is a CheckpointError naming it.
  */
 export function loadModel(bytes: Uint8Array, file = 'the checkpoint'): LoadedCheckpoint {
-  let metadata: Record<string, string>;
-  try {
-    metadata = decodeSafetensors(bytes, file).metadata;
-  } catch (e) {
-    if (e instanceof SafetensorsError) throw new CheckpointError(`${e.message}\n(the file is damaged or not a checkpoint: use another, e.g. best.safetensors or last.safetensors of the run)`);
-    throw e;
-  }
+  const metadata = readCheckpointMetadata(bytes, file);
   const config = configFromMetadata(metadata, file);
   const model = new AUNet(config.model);
   try {
@@ -66,6 +139,5 @@ export function loadModel(bytes: Uint8Array, file = 'the checkpoint'): LoadedChe
     if (e instanceof CheckpointMismatchError) throw new CheckpointError(`${e.message}\n(the file's weights do not fit the model its own config describes: it was written by another model or version. Use a checkpoint written by this version's \`train\`, or train a new one)`);
     throw e;
   }
-  const epoch = Number(metadata[EPOCH_KEY] ?? 0);
-  return { config, model, metadata, epoch };
+  return { config, model, metadata, epoch: epochFromMetadata(metadata) };
 }

@@ -1,14 +1,12 @@
 // A checkpoint file scored on the test slices of its own split: what `evaluate` prints and what
 // the ablation and cross-validation add within the lungs. Node-only.
 
-import { basename, dirname, join } from 'node:path';
-import { loadRunCheckpoint } from './checkpoint-file';
+import { checkSameData, DATA_KEY } from './checkpoint';
 import { splitFor, type TrainConfig } from './config';
-import { resizeDataset, slicesOf } from './data/dataset';
-import { loadDataset, readLungMask } from './data/files';
-import { toSliceStack } from './data/nifti';
+import { resizeDataset } from './data/dataset';
+import { datasetImage, loadDataset, readLungMask } from './data/files';
 import { evaluateSlices, type EvaluationReport } from './evaluate';
-import { checkSameData, DATA_KEY } from './train';
+import { loadRunCheckpoint } from './run-folder';
 
 export interface CheckpointEvaluationOptions {
   /** The data folder (default: the one the run was trained on). */
@@ -43,7 +41,7 @@ export async function evaluateCheckpoint(file: string, o: CheckpointEvaluationOp
     const ds = await loadDataset(data);
     const warning = checkSameData(metadata[DATA_KEY], ds, file);
     const region = o.lungMask !== undefined
-      ? { source: o.lungMask, masks: slicesOf(toSliceStack(readLungMask(o.lungMask, ds.fileDims, ds.imageSource), ds.fileDims, ds.sliceAxis).data, ds.height * ds.width) }
+      ? { source: o.lungMask, masks: readLungMask(o.lungMask, datasetImage(ds)).slices }
       : undefined;
     const test = splitFor(config, ds.count).test;
     o.onStart?.({ checkpoint: file, epoch, config, data, warning, testSlices: test.length });
@@ -58,9 +56,4 @@ export async function evaluateCheckpoint(file: string, o: CheckpointEvaluationOp
   } finally {
     model.dispose();
   }
-}
-
-/** Where `evaluate` writes its report by default: evaluation-<checkpoint name>[-tta][-lung].json beside it. */
-export function evaluationFileFor(checkpoint: string, o: { tta?: boolean; lung?: boolean } = {}): string {
-  return join(dirname(checkpoint), `evaluation-${basename(checkpoint).replace(/\.safetensors$/, '')}${o.tta ? '-tta' : ''}${o.lung ? '-lung' : ''}.json`);
 }

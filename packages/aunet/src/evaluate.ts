@@ -7,7 +7,6 @@ import { resizeBilinear, resizeNearest } from './data/transforms';
 import { SegmentationMetrics, scores, type Scores } from './metrics';
 import type { AUNet } from './model';
 import { mirroredTTA, modelPredictor, predictProbabilities } from './predict';
-import { lossFromSums, type LossSpec } from './step';
 
 export interface ResolutionReport {
   /** Side (model) or height x width (original) the scores were computed at. */
@@ -122,23 +121,4 @@ export function scoreSlices(probs: Float32Array[], size: number, ds: SliceDatase
     model: resolutionReport(probs, indices.map((i) => resizedMasks[i]), indices, `${size}x${size}`, threshold),
     original: resolutionReport(full, indices.map((i) => ds.masks[i]), indices, `${ds.height}x${ds.width}`, threshold),
   };
-}
-
-/** Soft focal Tversky (or Dice) loss of probabilities against masks, pooled over all slices, in float64. */
-export function pooledLoss(probs: Float32Array[], masks: Uint8Array[], spec: LossSpec): number {
-  // The five sums of tverskySums: TP, sum p, sum g, FP, FN.
-  let tp = 0;
-  let sp = 0;
-  let sg = 0;
-  probs.forEach((p, j) => {
-    const g = masks[j];
-    for (let i = 0; i < p.length; i++) {
-      sp += p[i];
-      if (g[i]) {
-        tp += p[i];
-        sg++;
-      }
-    }
-  });
-  return lossFromSums([tp, sp, sg, sp - tp, sg - tp], spec).value;
 }

@@ -3,16 +3,16 @@
 // read back, not retrained; an interrupted one is resumed. Node-only.
 
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { writeFileAtomic } from '@aunet/nn';
-import { paperRow, PAPER_TABLE1, type Scores } from './metrics';
+import { writeFileAtomic, writeJsonAtomic } from '@aunet/nn';
+import { paperRow, pct, PAPER_TABLE1, type Scores } from './metrics';
 import type { LossName, TrainConfig } from './config';
 import type { Architecture } from './model';
 import type { EvaluationReport } from './evaluate';
-import { loadDataset, readLungMask } from './data/files';
-import { evaluateCheckpoint, evaluationFileFor } from './evaluate-file';
-import { BEST, EVALUATION_FILE, LAST, runState, train, writeEvaluation, type TrainOptions } from './train';
+import { datasetImage, loadDataset, readLungMask } from './data/files';
+import { evaluateCheckpoint } from './evaluate-file';
+import { BEST, EVALUATION_FILE, evaluationFileFor, LAST, readEvaluation, runDifferences, runState, writeEvaluation } from './run-folder';
+import { train, type TrainOptions } from './train';
 
 /** What happened to one run of an experiment. */
 export interface RunOutcome {
@@ -28,28 +28,6 @@ export interface RunOutcome {
 
 /** Options of the runs an experiment trains, and a lung mask to score each best checkpoint within as well. */
 export type ExperimentOptions = Omit<TrainOptions, 'out' | 'resume'> & { lungMask?: string };
-
-/**
- * The settings in which a run folder's config differs from `config`, by name; [] when it is the
- * same run. The epoch budget may differ (a run can be extended).
- */
-export function runDifferences(stored: TrainConfig, config: TrainConfig): string[] {
-  const flat = (c: TrainConfig): Record<string, string> => {
-    const { model, epochs: _epochs, ...rest } = c;
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(rest)) out[k] = JSON.stringify(v);
-    for (const [k, v] of Object.entries(model)) out[`model.${k}`] = JSON.stringify(v);
-    return out;
-  };
-  const a = flat(stored);
-  const b = flat(config);
-  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => a[k] !== b[k]).map((k) => `${k}: ${a[k] ?? '-'} there, ${b[k] ?? '-'} asked`);
-}
-
-/** An evaluation.json read back; NaN scores were written as null. */
-async function readEvaluation(file: string): Promise<EvaluationReport> {
-  return JSON.parse(await readFile(file, 'utf8'), (_k, v) => (v === null ? NaN : v)) as EvaluationReport;
-}
 
 /**
  * Train `config` in `out` unless it is already finished there (evaluated, and trained to
@@ -81,11 +59,12 @@ async function evaluateInLungs(dir: string, lungMask: string, log: (line: string
   return e.report;
 }
 
-/** Fails before any training when the lung mask cannot be read or does not fit the data. */
-async function checkLungMask(base: TrainConfig, lungMask: string | undefined): Promise<void> {
+/** Fails before any training when the lung mask cannot be read or does not fit the data (the
+ *  image file's shape, whichever axis its slices run along). */
+export async function checkLungMask(base: TrainConfig, lungMask: string | undefined): Promise<void> {
   if (lungMask === undefined) return;
   const ds = await loadDataset(base.data);
-  readLungMask(resolve(lungMask), [ds.width, ds.height, ds.count], ds.imageSource);
+  readLungMask(resolve(lungMask), datasetImage(ds));
 }
 
 async function trainOnce(config: TrainConfig, out: string, hooks: Omit<TrainOptions, 'out' | 'resume'>): Promise<RunOutcome> {
@@ -106,8 +85,6 @@ async function trainOnce(config: TrainConfig, out: string, hooks: Omit<TrainOpti
   if (!result.evaluation) throw new Error(`${dir}: the run ended without a best checkpoint to evaluate`);
   return { out: dir, status: started ? 'resumed' : 'trained', epochs: result.epochs, evaluation: result.evaluation };
 }
-
-const pct = (v: number) => (Number.isFinite(v) ? (100 * v).toFixed(1) : '-');
 
 // ---------------------------------------------------------------------------------------------
 // Table 1: U-Net and AU-Net, each with soft Dice and focal Tversky loss.
@@ -194,7 +171,7 @@ export function ablationMarkdown(rows: AblationRow[], resolution: string, origin
 async function writeAblation(out: string, base: TrainConfig, rows: AblationRow[]): Promise<void> {
   const s = base.model.inputSize;
   const json = { preset: base.preset, seed: base.seed, epochs: base.epochs, inputSize: s, rows };
-  await writeFileAtomic(join(out, 'ablation.json'), new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n'));
+  await writeJsonAtomic(join(out, 'ablation.json'), json);
   await writeFileAtomic(join(out, 'ablation.md'), new TextEncoder().encode(ablationMarkdown(rows, `${s}x${s}`, 'original')));
 }
 
@@ -269,7 +246,7 @@ export async function crossValidate(
     const lung = results.every((f) => f.lung) ? { lung: summarisePair(results.map((f) => f.lung!)) } : {};
     cv = { folds: results, ...summarisePair(results), ...lung };
     const json = { model: base.model.architecture, loss: base.loss, preset: base.preset, seed: base.seed, epochs: base.epochs, inputSize: base.model.inputSize, K: folds, ...cv };
-    await writeFileAtomic(join(out, 'cv.json'), new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n'));
+    await writeJsonAtomic(join(out, 'cv.json'), json);
     await writeFileAtomic(join(out, 'cv.md'), new TextEncoder().encode(crossValidationMarkdown(cv, base)));
   }
   return cv!;

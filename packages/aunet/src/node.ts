@@ -1,9 +1,13 @@
 // aunet/node: files, checkpoints on disk and the trainer (Node only).
 export * from './index';
-export { DEFAULT_DATA_DIR, IMAGE_FILE_NAMES, MASK_FILE_NAMES, resolveDataDir, findDataFiles, readVolume, loadDataset, writeNifti } from './data/files';
-export { loadRunCheckpoint } from './checkpoint-file';
-export { evaluateCheckpoint, evaluationFileFor, type CheckpointEvaluation, type CheckpointEvaluationOptions } from './evaluate-file';
-export { train, runConfig, runState, writeEvaluation, checkSameData, dataInfo, DATA_KEY, DivergedError, LAST, BEST, LOG, CONFIG_FILE, EVALUATION_FILE, type TrainOptions, type TrainResult, type EpochRecord, type StepProgress, type DataInfo } from './train';
+export { DEFAULT_DATA_DIR, IMAGE_FILE_NAMES, MASK_FILE_NAMES, resolveDataDir, findDataFiles, readVolume, loadDataset, writeNifti, niftiFileBytes, readLungMask, datasetImage, type LungMask, type LungMaskImage } from './data/files';
+export { predictionInputs, predictFile, writePredictionFiles, outputStem, type PredictionInput, type PredictionFileOptions, type PredictFileOptions, type PredictedFile } from './prediction-files';
+export { evaluateCheckpoint, type CheckpointEvaluation, type CheckpointEvaluationOptions } from './evaluate-file';
+export {
+  LAST, BEST, LOG, CONFIG_FILE, EVALUATION_FILE, LOCK_FILE, DEFAULT_RUNS_DIR, lockRun, RunLockedError, readCheckpointBytes, loadRunCheckpoint, saveRunCheckpoint, runState, runConfig,
+  startRunFolder, appendEpochRecord, truncateLog, writeEvaluation, readEvaluation, evaluationFileFor, runDifferences, latestBestCheckpoint, checkRunFolder,
+  type EpochRecord, type RunState, type EvaluationRecord,
+} from './run-folder';
+export { train, DivergedError, type TrainOptions, type TrainResult, type StepProgress } from './train';
 export { fetchDataset, md5File, FetchError, MEDSEG_FILES, MEDSEG_DOI_URL, DEFAULT_FETCH_DIR, type DataFile, type FetchOptions, type FetchProgress, type FetchResult } from './fetch';
-export { runOnce, ablation, ablationMarkdown, crossValidate, crossValidationMarkdown, summarise, ABLATION_ROWS, type RunOutcome, type ExperimentOptions, type PooledScores, type AblationRow, type FoldResult, type CrossValidation, type Summary, type SummaryPair } from './experiments';
-export { lockRun, RunLockedError, LOCK_FILE } from './lock';
+export { runOnce, checkLungMask, ablation, ablationMarkdown, crossValidate, crossValidationMarkdown, summarise, ABLATION_ROWS, type RunOutcome, type ExperimentOptions, type PooledScores, type AblationRow, type FoldResult, type CrossValidation, type Summary, type SummaryPair } from './experiments';

@@ -1,8 +1,9 @@
 // Inference: on slices at the model's input size, and on whole volumes of any in-plane size with
-// optional mirroring test-time augmentation. Browser-safe.
+// optional mirroring test-time augmentation. What a prediction gives the user (mask file, report,
+// pictures) is built in prediction-report.ts. Browser-safe.
 
 import { noGrad, runtime, scope, sigmoid, tensor } from '@aunet/tensor';
-import { fromSliceStack, toSliceStack, type NiftiImage, type NiftiSpace, type Volume } from './data/nifti';
+import { fromSliceStack, toSliceStack, type Volume } from './data/nifti';
 import { normaliseImage, type IntensityKind } from './data/normalise';
 import { resizeBilinear, resizeImage } from './data/transforms';
 import type { AUNet, ModelConfig } from './model';
@@ -147,9 +148,4 @@ export function thresholdMask(probabilities: Float32Array, threshold: number): U
   const mask = new Uint8Array(probabilities.length);
   for (let i = 0; i < mask.length; i++) mask[i] = probabilities[i] >= threshold ? 1 : 0;
   return mask;
-}
-
-/** The lesion mask as `predict` writes it: uint8, with the input's dimensions and spatial header. */
-export function lesionMaskImage(volume: Volume, mask: Uint8Array, space: NiftiSpace = volume.space): NiftiImage {
-  return { dims: volume.dims, data: mask, datatype: 'uint8', space, description: 'aunet lesion mask' };
 }

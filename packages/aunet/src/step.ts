@@ -5,39 +5,8 @@
 
 import { backward, mul, noGrad, profileSection, scope, sigmoid, sum, tensor, tverskySums, type Tensor } from '@aunet/tensor';
 import { diceLoss, focalTverskyLoss } from '@aunet/nn';
+import { lossFromSums, type LossSpec } from './loss';
 import type { AUNet } from './model';
-
-export interface LossSpec {
-  loss: 'ftl' | 'dice';
-  alpha: number;
-  beta: number;
-  gamma: number;
-  /** Added to numerator and denominator (default 1, as @aunet/nn's losses). */
-  smooth?: number;
-}
-
-/**
- * The loss from the batch's sums S = [TP, sum p, sum g, FP, FN] and its partials dL/dS, in
- * float64, as @aunet/nn's focal Tversky and Dice losses compute them (1 - TI clamped at 0, its
- * derivative at 1e-6, so that a perfect prediction has a finite gradient).
- */
-export function lossFromSums(s: ArrayLike<number>, o: LossSpec): { value: number; partials: number[] } {
-  const smooth = o.smooth ?? 1;
-  const [tp, sp, sg, fp, fn] = Array.from(s);
-  if (o.loss === 'dice') {
-    const num = 2 * tp + smooth;
-    const den = sp + sg + smooth;
-    return { value: 1 - num / den, partials: [-2 / den, num / (den * den), num / (den * den), 0, 0] };
-  }
-  const num = tp + smooth;
-  const den = tp + o.alpha * fn + o.beta * fp + smooth;
-  const ti = num / den;
-  const q = num / (den * den);
-  const e = 1 / o.gamma;
-  const u = Math.max(1 - ti, 0);
-  const dLdTI = -e * Math.pow(Math.max(u, 1e-6), e - 1);
-  return { value: Math.pow(u, e), partials: [dLdTI * (1 / den - q), 0, 0, dLdTI * -o.beta * q, dLdTI * -o.alpha * q] };
-}
 
 /**
  * Forward and backward for one batch: x and y are [N, 1, S, S] host arrays of images and 0/1

@@ -1,42 +1,29 @@
 // The trainer: the paper's recipe (Adam, focal Tversky or soft Dice, lr halved on plateau, early
-// stopping) on a seeded split of the slices, with a run folder that survives kills. Node-only.
+// stopping) on a seeded split of the slices, in a run folder that survives kills (run-folder.ts).
+// A run is a short loop over named phases: open (or resume) the run, train an epoch, score it,
+// save it; and at the end evaluate the best checkpoint. Node-only.
 
-import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Adam, EarlyStopping, ReduceLROnPlateau, SafetensorsError, decodeSafetensors, loadCheckpoint, manualSeed, saveCheckpoint, writeFileAtomic } from '@aunet/nn';
+import { Adam, EarlyStopping, loadCheckpoint, manualSeed, ReduceLROnPlateau } from '@aunet/nn';
 import { Rng } from '@aunet/tensor';
-import { CONFIG_KEY, EPOCH_KEY, STATE_KEY, CheckpointError, configFromMetadata } from './checkpoint';
-import { loadRunCheckpoint } from './checkpoint-file';
+import { CheckpointError, checkSameData, DATA_KEY, dataInfo, EPOCH_KEY, STATE_KEY, type CheckpointRecord } from './checkpoint';
 import { splitFor, validateTrainConfig, type TrainConfig } from './config';
-import { augmentPair, BASIC_AUGMENT, FULL_AUGMENT } from './data/transforms';
 import { resizeDataset, type SliceDataset } from './data/dataset';
 import { loadDataset } from './data/files';
-import { evaluateSlices, pooledLoss, resolutionReport, type EvaluationReport } from './evaluate';
-import { PAPER_TABLE1, paperRow, type Scores } from './metrics';
+import type { Split } from './data/split';
+import { augmentPair, BASIC_AUGMENT, FULL_AUGMENT } from './data/transforms';
+import { evaluateSlices, resolutionReport, type EvaluationReport } from './evaluate';
+import { pooledLoss } from './loss';
+import type { Scores } from './metrics';
 import { AUNet } from './model';
 import { batchThatFits, predictProbabilities } from './predict';
+import {
+  appendEpochRecord, BEST, EVALUATION_FILE, LAST, loadRunCheckpoint, lockRun, saveRunCheckpoint, startRunFolder, truncateLog, writeEvaluation, type EpochRecord,
+} from './run-folder';
 import { batchLossAndGradients } from './step';
-import { lockRun } from './lock';
 
-export const LAST = 'last.safetensors';
-export const BEST = 'best.safetensors';
-export const LOG = 'metrics.jsonl';
-export const CONFIG_FILE = 'config.json';
-export const EVALUATION_FILE = 'evaluation.json';
-
-/** One line of metrics.jsonl. */
-export interface EpochRecord {
-  epoch: number;
-  trainLoss: number;
-  valLoss: number;
-  val: Scores;
-  test: Scores;
-  lr: number;
-  seconds: number;
-  slicesPerSecond: number;
-  best: boolean;
-}
+export type { EpochRecord } from './run-folder';
 
 /** Progress of the epoch in progress, for a progress bar. */
 export interface StepProgress {
@@ -74,45 +61,112 @@ export class DivergedError extends Error {
   override name = 'DivergedError';
 }
 
-/** What a run was trained on; stored in its checkpoints and checked on resume and evaluation. */
-export interface DataInfo {
-  count: number;
-  height: number;
-  width: number;
-  intensity: string;
-  /** The image file's slice axis (absent in checkpoints written before it was recorded: 2). */
-  sliceAxis?: number;
+/**
+ * Train `config` into the run folder `o.out` (see run-folder.ts for its files): a checkpoint and a
+ * log line every epoch, and at the end evaluation.json (the best checkpoint on the test slices).
+ * Validation Dice (pooled, threshold 0.5) drives the learning-rate schedule, early stopping and
+ * the best checkpoint; the test slices are scored every epoch for the log but steer nothing.
+ */
+export async function train(config: TrainConfig, o: TrainOptions): Promise<TrainResult> {
+  validateTrainConfig(config);
+  // One run per folder: a second run pointed at it refuses instead of interleaving checkpoints.
+  const unlock = lockRun(resolve(o.out));
+  try {
+    const run = await openRun(config, o);
+    try {
+      describeRun(run);
+      while (run.epoch < config.epochs && !run.early.stopped) {
+        const epoch = run.epoch + 1;
+        const started = performance.now();
+        const trained = await trainEpoch(run, epoch, o);
+        const scores = await scoreEpoch(run, epoch);
+        const { record, stop } = await endEpoch(run, epoch, trained, scores, (performance.now() - started) / 1000);
+        await saveEpoch(run, record, scores.val);
+        run.epoch = epoch;
+        o.onEpoch?.(record);
+        if (stop) {
+          run.stoppedEarly = true;
+          run.log(`early stopping: no validation improvement for ${config.earlyStopping} epochs`);
+        }
+      }
+    } finally {
+      run.model.dispose();
+      run.opt.dispose();
+    }
+    const evaluation = await evaluateBest(run);
+    return { out: run.out, epochs: run.epoch, bestEpoch: run.early.bestEpoch + 1, stoppedEarly: run.stoppedEarly, evaluation };
+  } finally {
+    unlock();
+  }
 }
 
-export const DATA_KEY = 'aunet.data';
-
-export function dataInfo(ds: SliceDataset): DataInfo {
-  return { count: ds.count, height: ds.height, width: ds.width, intensity: ds.intensity, sliceAxis: ds.sliceAxis };
+/** Everything a run holds while it trains. */
+interface Run {
+  config: TrainConfig;
+  /** The run folder, resolved. */
+  out: string;
+  log: (message: string) => void;
+  /** The slices at their own resolution, and resized to the model's input size. */
+  ds: SliceDataset;
+  resized: { images: Float32Array[]; masks: Uint8Array[] };
+  split: Split;
+  /** Slices per forward pass (see batchLossAndGradients). */
+  chunk: number;
+  model: AUNet;
+  opt: Adam;
+  plateau: ReduceLROnPlateau;
+  early: EarlyStopping;
+  /** The last epoch done (0 before the first). */
+  epoch: number;
+  stoppedEarly: boolean;
 }
 
 /**
- * Throws when `ds` has another slice count or size than the run was trained on (its split would
- * differ, so test slices could have been trained on). Returns a warning when only the intensity
- * kind differs (a model trained on the 8-bit copy sees other values on Hounsfield files).
+ * Phase 1: read the data, build the model, optimiser and schedulers, and either start the run
+ * folder or restore the state of its last checkpoint.
  */
-export function checkSameData(stored: string | undefined, ds: SliceDataset, file: string): string | null {
-  if (!stored) return null; // written before the data was recorded
-  const was = JSON.parse(stored) as DataInfo;
-  if (was.count !== ds.count || was.height !== ds.height || was.width !== ds.width || (was.sliceAxis ?? 2) !== ds.sliceAxis) {
-    throw new CheckpointError(
-      `${file} was trained on ${was.count} slices of ${was.height}x${was.width} along ${'xyz'[was.sliceAxis ?? 2]}, ` +
-        `this data has ${ds.count} of ${ds.height}x${ds.width} along ${'xyz'[ds.sliceAxis]}: ` +
-        'its train/test split would not hold; use the data it was trained on (--data)',
+async function openRun(config: TrainConfig, o: TrainOptions): Promise<Run> {
+  const out = resolve(o.out);
+  const log = o.log ?? console.log;
+  const ds = await loadDataset(config.data);
+  const split = splitFor(config, ds.count);
+  if (split.train.length === 0 || split.val.length === 0 || split.test.length === 0) {
+    throw new Error(
+      `${ds.count} slices leave ${split.train.length} for training, ${split.val.length} for validation and ${split.test.length} for testing: ` +
+        'each needs at least one; use more data',
     );
   }
-  return was.intensity === ds.intensity ? null : `warning: ${file} was trained on ${was.intensity} images, this data is ${ds.intensity}: scores may suffer`;
+  manualSeed(config.seed);
+  const model = new AUNet(config.model);
+  const opt = new Adam(model, { lr: config.lr });
+  const run: Run = {
+    config,
+    out,
+    log,
+    ds,
+    resized: resizeDataset(ds, config.model.inputSize),
+    split,
+    // The whole batch where its activations fit one storage binding, else exact chunks.
+    chunk: batchThatFits(config.model, config.batch),
+    model,
+    opt,
+    plateau: new ReduceLROnPlateau(opt, { mode: 'max', factor: config.lrFactor, patience: config.lrPatience }),
+    early: new EarlyStopping({ mode: 'max', patience: config.earlyStopping }),
+    epoch: 0,
+    stoppedEarly: false,
+  };
+  try {
+    if (o.resume) await resumeRun(run);
+    else await startRunFolder(out, config, split, o.out);
+  } catch (e) {
+    model.dispose();
+    opt.dispose();
+    throw e;
+  }
+  return run;
 }
 
-/** The random generator of an epoch: a function of the seed and the epoch alone, so a resumed run draws what the uninterrupted one would. */
-function epochRng(seed: number, epoch: number): Rng {
-  return new Rng((Math.imul(seed, 0x9e3779b1) ^ Math.imul(epoch, 0x85ebca6b)) >>> 0);
-}
-
+/** The trainer's state in last.safetensors: the LR scheduler's and early stopping's counters. */
 interface SchedulerState {
   plateau: { best: number | null; numBadEpochs: number; cooldownCounter: number };
   early: { best: number | null; bestEpoch: number; epoch: number; wait: number; stopped?: boolean };
@@ -137,29 +191,39 @@ function restoreSchedulers(s: SchedulerState, plateau: ReduceLROnPlateau, early:
   early.stopped = s.early.stopped ?? false;
 }
 
-/** The config of the run in `dir`, from its last checkpoint. */
-export async function runConfig(dir: string): Promise<TrainConfig> {
-  return (await runState(dir)).config;
+/** Load last.safetensors into the run (weights, optimiser, schedulers) and drop log lines past it. */
+async function resumeRun(run: Run): Promise<void> {
+  const file = join(run.out, LAST);
+  const metadata = await loadCheckpoint(file, run.model, { optimizer: run.opt }).catch((e: Error) => {
+    throw new CheckpointError(`${e.message}\n(${file} cannot be resumed: start a new run with another --out)`);
+  });
+  const epoch = Number(metadata[EPOCH_KEY]);
+  if (!metadata[STATE_KEY] || !Number.isInteger(epoch)) throw new CheckpointError(`${file} lacks the trainer's state ("${STATE_KEY}", "${EPOCH_KEY}"): it cannot be resumed`);
+  const warning = checkSameData(metadata[DATA_KEY], run.ds, file);
+  if (warning) run.log(warning);
+  restoreSchedulers(JSON.parse(metadata[STATE_KEY]) as SchedulerState, run.plateau, run.early);
+  run.epoch = epoch;
+  await truncateLog(run.out, epoch);
+  run.log(`resuming ${run.out} after epoch ${epoch} (best validation Dice ${(100 * run.early.best).toFixed(1)} at epoch ${run.early.bestEpoch + 1})`);
 }
 
-/** Where a run folder stands: its config, the last epoch its checkpoint holds, and whether early stopping ended it. */
-export async function runState(dir: string): Promise<{ config: TrainConfig; epoch: number; stoppedEarly: boolean }> {
-  const file = join(dir, LAST);
-  if (!existsSync(file)) {
-    throw new CheckpointError(
-      `${dir} holds no ${LAST}: ${existsSync(join(dir, CONFIG_FILE)) ? 'the run stopped before its first epoch ended; start it again with --out' : 'it is not a run folder of this trainer'}`,
-    );
-  }
-  let metadata: Record<string, string>;
-  try {
-    metadata = decodeSafetensors(new Uint8Array(await readFile(file)), file).metadata;
-  } catch (e) {
-    if (e instanceof SafetensorsError) throw new CheckpointError(`${e.message} (${file} is damaged: the run cannot be resumed; start a new one with another --out)`);
-    throw e;
-  }
-  const config = configFromMetadata(metadata, file);
-  const state = metadata[STATE_KEY] ? (JSON.parse(metadata[STATE_KEY]) as SchedulerState) : null;
-  return { config, epoch: Number(metadata[EPOCH_KEY] ?? 0), stoppedEarly: state?.early.stopped ?? false };
+/** The data and model lines the user sees before the first epoch. */
+function describeRun(run: Run): void {
+  const { config, ds, split, chunk } = run;
+  const size = config.model.inputSize;
+  run.log(
+    `data: ${ds.count} slices ${ds.height}x${ds.width} (${ds.intensity}) from ${config.data}; ` +
+      `${split.train.length} train / ${split.val.length} validation / ${split.test.length} test${config.fold ? ` (fold ${config.fold.k}/${config.fold.K})` : ''}`,
+  );
+  run.log(
+    `model: ${config.model.architecture} ${config.model.filters.join('-')}, ${(run.model.numParameters() / 1e6).toFixed(2)} M parameters, ${size}x${size}, ` +
+      `batch ${config.batch}${chunk < config.batch ? ` (in chunks of ${chunk}: the whole batch exceeds this adapter's storage binding limit)` : ''}, loss ${config.loss}, lr ${run.opt.lr}`,
+  );
+}
+
+/** The random generator of an epoch: a function of the seed and the epoch alone, so a resumed run draws what the uninterrupted one would. */
+function epochRng(seed: number, epoch: number): Rng {
+  return new Rng((Math.imul(seed, 0x9e3779b1) ^ Math.imul(epoch, 0x85ebca6b)) >>> 0);
 }
 
 function divergedMessage(what: string, epoch: number, out: string): string {
@@ -169,199 +233,101 @@ function divergedMessage(what: string, epoch: number, out: string): string {
   );
 }
 
-/**
- * Train `config` into the run folder `o.out`: config.json, metrics.jsonl (one line per epoch),
- * last.safetensors (every epoch, with the optimiser and scheduler state), best.safetensors (best
- * validation Dice) and, at the end, evaluation.json (the best checkpoint on the test slices).
- * Validation Dice (pooled, threshold 0.5) drives the learning-rate schedule, early stopping and
- * the best checkpoint; the test slices are scored every epoch for the log but steer nothing.
- */
-export async function train(config: TrainConfig, o: TrainOptions): Promise<TrainResult> {
-  validateTrainConfig(config);
-  // One run per folder: a second run pointed at it refuses instead of interleaving checkpoints.
-  const unlock = lockRun(resolve(o.out));
-  try {
-    return await trainLocked(config, o);
-  } finally {
-    unlock();
-  }
-}
-
-/** The run itself; `train` has validated the config and holds the folder's lock. */
-async function trainLocked(config: TrainConfig, o: TrainOptions): Promise<TrainResult> {
-  const log = o.log ?? console.log;
-  const out = resolve(o.out);
-  // Slices per forward pass: the whole batch where its activations fit one storage binding,
-  // else exact chunks (see batchLossAndGradients).
-  const chunk = batchThatFits(config.model, config.batch);
-  const ds = await loadDataset(config.data);
+/** Phase 2: one pass over the training slices in a shuffled order, augmented; the mean loss. */
+async function trainEpoch(run: Run, epoch: number, o: TrainOptions): Promise<{ loss: number; seconds: number; slices: number }> {
+  const { config, resized, model, opt } = run;
+  const t0 = performance.now();
   const size = config.model.inputSize;
-  const resized = resizeDataset(ds, size);
-  const split = splitFor(config, ds.count);
-  if (split.train.length === 0 || split.val.length === 0 || split.test.length === 0) {
-    throw new Error(
-      `${ds.count} slices leave ${split.train.length} for training, ${split.val.length} for validation and ${split.test.length} for testing: ` +
-        'each needs at least one; use more data',
-    );
-  }
-
-  manualSeed(config.seed);
-  const model = new AUNet(config.model);
-  const opt = new Adam(model, { lr: config.lr });
-  const plateau = new ReduceLROnPlateau(opt, { mode: 'max', factor: config.lrFactor, patience: config.lrPatience });
-  const early = new EarlyStopping({ mode: 'max', patience: config.earlyStopping });
-  let firstEpoch = 1;
-
-  try {
-    if (o.resume) {
-      const file = join(out, LAST);
-      const metadata = await loadCheckpoint(file, model, { optimizer: opt }).catch((e: Error) => {
-        throw new CheckpointError(`${e.message}\n(${file} cannot be resumed: start a new run with another --out)`);
-      });
-      const epoch = Number(metadata[EPOCH_KEY]);
-      if (!metadata[STATE_KEY] || !Number.isInteger(epoch)) throw new CheckpointError(`${file} lacks the trainer's state ("${STATE_KEY}", "${EPOCH_KEY}"): it cannot be resumed`);
-      const warning = checkSameData(metadata[DATA_KEY], ds, file);
-      if (warning) log(warning);
-      restoreSchedulers(JSON.parse(metadata[STATE_KEY]) as SchedulerState, plateau, early);
-      firstEpoch = epoch + 1;
-      await truncateLog(join(out, LOG), epoch);
-      log(`resuming ${out} after epoch ${epoch} (best validation Dice ${(100 * early.best).toFixed(1)} at epoch ${early.bestEpoch + 1})`);
-    } else {
-      if (existsSync(join(out, LAST))) {
-        throw new Error(`${out} already holds a run (${LAST}): continue it with --resume ${o.out}, or choose another --out`);
-      }
-      await mkdir(out, { recursive: true });
-      // A run killed during its first epoch may have left a log line; this run starts over.
-      await rm(join(out, LOG), { force: true });
-      await writeFileAtomic(join(out, CONFIG_FILE), new TextEncoder().encode(JSON.stringify({ ...config, split }, null, 2) + '\n'));
-    }
-  } catch (e) {
-    model.dispose();
-    opt.dispose();
-    throw e;
-  }
-
-  log(
-    `data: ${ds.count} slices ${ds.height}x${ds.width} (${ds.intensity}) from ${config.data}; ` +
-      `${split.train.length} train / ${split.val.length} validation / ${split.test.length} test${config.fold ? ` (fold ${config.fold.k}/${config.fold.K})` : ''}`,
-  );
-  log(
-    `model: ${config.model.architecture} ${config.model.filters.join('-')}, ${(model.numParameters() / 1e6).toFixed(2)} M parameters, ${size}x${size}, ` +
-      `batch ${config.batch}${chunk < config.batch ? ` (in chunks of ${chunk}: the whole batch exceeds this adapter's storage binding limit)` : ''}, loss ${config.loss}, lr ${opt.lr}`,
-  );
-
   const plane = size * size;
   const augmentation = config.augment === 'full' ? FULL_AUGMENT : BASIC_AUGMENT;
-  let stoppedEarly = false;
-  let lastEpoch = firstEpoch - 1;
+  const rng = epochRng(config.seed, epoch);
+  const order = rng.shuffle([...run.split.train]);
+  o.onEpochStart?.(epoch, config.epochs, order.length);
+  model.train();
+  let lossSum = 0;
+  for (let b = 0; b < order.length; b += config.batch) {
+    const idx = order.slice(b, b + config.batch);
+    const xs = new Float32Array(idx.length * plane);
+    const ys = new Float32Array(idx.length * plane);
+    idx.forEach((i, j) => {
+      const pair = config.augment === 'none' ? { image: resized.images[i], mask: resized.masks[i] } : augmentPair(resized.images[i], resized.masks[i], size, rng, augmentation);
+      xs.set(pair.image, j * plane);
+      ys.set(pair.mask, j * plane);
+    });
+    const loss = await batchLossAndGradients(model, xs, ys, idx.length, config, run.chunk);
+    opt.step();
+    opt.zeroGrad();
+    if (!Number.isFinite(loss)) {
+      throw new DivergedError(divergedMessage(`the loss became ${loss} at epoch ${epoch}, batch ${b / config.batch + 1}`, epoch, run.out));
+    }
+    lossSum += loss * idx.length;
+    const done = b + idx.length;
+    o.onStep?.({ epoch, epochs: config.epochs, slicesDone: done, slicesTotal: order.length, loss: lossSum / done, slicesPerSecond: done / ((performance.now() - t0) / 1000) });
+  }
+  return { loss: lossSum / order.length, seconds: (performance.now() - t0) / 1000, slices: order.length };
+}
 
+/** Phase 3: the validation loss and scores, and the test scores for the log, at the model's size. */
+async function scoreEpoch(run: Run, epoch: number): Promise<{ valLoss: number; val: Scores; test: Scores }> {
+  const { config, resized, split, model } = run;
+  const size = config.model.inputSize;
+  model.eval();
+  const valProbs = await predictProbabilities(model, split.val.map((i) => resized.images[i]), config.batch);
+  const testProbs = await predictProbabilities(model, split.test.map((i) => resized.images[i]), config.batch);
+  const valLoss = pooledLoss(valProbs, split.val.map((i) => resized.masks[i]), config);
+  if (!Number.isFinite(valLoss)) throw new DivergedError(divergedMessage(`the validation predictions are not finite after epoch ${epoch}`, epoch, run.out));
+  const scoreAtModel = (probs: Float32Array[], indices: number[]) => resolutionReport(probs, indices.map((i) => resized.masks[i]), indices, `${size}x${size}`).pooled;
+  return { valLoss, val: scoreAtModel(valProbs, split.val), test: scoreAtModel(testProbs, split.test) };
+}
+
+/** Phase 4: step the LR schedule and early stopping on the validation Dice; the epoch's log line. */
+async function endEpoch(
+  run: Run,
+  epoch: number,
+  trained: { loss: number; seconds: number; slices: number },
+  scores: { valLoss: number; val: Scores; test: Scores },
+  seconds: number,
+): Promise<{ record: EpochRecord; stop: boolean }> {
+  const lr = run.opt.lr;
+  run.plateau.step(scores.val.dice);
+  const stop = await run.early.step(scores.val.dice);
+  const record: EpochRecord = {
+    epoch,
+    trainLoss: trained.loss,
+    valLoss: scores.valLoss,
+    val: scores.val,
+    test: scores.test,
+    lr,
+    seconds,
+    slicesPerSecond: trained.slices / trained.seconds,
+    best: run.early.bestEpoch === run.early.epoch,
+  };
+  return { record, stop };
+}
+
+/**
+ * Phase 5: the log line first, then the checkpoints (best.safetensors when the epoch is the best,
+ * last.safetensors with the optimiser and schedulers always): a kill in between leaves a line
+ * that the resumed run drops (truncateLog) and writes again.
+ */
+async function saveEpoch(run: Run, record: EpochRecord, val: Scores): Promise<void> {
+  await appendEpochRecord(run.out, record);
+  const saved: CheckpointRecord = { config: run.config, epoch: record.epoch, state: schedulerState(run.plateau, run.early), data: dataInfo(run.ds) };
+  if (record.best) await saveRunCheckpoint(join(run.out, BEST), run.model, { ...saved, val });
+  await saveRunCheckpoint(join(run.out, LAST), run.model, saved, run.opt);
+}
+
+/** Phase 6: the best checkpoint on the test slices, at both resolutions, into evaluation.json. */
+async function evaluateBest(run: Run): Promise<EvaluationReport | null> {
+  const file = join(run.out, BEST);
+  if (!existsSync(file)) return null; // no epoch finished
+  const { config } = run;
+  const best = await loadRunCheckpoint(file);
   try {
-    for (let epoch = firstEpoch; epoch <= config.epochs && !early.stopped; epoch++) {
-      const t0 = performance.now();
-      const rng = epochRng(config.seed, epoch);
-      const order = rng.shuffle([...split.train]);
-      o.onEpochStart?.(epoch, config.epochs, order.length);
-      model.train();
-      let lossSum = 0;
-      for (let b = 0; b < order.length; b += config.batch) {
-        const idx = order.slice(b, b + config.batch);
-        const xs = new Float32Array(idx.length * plane);
-        const ys = new Float32Array(idx.length * plane);
-        idx.forEach((i, j) => {
-          const pair = config.augment === 'none' ? { image: resized.images[i], mask: resized.masks[i] } : augmentPair(resized.images[i], resized.masks[i], size, rng, augmentation);
-          xs.set(pair.image, j * plane);
-          ys.set(pair.mask, j * plane);
-        });
-        const loss = await batchLossAndGradients(model, xs, ys, idx.length, config, chunk);
-        opt.step();
-        opt.zeroGrad();
-        if (!Number.isFinite(loss)) {
-          throw new DivergedError(divergedMessage(`the loss became ${loss} at epoch ${epoch}, batch ${b / config.batch + 1}`, epoch, out));
-        }
-        lossSum += loss * idx.length;
-        const done = b + idx.length;
-        o.onStep?.({ epoch, epochs: config.epochs, slicesDone: done, slicesTotal: order.length, loss: lossSum / done, slicesPerSecond: done / ((performance.now() - t0) / 1000) });
-      }
-      const trainSeconds = (performance.now() - t0) / 1000;
-
-      model.eval();
-      const valProbs = await predictProbabilities(model, split.val.map((i) => resized.images[i]), config.batch);
-      const testProbs = await predictProbabilities(model, split.test.map((i) => resized.images[i]), config.batch);
-      const valLoss = pooledLoss(valProbs, split.val.map((i) => resized.masks[i]), config);
-      if (!Number.isFinite(valLoss)) throw new DivergedError(divergedMessage(`the validation predictions are not finite after epoch ${epoch}`, epoch, out));
-      const scoreAtModel = (probs: Float32Array[], indices: number[]) =>
-        resolutionReport(probs, indices.map((i) => resized.masks[i]), indices, `${size}x${size}`).pooled;
-      const val = scoreAtModel(valProbs, split.val);
-      const test = scoreAtModel(testProbs, split.test);
-      const lr = opt.lr;
-      plateau.step(val.dice);
-      const stop = await early.step(val.dice);
-      const isBest = early.bestEpoch === early.epoch;
-      const record: EpochRecord = {
-        epoch,
-        trainLoss: lossSum / order.length,
-        valLoss,
-        val,
-        test,
-        lr,
-        seconds: (performance.now() - t0) / 1000,
-        slicesPerSecond: order.length / trainSeconds,
-        best: isBest,
-      };
-      // The log line first, then the checkpoints: a kill in between leaves a line that the
-      // resumed run drops (truncateLog) and writes again.
-      await appendFile(join(out, LOG), JSON.stringify(record) + '\n');
-      const metadata = {
-        [CONFIG_KEY]: JSON.stringify(config),
-        [EPOCH_KEY]: String(epoch),
-        [STATE_KEY]: JSON.stringify(schedulerState(plateau, early)),
-        [DATA_KEY]: JSON.stringify(dataInfo(ds)),
-      };
-      if (isBest) await saveCheckpoint(join(out, BEST), model, { metadata: { ...metadata, 'aunet.val': JSON.stringify(val) } });
-      await saveCheckpoint(join(out, LAST), model, { optimizer: opt, metadata });
-      lastEpoch = epoch;
-      o.onEpoch?.(record);
-      if (stop) {
-        stoppedEarly = true;
-        log(`early stopping: no validation improvement for ${config.earlyStopping} epochs`);
-        break;
-      }
-    }
+    const evaluation = await evaluateSlices(best.model, run.ds, run.resized, run.split.test, { batch: config.batch });
+    await writeEvaluation(join(run.out, EVALUATION_FILE), { checkpoint: file, epoch: best.epoch, data: config.data, config, report: evaluation });
+    return evaluation;
   } finally {
-    model.dispose();
-    opt.dispose();
+    best.model.dispose();
   }
-
-  let evaluation: EvaluationReport | null = null;
-  if (existsSync(join(out, BEST))) {
-    const best = await loadRunCheckpoint(join(out, BEST));
-    try {
-      evaluation = await evaluateSlices(best.model, ds, resized, split.test, { batch: config.batch });
-      await writeEvaluation(join(out, EVALUATION_FILE), { checkpoint: join(out, BEST), epoch: best.epoch, data: config.data, config, report: evaluation });
-    } finally {
-      best.model.dispose();
-    }
-  }
-  return { out, epochs: lastEpoch, bestEpoch: early.bestEpoch + 1, stoppedEarly, evaluation };
-}
-
-/** Keep only the lines of metrics.jsonl up to `epoch` (a kill can leave one more). */
-async function truncateLog(file: string, epoch: number): Promise<void> {
-  if (!existsSync(file)) return;
-  const lines = (await readFile(file, 'utf8')).split('\n').filter((line) => {
-    if (!line.trim()) return false;
-    try {
-      return (JSON.parse(line) as EpochRecord).epoch <= epoch;
-    } catch {
-      return false; // a line cut by the kill
-    }
-  });
-  await writeFileAtomic(file, new TextEncoder().encode(lines.map((l) => l + '\n').join('')));
-}
-
-/** Write an evaluation report with the paper's Table 1 row beside it (atomically). */
-export async function writeEvaluation(file: string, e: { checkpoint: string; epoch: number; data: string; config: TrainConfig; report: EvaluationReport }): Promise<void> {
-  const row = paperRow(e.config.model.architecture, e.config.loss);
-  const json = { checkpoint: e.checkpoint, epoch: e.epoch, data: e.data, paper: { row, ...PAPER_TABLE1[row] }, ...e.report };
-  await writeFileAtomic(file, new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n'));
 }

@@ -18,7 +18,7 @@ test('aunet bundles for the browser without Node modules', async () => {
   });
   assert.is(result.errors.length, 0);
   const inputs = Object.keys(result.metafile!.inputs);
-  const nodeOnly = /^src\/(train|checkpoint-file|experiments|fetch|data\/files|cli\/)/;
+  const nodeOnly = /^src\/(train|run-folder|experiments|fetch|data\/files|cli\/|attack\/)/;
   assert.ok(!inputs.some((p) => nodeOnly.test(p)), `no Node-only module is bundled: ${inputs.filter((p) => nodeOnly.test(p))}`);
   // The browser-safe parts that a web page needs are there.
   for (const file of ['src/checkpoint.ts', 'src/predict.ts', 'src/lesions.ts', 'src/overlay.ts']) assert.ok(inputs.includes(file), file);

@@ -6,10 +6,11 @@ import * as assert from 'uvu/assert';
 import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chaos, checkRunFolder } from '../src/chaos';
+import { chaos } from '../src/attack/chaos';
 import { defaultTrainConfig } from '../src/config';
 import { DEFAULT_DATA_DIR } from '../src/data/files';
-import { LAST, LOG, train } from '../src/train';
+import { checkRunFolder, LAST, LOG } from '../src/run-folder';
+import { train } from '../src/train';
 import { setupGPU } from '@aunet/tensor/testing';
 
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-chaos-'));

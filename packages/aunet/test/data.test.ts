@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Rng } from '@aunet/tensor';
 import {
-  augmentPair, BASIC_AUGMENT, FULL_AUGMENT, buildDataset, DataError, defaultSpace, encodeNifti, fromSliceStack, lesionMask, normaliseImage, parseFold, parseNifti, resizeArea,
+  augmentPair, BASIC_AUGMENT, FULL_AUGMENT, buildDataset, DataError, defaultSpace, encodeNifti, fromSliceStack, binaryMask, normaliseImage, parseFold, parseNifti, resizeArea,
   resizeBilinear, resizeDataset, resizeImage, resizeNearest, splitSlices, toSliceStack, type NiftiDatatype, type Volume,
 } from '../src/data/index';
-import { DEFAULT_DATA_DIR, findDataFiles, loadDataset, readVolume, resolveDataDir, writeNifti } from '../src/data/files';
+import { ALL_DATATYPE_CODES, headerLayout, mayBeNiftiHeader, NIFTI_DATATYPES, readVoxels, writeVoxels } from '../src/data/nifti-layout';
+import { datasetImage, DEFAULT_DATA_DIR, findDataFiles, loadDataset, readLungMask, readVolume, resolveDataDir } from '../src/data/files';
+import { writeNifti } from './nifti-fixture';
 
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-data-'));
 let fileCounter = 0;
@@ -268,6 +270,35 @@ nifti('the writer refuses values that do not fit the datatype', () => {
   assert.throws(() => encodeNifti({ dims: [3], data: [1, 2], datatype: 'float32' }), /need 3 values/);
 });
 
+nifti('the NIfTI layout: version and byte order from sizeof_hdr, the magic sniff, voxels in either order', () => {
+  const file = encodeNifti({ dims: [2, 2], data: [1, 2, 3, 4], datatype: 'uint8' });
+  assert.equal(headerLayout(file), { version: 1, le: true });
+  const swapped = Uint8Array.from(file);
+  swapped.subarray(0, 4).reverse();
+  assert.equal(headerLayout(swapped), { version: 1, le: false });
+  const two = new Uint8Array(540);
+  new DataView(two.buffer).setInt32(0, 540, false);
+  assert.equal(headerLayout(two), { version: 2, le: false });
+  assert.is(headerLayout(new Uint8Array(600).fill(7)), null);
+  assert.is(headerLayout(file.subarray(0, 3)), null);
+
+  assert.ok(mayBeNiftiHeader(file), 'NIfTI-1: "n" at 344');
+  two[4] = 0x6e;
+  assert.ok(mayBeNiftiHeader(two), 'NIfTI-2: "n" at 4');
+  assert.not.ok(mayBeNiftiHeader(file.subarray(0, 347)), 'shorter than a header');
+  assert.not.ok(mayBeNiftiHeader(new TextEncoder().encode('x'.repeat(400))));
+
+  assert.equal(ALL_DATATYPE_CODES, [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 768, 1024, 1280, 1536, 1792, 2048, 2304]);
+  for (const { name, bytes, range } of NIFTI_DATATYPES) {
+    const values = range ? [range[0], range[1], 1, 0] : [-1.5, 3.25, 1e30, 0];
+    for (const le of [true, false]) {
+      const buffer = new ArrayBuffer(3 + values.length * bytes); // an odd offset: unaligned for the typed arrays
+      writeVoxels(new DataView(buffer), 3, values, name, le);
+      assert.equal(Array.from(readVoxels(buffer, 3, values.length, name, le)), values.map(Math.fround), `${name} ${le ? 'little' : 'big'}-endian`);
+    }
+  }
+});
+
 nifti.run();
 
 // ---------------------------------------------------------------------------------------------
@@ -305,9 +336,9 @@ intensity('other ranges and NaN are refused, naming the file', () => {
   throwsDataError(() => normaliseImage(memVolume([0, NaN, 1, 0], [2, 2, 1], 'nan.nii')), 'nan.nii', 'NaN');
 });
 
-intensity('lesionMask merges labels 1-3 and refuses negative labels', () => {
-  assert.equal(Array.from(lesionMask(memVolume([0, 1, 2, 3, 0.4, 0.6], [6, 1, 1]))), [0, 1, 1, 1, 0, 1]);
-  throwsDataError(() => lesionMask(memVolume([0, -1000, 2, 3], [4, 1, 1], 'image-as-mask.nii')), 'image-as-mask.nii', 'negative');
+intensity('binaryMask merges labels 1-3 and refuses negative labels', () => {
+  assert.equal(Array.from(binaryMask(memVolume([0, 1, 2, 3, 0.4, 0.6], [6, 1, 1]))), [0, 1, 1, 1, 0, 1]);
+  throwsDataError(() => binaryMask(memVolume([0, -1000, 2, 3], [4, 1, 1], 'image-as-mask.nii')), 'image-as-mask.nii', 'negative');
 });
 
 intensity.run();
@@ -602,6 +633,14 @@ errors('the official layout: an int16 HU tr_im.nii.gz with slope and intercept, 
   assert.equal(ds.masks, axial.masks);
   // Lung window -1000..400 HU: v / 255 in the 8-bit file is 5 v / 1400 here.
   ds.images.forEach((im, k) => im.forEach((x, i) => assert.ok(Math.abs(x - (axial.images[k][i] * 255 * 5) / 1400) < 1e-6, `slice ${k}, pixel ${i}`)));
+  // A lung mask has the image file's shape ([n, w, h]), not the slice stack's ([w, h, n]), and is
+  // cut into slices as the image is (here the label mask stands in for one).
+  const lung = readLungMask(join(dir, 'tr_mask.nii.gz'), datasetImage(ds));
+  assert.equal(lung.slices, ds.masks);
+  assert.equal(lung.voxels, Uint8Array.from(mask, (v) => (v > 0.5 ? 1 : 0)));
+  const stackShaped = join(dir, 'lungs-stack-shaped.nii');
+  writeNifti(stackShaped, { dims: [w, h, n], data: mask, datatype: 'uint8' });
+  throwsDataError(() => readLungMask(stackShaped, datasetImage(ds)), stackShaped, `is ${w} x ${h} x ${n} but`, `is ${n} x ${w} x ${h}`, "the image's shape");
 });
 
 errors('resolveDataDir: flag, then AUNET_DATA, then the shipped folder', () => {

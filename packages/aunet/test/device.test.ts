@@ -13,8 +13,8 @@ import { OutOfMemoryError, runtime, WebGPUError } from '@aunet/tensor';
 import { setupGPU } from '@aunet/tensor/testing';
 import { defaultTrainConfig } from '../src/config';
 import { DEFAULT_DATA_DIR } from '../src/data/files';
-import { LOCK_FILE } from '../src/lock';
-import { LOG, runState, train, type EpochRecord } from '../src/train';
+import { LOCK_FILE, LOG, runState, type EpochRecord } from '../src/run-folder';
+import { train } from '../src/train';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-device-'));

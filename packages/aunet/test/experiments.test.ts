@@ -11,11 +11,12 @@ import { fileURLToPath } from 'node:url';
 import { setupGPU } from '@aunet/tensor/testing';
 import { defaultTrainConfig, splitFor, type TrainConfig } from '../src/config';
 import { resizeImage, resizeNearest } from '../src/data/transforms';
-import { slicesOf } from '../src/data/dataset';
-import { loadDataset, readLungMask, writeNifti, DEFAULT_DATA_DIR } from '../src/data/files';
-import { crossValidate, summarise, type AblationRow } from '../src/experiments';
+import { datasetImage, loadDataset, readLungMask, DEFAULT_DATA_DIR } from '../src/data/files';
+import { writeNifti } from './nifti-fixture';
+import { defaultSpace } from '../src/data/nifti';
+import { checkLungMask, crossValidate, summarise, type AblationRow } from '../src/experiments';
 import type { EvaluationReport } from '../src/evaluate';
-import { EVALUATION_FILE, LOG, type EpochRecord } from '../src/train';
+import { EVALUATION_FILE, LOG, type EpochRecord } from '../src/run-folder';
 
 const records = (dir: string): EpochRecord[] => readFileSync(join(dir, LOG), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as EpochRecord);
 
@@ -40,7 +41,7 @@ async function writeSmallData(): Promise<void> {
   }
   writeNifti(join(data, 'tr_im.nii.gz'), { dims: [s, s, n], data: image, datatype: 'uint8' });
   writeNifti(join(data, 'tr_mask.nii.gz'), { dims: [s, s, n], data: mask, datatype: 'uint8' });
-  const shipped = slicesOf(readLungMask(SHIPPED_LUNGS, [ds.width, ds.height, ds.count], ds.imageSource), ds.height * ds.width);
+  const shipped = readLungMask(SHIPPED_LUNGS, datasetImage(ds)).slices;
   const lungs = new Uint8Array(s * s * n);
   for (let k = 0; k < n; k++) lungs.set(resizeNearest(shipped[k], ds.height, ds.width, s, s), k * s * s);
   writeNifti(lungMask, { dims: [s, s, n], data: lungs, datatype: 'uint8' });
@@ -146,4 +147,27 @@ t('cross-validation: each fold tests on its own slices, together all of them; me
   assert.equal(records(join(out, 'fold-1')).map((r) => r.epoch), [1, 2, 3]);
 });
 
+const lungCheck = suite('lung mask check');
+
+lungCheck('data sliced along x: a lung mask of the image file\'s shape passes, one of the slice stack\'s is refused', async () => {
+  // 6 x 5 slices, 4 of them, stored along x (slice_dim 1): the file is 4 x 6 x 5, the stack 6 x 5 x 4.
+  const [w, h, n] = [6, 5, 4];
+  const dir = join(tmp, 'along-x');
+  const space = { ...defaultSpace(), dimInfo: 1 << 4 };
+  const image = Array.from({ length: w * h * n }, (_, i) => (i * 37) % 256);
+  const mask = Array.from({ length: w * h * n }, (_, i) => (i % 3 === 0 ? 1 : 0));
+  writeNifti(join(dir, 'tr_im.nii.gz'), { dims: [n, w, h], data: image, datatype: 'uint8', space });
+  writeNifti(join(dir, 'tr_mask.nii.gz'), { dims: [n, w, h], data: mask, datatype: 'uint8', space });
+  const fileShaped = join(dir, 'lungs.nii.gz');
+  const stackShaped = join(dir, 'lungs-stack.nii.gz');
+  writeNifti(fileShaped, { dims: [n, w, h], data: mask, datatype: 'uint8', space });
+  writeNifti(stackShaped, { dims: [w, h, n], data: mask, datatype: 'uint8' });
+  const base = defaultTrainConfig('cpu', dir);
+  assert.equal((await loadDataset(dir)).sliceAxis, 0);
+  await checkLungMask(base, fileShaped);
+  const refused = await checkLungMask(base, stackShaped).then(() => null, (e: Error) => e.message);
+  assert.match(refused ?? 'no error', /lungs-stack\.nii\.gz is 6 x 5 x 4 but .*tr_im\.nii\.gz is 4 x 6 x 5/);
+});
+
 t.run();
+lungCheck.run();

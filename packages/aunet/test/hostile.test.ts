@@ -1,6 +1,6 @@
-// Hostile input files: every file of the hostile corpus (src/hostile.ts) through the loader,
-// a few through train, evaluate and predict as child processes (exit code 1, one line naming
-// the file, no stack trace; or a correct result), and a short run of the mutation fuzzer.
+// Hostile input files: every file of the hostile corpus (src/attack/hostile.ts) through the
+// loader, a few through train, evaluate and predict as child processes (exit code 1, one line
+// naming the file, no stack trace; or a correct result), and a short run of the mutation fuzzer.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -15,9 +15,10 @@ import { CONFIG_KEY, EPOCH_KEY } from '../src/checkpoint';
 import { DataError } from '../src/data/errors';
 import { readVolume, volumeFromBytes } from '../src/data/files';
 import { parseNifti } from '../src/data/nifti';
-import { lesionMask, normaliseImage } from '../src/data/normalise';
-import { makeCase, runCase, runFuzz } from '../src/fuzz';
-import { hostileCorpus, type HostileFile } from '../src/hostile';
+import { binaryMask, normaliseImage } from '../src/data/normalise';
+import { runCase, runFuzz } from '../src/attack/fuzz';
+import { makeCase } from '../src/attack/fuzz-mutations';
+import { hostileCorpus, type HostileFile } from '../src/attack/hostile';
 import { AUNet } from '../src/model';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
@@ -41,7 +42,7 @@ function assertClearError(err: unknown, path: string, says?: string): void {
 
 /** What the commands do with the volume in this role. */
 function use(c: HostileFile, vol: ReturnType<typeof readVolume>): void {
-  if (c.role === 'mask') lesionMask(vol);
+  if (c.role === 'mask') binaryMask(vol);
   else for (const v of normaliseImage(vol).data) assert.ok(v >= 0 && v <= 1, `${c.name}: normalised value ${v}`);
 }
 

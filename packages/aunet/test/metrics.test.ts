@@ -1,9 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { confusion, scores, SegmentationMetrics } from '../src/metrics';
-import { pooledLoss, scoreSlices } from '../src/evaluate';
+import { scoreSlices } from '../src/evaluate';
+import { pooledLoss } from '../src/loss';
 import type { SliceDataset } from '../src/data/dataset';
-import type { LossSpec } from '../src/step';
+import type { LossSpec } from '../src/loss';
 
 const FTL: LossSpec = { loss: 'ftl', alpha: 0.7, beta: 0.3, gamma: 4 / 3 };
 

@@ -1,6 +1,7 @@
 // Prediction on volumes: resizing to and from the model's size, mirroring TTA on predictors whose
-// output is known, lesion area and burden on hand-made masks, slice pictures, and the predict
-// command end to end on a small NIfTI volume (geometry kept, files readable).
+// output is known, lesion area and burden on hand-made masks, slice pictures, the outputs built
+// once for predict's files and the page (the same bytes from both), and the predict command end
+// to end on a small NIfTI volume (geometry kept, files readable) and on a 2-D slice.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -15,12 +16,15 @@ import { setupGPU } from '@aunet/tensor/testing';
 import { manualSeed, saveCheckpoint } from '@aunet/nn';
 import { defaultTrainConfig } from '../src/config';
 import { CONFIG_KEY, EPOCH_KEY, loadModel } from '../src/checkpoint';
-import { DEFAULT_DATA_DIR, readVolume, writeNifti } from '../src/data/files';
+import { DEFAULT_DATA_DIR, readLungMask, readVolume } from '../src/data/files';
+import { writeNifti } from './nifti-fixture';
 import { defaultSpace, type NiftiSpace, type Volume } from '../src/data/nifti';
 import { bodyMask, lesionCsv, lesionReport, voxelSizeMm } from '../src/lesions';
 import { AUNet } from '../src/model';
 import { displayFlips, overlayRgb } from '../src/overlay';
 import { mirror, mirroredTTA, modelPredictor, predictVolume, type SlicePredictor } from '../src/predict';
+import { predictFile, predictionInputs } from '../src/prediction-files';
+import { maskNifti, predictionFileNames, predictionReport, reportCsv, reportJson, slicePictures, storedDims, withThreshold } from '../src/prediction-report';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-predict-'));
@@ -223,6 +227,91 @@ o('outline in red on the grey CT, interior untouched; fill tints the interior', 
   assert.equal(px(flipped, 3, 3), [255, 40, 40]);
 });
 
+const w = suite('prediction outputs: one builder for the files and the page');
+
+/** A model-free run of predict's library path: the "network" returns its input (bright = lesion). */
+const identity = () => fake(16, (im) => im);
+const RUN = { checkpoint: 'none.safetensors', epoch: 1, model: defaultTrainConfig('cpu', DEFAULT_DATA_DIR).model, tta: false };
+const gunzipped = (file: string) => new Uint8Array(gunzipSync(readFileSync(file)));
+
+w('predict\'s files are the builder\'s outputs: mask, probabilities, CSV, JSON and pictures, byte for byte', async () => {
+  const [nx, ny, nz] = [24, 20, 3];
+  const hu = Int16Array.from({ length: nx * ny * nz }, (_, i) => ((i * 7919) % 1400) - 1000);
+  const input = join(tmp, 'shared', 'vol.nii.gz');
+  writeNifti(input, { dims: [nx, ny, nz], data: hu, datatype: 'int16', space: SPACE });
+  const out = join(tmp, 'shared', 'out');
+  const [todo] = predictionInputs(input);
+  const r = await predictFile(identity(), todo, { out, ...RUN, probabilities: true, pictures: 'outline', threshold: 0.4 });
+  const names = predictionFileNames(join(out, 'vol'));
+  assert.equal(r.files, [names.mask, names.probabilities, names.csv, names.json, names.pictures]);
+  assert.is(r.slices, nz);
+
+  // What the page computes from the same volume and predictions (it has no lung mask either).
+  const volume = readVolume(input);
+  const page = predictionReport(volume, await predictVolume(identity(), volume, { threshold: 0.4 }));
+  assert.equal(page.lesions, r.report.lesions);
+  assert.equal(gunzipped(names.mask), maskNifti(page), 'the mask file is the page\'s download');
+  assert.is(readFileSync(names.csv, 'utf8'), reportCsv(page), 'the CSV file is the page\'s');
+  const json = JSON.parse(readFileSync(names.json, 'utf8'));
+  assert.equal(json, JSON.parse(JSON.stringify(reportJson(page, { ...RUN, input, seconds: json.seconds }))));
+  assert.is(json.threshold, 0.4);
+  assert.is(json.reference, 'body');
+  const probabilities = readVolume(names.probabilities);
+  assert.equal(probabilities.data, page.prediction.probabilities);
+  assert.equal(probabilities.space.srow, SPACE.srow.map((row) => row.map(Math.fround)));
+  const pictures = [...slicePictures(page, 'outline')];
+  assert.equal(readdirSync(names.pictures).sort(), pictures.map((p) => p.name));
+  for (const p of pictures) assert.equal(new Uint8Array(readFileSync(join(names.pictures, p.name))), p.png, p.name);
+  for (const dir of [out, names.pictures]) assert.not.ok(readdirSync(dir).some((f) => f.endsWith('.tmp')), `no temporary files left in ${dir}`);
+
+  // The page's threshold slider: the same report as a prediction at that threshold.
+  const at06 = predictionReport(volume, await predictVolume(identity(), volume, { threshold: 0.6 }));
+  const moved = withThreshold(page, 0.6);
+  assert.equal(moved.prediction.mask, at06.prediction.mask);
+  assert.equal(moved.lesions, at06.lesions);
+  assert.equal(maskNifti(moved), maskNifti(at06));
+});
+
+w('with a lung mask: the burden is over the lungs, and the JSON names the mask', async () => {
+  const [nx, ny, nz] = [16, 16, 2];
+  const image = Float32Array.from({ length: nx * ny * nz }, (_, i) => (i % nx < 4 ? 255 : 0)); // 4 bright columns
+  const lungs = Uint8Array.from({ length: nx * ny * nz }, (_, i) => (i % nx < 8 ? 1 : 0)); // the left half
+  const input = join(tmp, 'lung', 'ct.nii');
+  const lungFile = join(tmp, 'lung', 'lungs', 'ct.nii');
+  writeNifti(input, { dims: [nx, ny, nz], data: image, datatype: 'uint8', space: SPACE });
+  writeNifti(lungFile, { dims: [nx, ny, nz], data: lungs, datatype: 'uint8', space: SPACE });
+  const out = join(tmp, 'lung', 'out');
+  const [todo] = predictionInputs(input, lungFile);
+  const r = await predictFile(identity(), todo, { out, ...RUN, pictures: 'none' });
+  assert.is(r.report.reference, 'lung');
+  assert.is(r.report.lesions.volume.burden, 0.5);
+  assert.equal(r.files, [join(out, 'ct_lesions.nii.gz'), join(out, 'ct_lesions.csv'), join(out, 'ct_lesions.json')], 'no probabilities or pictures unless asked');
+  const json = JSON.parse(readFileSync(join(out, 'ct_lesions.json'), 'utf8'));
+  assert.is(json.burdenReference, `lung mask ${lungFile}`);
+  assert.is(json.volume.burden, 0.5);
+  assert.match(readFileSync(join(out, 'ct_lesions.csv'), 'utf8'), /^slice,lesion_pixels,lesion_mm2,lung_pixels,burden_of_lung\n/);
+  // The same region as the loader gives it to evaluate and cv, in the file's layout.
+  assert.equal(r.report.region, readLungMask(lungFile, readVolume(input)).voxels);
+});
+
+w('a 2-D input (one slice, dim[0] = 2) gets a 2-D mask and probabilities back, with its dimensions', async () => {
+  const [nx, ny] = [64, 48];
+  const input = join(tmp, 'flat', 'slice.nii.gz');
+  writeNifti(input, { dims: [nx, ny], data: Uint8Array.from({ length: nx * ny }, (_, i) => (i % nx < 20 ? 255 : 30)), datatype: 'uint8', space: SPACE });
+  const volume = readVolume(input);
+  assert.equal([volume.rank, volume.dims], [2, [nx, ny, 1]]);
+  assert.equal(storedDims(volume), [nx, ny]);
+  const out = join(tmp, 'flat', 'out');
+  await predictFile(identity(), { file: input }, { out, ...RUN, probabilities: true, pictures: 'none' });
+  for (const name of ['slice_lesions.nii.gz', 'slice_probabilities.nii.gz']) {
+    const header = nifti.readHeader(gunzipped(join(out, name)).buffer as ArrayBuffer) as nifti.NIFTI1;
+    assert.equal(header.dims.slice(0, 4), [2, nx, ny, 1], name);
+  }
+  const mask = readVolume(join(out, 'slice_lesions.nii.gz'));
+  assert.is(mask.rank, 2);
+  assert.is(mask.data.reduce((a, b) => a + b, 0), 20 * ny);
+});
+
 const c = suite('predict command');
 c.before(setupGPU);
 
@@ -298,6 +387,14 @@ c('a small HU volume: the mask keeps the geometry and reads back; CSV, JSON and 
     assert.match(lines[0], message);
   }
   assert.ok(existsSync(join(out, 'scan_lesions.nii.gz')), 'earlier output kept');
+
+  // A 2-D input file: the command writes its mask with dim[0] = 2 and the input's dimensions.
+  const flat = join(tmp, 'flat-cli.nii');
+  writeNifti(flat, { dims: [nx, ny], data: hu.subarray(0, nx * ny), datatype: 'int16', space: SPACE });
+  const two = spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src/cli/predict.ts'), '--checkpoint', checkpoint, '--input', flat, '--out', out, '--png', 'none'], { cwd: pkg, encoding: 'utf8', timeout: 300_000 });
+  assert.is(two.status, 0, two.stderr);
+  const flatMask = nifti.readHeader(gunzipped(join(out, 'flat-cli_lesions.nii.gz')).buffer as ArrayBuffer) as nifti.NIFTI1;
+  assert.equal(flatMask.dims.slice(0, 4), [2, nx, ny, 1]);
 });
 
 c('library use from another package: loadModel, predictVolume, evaluate imported from "aunet"', () => {
@@ -335,4 +432,5 @@ process.exit(0);
 v.run();
 l.run();
 o.run();
+w.run();
 c.run();

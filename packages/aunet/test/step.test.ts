@@ -8,7 +8,8 @@ import { Adam, manualSeed } from '@aunet/nn';
 import { runtime } from '@aunet/tensor';
 import { batchThatFits } from '../src/predict';
 import { AUNet, defaultModelConfig } from '../src/model';
-import { batchLossAndGradients, lossFromSums, type LossSpec } from '../src/step';
+import { lossFromSums, type LossSpec } from '../src/loss';
+import { batchLossAndGradients } from '../src/step';
 
 const t = suite('step');
 t.before(setupGPU);

@@ -11,13 +11,13 @@ import { fileURLToPath } from 'node:url';
 import { setupGPU } from '@aunet/tensor/testing';
 import { Conv2d, decodeSafetensors, encodeSafetensors, manualSeed, saveCheckpoint } from '@aunet/nn';
 import { defaultTrainConfig, validateTrainConfig, type TrainConfig } from '../src/config';
-import { CheckpointError, CONFIG_KEY, configFromMetadata, STATE_KEY } from '../src/checkpoint';
-import { loadRunCheckpoint } from '../src/checkpoint-file';
-import { DEFAULT_DATA_DIR, writeNifti } from '../src/data/files';
+import { CheckpointError, checkSameData, CONFIG_KEY, configFromMetadata, dataInfo, STATE_KEY } from '../src/checkpoint';
+import { DEFAULT_DATA_DIR } from '../src/data/files';
+import { writeNifti } from './nifti-fixture';
 import { AUNet } from '../src/model';
-import { BEST, checkSameData, dataInfo, DivergedError, EVALUATION_FILE, LAST, LOG, train, type EpochRecord } from '../src/train';
+import { BEST, EVALUATION_FILE, LAST, loadRunCheckpoint, LOCK_FILE, LOG, RunLockedError, type EpochRecord } from '../src/run-folder';
+import { DivergedError, train } from '../src/train';
 import type { SliceDataset } from '../src/data/dataset';
-import { LOCK_FILE, RunLockedError } from '../src/lock';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-train-'));
@@ -289,6 +289,40 @@ t('commands: --help, bad flags, a missing data folder, evaluate', () => {
   assert.is(wrong.err.length, 1, wrong.err.join('\n'));
   assert.match(wrong.err[0], /small-lungs\.nii\.gz is 4 x 4 x 2 but .* is 512 x 512 x 100: the lung mask must have the image's shape/);
   assert.not.ok(existsSync(join(tmp, 'never.json')));
+});
+
+t("paths are taken from where pnpm ran the command (INIT_CWD); stderr holds no Dawn notice unless --verbose", () => {
+  // `pnpm --filter aunet evaluate ...` runs `tsx src/cli/evaluate.ts` in packages/aunet, with
+  // INIT_CWD the folder the user typed it in and npm_lifecycle_script the script.
+  const user = join(tmp, 'user-folder');
+  mkdirSync(join(user, 'run'), { recursive: true });
+  cpSync(join(straight, BEST), join(user, 'run', BEST));
+  const env = (script: string, extra: Record<string, string> = {}) => {
+    const e: NodeJS.ProcessEnv = { ...process.env, INIT_CWD: user, npm_lifecycle_script: script, ...extra };
+    if (!extra.AUNET_VERBOSE) delete e.AUNET_VERBOSE;
+    return e;
+  };
+  const run = (command: string, args: string[], e: NodeJS.ProcessEnv) =>
+    spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src', 'cli', `${command}.ts`), ...args], { cwd: pkg, env: e, encoding: 'utf8', timeout: 600_000 });
+  const ev = run('evaluate', ['--checkpoint', join('run', BEST), '--json', 'report.json'], env('tsx src/cli/evaluate.ts'));
+  assert.is(ev.status, 0, ev.stderr);
+  assert.ok(existsSync(join(user, 'report.json')), 'the report where the user ran the command');
+  assert.match(ev.stdout, `${join(user, 'run', BEST)}:`);
+  assert.not.match(ev.stderr, /artificially reduced/, 'no Dawn notice');
+  // A command spawned under another script (a test under `pnpm test`) means its own cwd.
+  const missing = join('no-such-dir', 'scan.nii.gz');
+  const underTest = run('predict', ['--checkpoint', BEST, '--input', missing], env('node --import tsx ../../node_modules/uvu/bin.js test'));
+  assert.is(underTest.status, 1);
+  assert.match(underTest.stderr, `${join(pkg, missing)} does not exist`);
+  const underPnpm = run('predict', ['--checkpoint', BEST, '--input', missing], env('tsx src/cli/predict.ts'));
+  assert.is(underPnpm.status, 1);
+  assert.match(underPnpm.stderr, `${join(user, missing)} does not exist`);
+  if (process.platform === 'linux') {
+    // --verbose lets Dawn's notices through (its Vulkan backend prints them on every driver seen).
+    const verbose = run('evaluate', ['--checkpoint', join('run', BEST), '--json', 'verbose.json', '--verbose'], env('tsx src/cli/evaluate.ts'));
+    assert.is(verbose.status, 0, verbose.stderr);
+    assert.match(verbose.stderr, /artificially reduced/);
+  }
 });
 
 t.run();

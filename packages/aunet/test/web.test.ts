@@ -27,7 +27,8 @@ import { AUNet } from '../src/model';
 import { train } from '../src/train';
 import { findChromium, launchChromium, NO_CHROMIUM, type ChromiumRoute } from '../src/web/chromium';
 import { classifyFile, displaySpace, volumeFromPicture } from '../src/web/inputs';
-import { buildPage, latestBestCheckpoint, startWebServer, type PageBundle, type WebServer } from '../src/web/server';
+import { latestBestCheckpoint } from '../src/run-folder';
+import { buildPage, startWebServer, type PageBundle, type WebServer } from '../src/web/server';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
 const ARTIFACTS = join(pkg, 'test-artifacts');
@@ -232,9 +233,10 @@ const offline = suite('page, no browser');
 
 offline('the page bundle holds no Node-only module, and NiiVue and the browser-safe aunet', async () => {
   const b = await buildPage();
-  const nodeOnly = /^src\/(train|checkpoint-file|experiments|fetch|lock|data\/files|cli\/|web\/(server|chromium))/;
+  const nodeOnly = /^src\/(train|run-folder|experiments|fetch|prediction-files|data\/files|cli\/|attack\/|web\/(server|chromium))/;
   assert.equal(b.inputs.filter((p) => nodeOnly.test(p)), []);
-  for (const file of ['src/web/page.ts', 'src/predict.ts', 'src/lesions.ts', 'src/checkpoint.ts', '../tensor/src/runtime.ts']) assert.ok(b.inputs.includes(file), file);
+  // prediction-report.ts: the page's mask, report and downloads are built as predict's files are.
+  for (const file of ['src/web/page.ts', 'src/predict.ts', 'src/prediction-report.ts', 'src/lesions.ts', 'src/checkpoint.ts', '../tensor/src/runtime.ts']) assert.ok(b.inputs.includes(file), file);
   assert.ok(b.inputs.some((p) => p.includes('@niivue/niivue')), 'NiiVue');
   assert.not.match(b.js, /from\s*["']node:/);
   assert.not.match(b.js, /require\(["'](fs|path|zlib|http|child_process)["']\)/);

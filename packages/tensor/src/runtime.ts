@@ -7,6 +7,7 @@ import { WebGPUError, type OutOfMemoryError } from './errors';
 import { Profiler, type Profile } from './profile';
 import { BufferPool, type MemoryStats } from './pool';
 import { uniformStruct } from './uniforms';
+import { dawnStderrFilter, type StderrFilter } from './dawn-stderr';
 
 export interface AdapterReport {
   vendor: string;
@@ -58,6 +59,8 @@ const MAP_MODE_READ = 0x0001;
 // Dawn's node instance. Kept referenced for the life of the process: if it is garbage-collected
 // while a device lives, Dawn crashes later in a random callback.
 let dawnInstance: unknown = null;
+/** Runs the calls that enumerate adapters, where Dawn prints its notices (see dawn-stderr.ts). */
+let holdDawnNotices: StderrFilter = (fn) => fn();
 /** How long a wait on the device polls before sleeping between polls (see Runtime.settle). */
 const SETTLE_SPIN_MS = 2;
 
@@ -109,8 +112,11 @@ async function getGPU(): Promise<GPU> {
   for (const [k, v] of Object.entries(mod.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
-  // Dawn rounds timestamps (a browser's guard against timing attacks); the profiler wants them exact.
-  if (!dawnInstance) dawnInstance = mod.create(['disable-dawn-features=timestamp_quantization']);
+  if (!dawnInstance) {
+    holdDawnNotices = await dawnStderrFilter();
+    // Dawn rounds timestamps (a browser's guard against timing attacks); the profiler wants them exact.
+    dawnInstance = holdDawnNotices(() => mod.create(['disable-dawn-features=timestamp_quantization']));
+  }
   return dawnInstance as GPU;
 }
 
@@ -192,7 +198,8 @@ export class Runtime {
 
   static async create(options: InitOptions): Promise<Runtime> {
     const gpu = await getGPU();
-    const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+    // Dawn enumerates the adapters, and prints its notices, within this call (not in the promise).
+    const adapter = await holdDawnNotices(() => gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' }));
     if (!adapter) throw new WebGPUError(noAdapterMessage());
     const wanted: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];
     const requiredFeatures = wanted.filter((f) => adapter.features.has(f));

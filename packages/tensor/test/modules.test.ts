@@ -4,61 +4,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { importCycles, importGraph, sourceModules } from '@aunet/tensor/module-graph';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
 const src = join(pkg, 'src');
 
-function modules(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? modules(path) : name.endsWith('.ts') ? [path] : [];
-  });
-}
-
-/** The modules a file imports at run time (type-only imports and re-exports of types excluded). */
-function runtimeImports(file: string): string[] {
-  const code = readFileSync(file, 'utf8');
-  const out: string[] = [];
-  for (const m of code.matchAll(/^(?:import|export)\s+(?!type\b)([^;]*?)\s+from\s+'(\.[^']+)'/gms)) {
-    const what = m[1];
-    // `import { type A, type B } from` is type-only too.
-    if (/^\{[^}]*\}$/s.test(what.trim()) && what.replace(/[{}\s]/g, '').split(',').filter(Boolean).every((n) => n.startsWith('type'))) continue;
-    let target = resolve(dirname(file), m[2]);
-    if (!target.endsWith('.ts')) target = statSafe(`${target}.ts`) ? `${target}.ts` : join(target, 'index.ts');
-    out.push(target);
-  }
-  return out;
-}
-
-function statSafe(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
 test('no import cycles among the modules of src', () => {
-  const files = modules(src);
-  const graph = new Map(files.map((f) => [f, runtimeImports(f)]));
-  const state = new Map<string, 1 | 2>();
-  const cycles: string[] = [];
-  const visit = (f: string, path: string[]) => {
-    if (state.get(f) === 2) return;
-    if (state.get(f) === 1) {
-      cycles.push([...path.slice(path.indexOf(f)), f].map((p) => relative(src, p)).join(' -> '));
-      return;
-    }
-    state.set(f, 1);
-    for (const g of graph.get(f) ?? []) visit(g, [...path, f]);
-    state.set(f, 2);
-  };
-  for (const f of files) visit(f, []);
-  assert.equal(cycles, [], `import cycles:\n${cycles.join('\n')}`);
-  assert.ok(files.length > 20, `found ${files.length} modules`);
+  const graph = importGraph(src);
+  assert.equal(importCycles(graph), [], `import cycles:\n${importCycles(graph).join('\n')}`);
+  assert.ok(graph.size > 20, `found ${graph.size} modules`);
 });
 
 /** Run an ES module script in a fresh Node process (with tsx), from this package. */
@@ -67,7 +23,7 @@ function fresh(script: string) {
 }
 
 test('every module of src loads alone in a fresh process', () => {
-  const files = modules(src).filter((f) => !f.includes(`${join('src', 'cli')}`));
+  const files = sourceModules(src).filter((f) => !f.includes(`${join('src', 'cli')}`));
   // One process imports each module in turn, each through a fresh module cache key (a query), so
   // that no module gets its dependencies loaded by an earlier one.
   const script = `

@@ -1,9 +1,10 @@
 // `pnpm --filter aunet ablation`: the four rows of the paper's Table 1 on one split.
 
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { init } from '@aunet/tensor';
 import { ablation, ablationMarkdown } from '../experiments';
-import { fail, parseFlags } from './common';
+import { DEFAULT_RUNS_DIR } from '../run-folder';
+import { adapterIsCpu, fail, parseFlags, userPath } from './common';
 import { CONFIG_FLAGS, CONFIG_HELP, configFromFlags, progressHooks } from './training';
 
 const usage = `
@@ -15,7 +16,7 @@ finished row is read back, an interrupted one resumed.
 Usage: pnpm --filter aunet ablation [options]
 
 ${CONFIG_HELP}
-  --out DIR             the experiment folder (default runs/ablation-<preset>-seed<seed>);
+  --out DIR             the experiment folder (default packages/aunet/runs/ablation-<preset>-seed<seed>);
                         rows go to DIR/<model>-<loss>, the table to DIR/ablation.{md,json}
   --lung-mask FILE      also score each best checkpoint with predictions kept inside this lung
                         mask (the shipped data has tr_lungmask.nii.gz), in a second table
@@ -27,13 +28,13 @@ const flags = parseFlags(usage, { ...CONFIG_FLAGS, out: { type: 'string' }, 'lun
 try {
   const rt = await init();
   console.log(`adapter: ${rt.describe()}`);
-  const base = configFromFlags(flags, rt.adapter.isFallback || rt.adapter.type === 'cpu', { architecture: 'aunet', loss: 'ftl' });
-  const out = resolve(flags.out ?? join('runs', `ablation-${base.preset}-seed${base.seed}`));
+  const base = configFromFlags(flags, adapterIsCpu(rt.adapter), { architecture: 'aunet', loss: 'ftl' });
+  const out = userPath(flags.out) ?? join(DEFAULT_RUNS_DIR, `ablation-${base.preset}-seed${base.seed}`);
   console.log(`experiment folder: ${out}`);
   const progress = progressHooks();
   const rows = await ablation(base, out, {
     ...progress,
-    lungMask: flags['lung-mask'],
+    lungMask: userPath(flags['lung-mask']),
     onRow: (i, row, dir) => console.log(`\n== row ${i + 1}/4: ${row} (${dir})`),
   });
   progress.stop();

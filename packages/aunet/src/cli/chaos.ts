@@ -3,9 +3,9 @@
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chaos } from '../chaos';
-import { fail, numberFlag, parseFlags } from './common';
+import { join } from 'node:path';
+import { chaos } from '../attack/chaos';
+import { fail, numberFlag, parseFlags, userPath } from './common';
 
 const usage = `
 Kill a small training run (32x32, filters 4-8, on the shipped data) with SIGKILL at random
@@ -31,7 +31,7 @@ try {
   const epochs = numberFlag('epochs', flags.epochs, true) ?? kills + 4;
   if (kills < 0 || epochs < 1) throw new Error('--kills must be 0 or more and --epochs at least 1');
   const temporary = !flags.out;
-  const out = flags.out ? resolve(flags.out) : join(mkdtempSync(join(tmpdir(), 'aunet-chaos-')), 'run');
+  const out = flags.out ? userPath(flags.out) : join(mkdtempSync(join(tmpdir(), 'aunet-chaos-')), 'run');
   const t0 = performance.now();
   const r = await chaos({ out, kills, seed, epochs, log: (l) => console.log(l) });
   const secs = ((performance.now() - t0) / 1000).toFixed(0);

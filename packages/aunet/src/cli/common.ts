@@ -1,25 +1,72 @@
-// What every command shares: flag parsing with --help, the runtime, one-line failures, the
-// results table.
+// What every command shares: flag parsing (with --help and --verbose), paths resolved from the
+// folder the user ran the command in, the CPU-adapter check that picks a preset, one-line
+// failures that stop the progress bars first, and the results table.
 
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { AdapterReport } from '@aunet/tensor';
+import { resolveDataDir } from '../data/files';
 import type { EvaluationReport } from '../evaluate';
-import { PAPER_TABLE1, type Scores } from '../metrics';
+import { PAPER_TABLE1, pct, type Scores } from '../metrics';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** Parse `argv` against `options`; print `usage` and exit 0 on --help, or exit 2 on a bad flag. */
+/**
+ * Parse `argv` against `options`; print `usage` and exit 0 on --help, or exit 2 on a bad flag.
+ * Every command also takes --verbose: it sets AUNET_VERBOSE=1 (for this process and the ones it
+ * starts), which lets Dawn's own notices through to stderr (see `init` in @aunet/tensor).
+ */
 export function parseFlags<O extends Options>(usage: string, options: O, argv = process.argv.slice(2)) {
   try {
-    const { values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
-    if ((values as Record<string, unknown>).help) {
+    const { values } = parseArgs({ args: argv, options: { verbose: { type: 'boolean' }, ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+    const v = values as Record<string, unknown>;
+    if (v.help) {
       process.stdout.write(usage.trimEnd() + '\n');
       process.exit(0);
     }
+    if (v.verbose) process.env.AUNET_VERBOSE = '1';
     return values as { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : string };
   } catch (e) {
     console.error(`error: ${(e as Error).message} (see --help)`);
     process.exit(2);
   }
+}
+
+/**
+ * The folder the user ran the command in. `pnpm --filter aunet <command>` runs the command in
+ * packages/aunet and says where it was called from in INIT_CWD; a process started below such a
+ * script (a test spawning a command under `pnpm test`, `chaos` spawning `train`) inherits
+ * INIT_CWD but means its own working directory, so INIT_CWD counts only in the process whose
+ * entry file is the script's own.
+ */
+export function invocationDir(env: NodeJS.ProcessEnv = process.env, entry = process.argv[1]): string {
+  const script = env.npm_lifecycle_script;
+  if (env.INIT_CWD && script && entry) {
+    const words = script.split(/\s+/).filter(Boolean);
+    if (words.some((w) => resolve(w) === resolve(entry))) return env.INIT_CWD;
+  }
+  return process.cwd();
+}
+
+/** Where `predict` writes without --out: beside the package's runs/, wherever the command was run from. */
+export const DEFAULT_PREDICTIONS_DIR = join(fileURLToPath(new URL('../..', import.meta.url)), 'predictions');
+
+/** A path given on the command line, absolute: relative ones from the folder the user ran the command in. */
+export function userPath(path: string): string;
+export function userPath(path: string | undefined): string | undefined;
+export function userPath(path: string | undefined): string | undefined {
+  return path === undefined ? undefined : resolve(invocationDir(), path);
+}
+
+/** The data folder of --data, else of $AUNET_DATA (both from the folder the user ran the command in), else the shipped copy. */
+export function userDataDir(flag: string | undefined): string {
+  return resolveDataDir(userPath(flag ?? process.env.AUNET_DATA));
+}
+
+/** Whether the adapter is a CPU (lavapipe, SwiftShader: a fallback adapter; its `type` is "cpu" then): what picks the `cpu` preset. */
+export function adapterIsCpu(adapter: AdapterReport): boolean {
+  return adapter.isFallback;
 }
 
 /** A number flag, or a clear error. */
@@ -49,11 +96,10 @@ export function fail(e: unknown): never {
   process.exit(1);
 }
 
-const pct = (v: number) => (Number.isNaN(v) ? '   -' : (100 * v).toFixed(1).padStart(5));
-
 /** The test scores beside the paper's Table 1 row. */
 export function resultsTable(r: EvaluationReport, paperRow: string): string {
-  const row = (name: string, s: Scores) => `${name.padEnd(34)} ${pct(s.dice)}  ${pct(s.sensitivity)}  ${pct(s.specificity)}`;
+  const cell = (v: number) => pct(v).padStart(5);
+  const row = (name: string, s: Scores) => `${name.padEnd(34)} ${cell(s.dice)}  ${cell(s.sensitivity)}  ${cell(s.specificity)}`;
   const paper = PAPER_TABLE1[paperRow];
   return [
     `${''.padEnd(34)}  Dice   Sens   Spec  (%, ${r.slices.length} test slices)`,

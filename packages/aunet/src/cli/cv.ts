@@ -1,11 +1,12 @@
 // `pnpm --filter aunet cv`: K-fold cross-validation of one configuration.
 
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { init } from '@aunet/tensor';
 import type { LossName } from '../config';
 import { crossValidate, crossValidationMarkdown } from '../experiments';
 import { ARCHITECTURES } from '../model';
-import { fail, numberFlag, parseFlags } from './common';
+import { DEFAULT_RUNS_DIR } from '../run-folder';
+import { adapterIsCpu, fail, numberFlag, parseFlags, userPath } from './common';
 import { CONFIG_FLAGS, CONFIG_HELP, configFromFlags, oneOf, progressHooks } from './training';
 
 const usage = `
@@ -21,7 +22,7 @@ Usage: pnpm --filter aunet cv [options]
   --model aunet|unet    with or without attention (default aunet)
   --loss ftl|dice       focal Tversky or soft Dice (default ftl)
 ${CONFIG_HELP}
-  --out DIR             the experiment folder (default runs/cv-<model>-<loss>-<preset>-seed<seed>);
+  --out DIR             the experiment folder (default packages/aunet/runs/cv-<model>-<loss>-<preset>-seed<seed>);
                         folds go to DIR/fold-k, the summary to DIR/cv.{md,json}
   --lung-mask FILE      also score each best checkpoint with predictions kept inside this lung
                         mask (the shipped data has tr_lungmask.nii.gz), in a second table
@@ -37,11 +38,11 @@ try {
   console.log(`adapter: ${rt.describe()}`);
   const model = oneOf('model', flags.model, ARCHITECTURES) ?? 'aunet';
   const loss = oneOf<LossName>('loss', flags.loss, ['ftl', 'dice']) ?? 'ftl';
-  const base = configFromFlags(flags, rt.adapter.isFallback || rt.adapter.type === 'cpu', { architecture: model, loss });
-  const out = resolve(flags.out ?? join('runs', `cv-${model}-${loss}-${base.preset}-seed${base.seed}`));
+  const base = configFromFlags(flags, adapterIsCpu(rt.adapter), { architecture: model, loss });
+  const out = userPath(flags.out) ?? join(DEFAULT_RUNS_DIR, `cv-${model}-${loss}-${base.preset}-seed${base.seed}`);
   console.log(`experiment folder: ${out}`);
   const progress = progressHooks();
-  const cv = await crossValidate(base, folds, out, { ...progress, lungMask: flags['lung-mask'], onFold: (k, K, dir) => console.log(`\n== fold ${k}/${K} (${dir})`) });
+  const cv = await crossValidate(base, folds, out, { ...progress, lungMask: userPath(flags['lung-mask']), onFold: (k, K, dir) => console.log(`\n== fold ${k}/${K} (${dir})`) });
   progress.stop();
   console.log(`\n${folds}-fold cross-validation, pooled test scores per fold (%):\n`);
   console.log(crossValidationMarkdown(cv, base));

@@ -1,13 +1,11 @@
 // `pnpm --filter aunet evaluate --checkpoint FILE`: the checkpoint's model on its test slices.
 
-import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { init } from '@aunet/tensor';
-import { resolveDataDir } from '../data/files';
-import { evaluateCheckpoint, evaluationFileFor } from '../evaluate-file';
+import { evaluateCheckpoint } from '../evaluate-file';
 import { paperRow } from '../metrics';
-import { writeEvaluation } from '../train';
-import { fail, parseFlags, resultsTable, trackBar } from './common';
+import { evaluationFileFor, writeEvaluation } from '../run-folder';
+import { fail, parseFlags, resultsTable, trackBar, userDataDir, userPath } from './common';
 
 const usage = `
 Evaluate a trained checkpoint on the test slices of its own split (the seed, fraction and fold
@@ -22,6 +20,7 @@ Usage: pnpm --filter aunet evaluate --checkpoint FILE [options]
   --tta               test-time augmentation: the mean over the 4 mirrorings (4x slower)
   --lung-mask FILE    a lung mask volume of the data's shape (the shipped data has
                       tr_lungmask.nii.gz): predictions outside the lungs count as background
+  --verbose           also show Dawn's (the WebGPU library's) own notices on stderr
   -h, --help          this help
 `;
 
@@ -31,11 +30,11 @@ try {
   if (!flags.checkpoint) throw new Error('--checkpoint FILE is required (see --help)');
   const rt = await init();
   console.log(`adapter: ${rt.describe()}`);
-  const file = resolve(flags.checkpoint);
-  const lungMask = flags['lung-mask'] !== undefined ? resolve(flags['lung-mask']) : undefined;
+  const file = userPath(flags.checkpoint);
+  const lungMask = userPath(flags['lung-mask']);
   const bar = trackBar(new cliProgress.SingleBar({ format: 'evaluating [{bar}] {value}/{total} slices | {eta_formatted} left', noTTYOutput: true, notTTYSchedule: 15000 }, cliProgress.Presets.shades_classic));
   const e = await evaluateCheckpoint(file, {
-    data: flags.data ? resolveDataDir(flags.data) : undefined,
+    data: flags.data ? userDataDir(flags.data) : undefined,
     tta: !!flags.tta,
     lungMask,
     onStart: ({ config, epoch, data, warning, testSlices }) => {
@@ -46,7 +45,7 @@ try {
     onProgress: (done) => bar.update(done),
   });
   bar.stop();
-  const out = resolve(flags.json ?? evaluationFileFor(file, { tta: !!flags.tta, lung: lungMask !== undefined }));
+  const out = userPath(flags.json) ?? evaluationFileFor(file, { tta: !!flags.tta, lung: lungMask !== undefined });
   await writeEvaluation(out, e);
   if (lungMask) console.log(`predictions restricted to the lungs of ${lungMask}`);
   console.log(resultsTable(e.report, paperRow(e.config.model.architecture, e.config.loss)));

@@ -1,9 +1,9 @@
 // `pnpm --filter aunet fetch-data`: downloads the official MedSeg COVID-19 files and checks their MD5 sums.
 
-import { relative, resolve } from 'node:path';
+import { relative } from 'node:path';
 import cliProgress from 'cli-progress';
 import { DEFAULT_FETCH_DIR, fetchDataset, MEDSEG_DOI_URL, MEDSEG_FILES, type FetchProgress } from '../fetch';
-import { fail, numberFlag, parseFlags } from './common';
+import { fail, invocationDir, numberFlag, parseFlags, userPath } from './common';
 
 const names = MEDSEG_FILES.map((f) => f.name);
 
@@ -78,7 +78,7 @@ try {
   const files = flags.files?.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (files && files.length === 0) throw new Error(`--files takes a comma-separated list of ${names.join(', ')}`);
   const baseUrl = flags['base-url'] ?? (process.env.AUNET_DATA_URL || undefined);
-  const out = resolve(flags.out ?? DEFAULT_FETCH_DIR);
+  const out = userPath(flags.out) ?? DEFAULT_FETCH_DIR;
 
   console.log(`folder: ${out}${baseUrl ? `; from ${baseUrl}` : ''}`);
   const results = await fetchDataset({
@@ -94,7 +94,7 @@ try {
   const fetched = results.filter((r) => r.status === 'downloaded').length;
   console.log(`done: ${fetched} downloaded, ${results.length - fetched} already present; all MD5 sums match.`);
   if (results.some((r) => r.name === 'tr_im.nii.gz')) {
-    const rel = relative(process.cwd(), out) || '.';
+    const rel = relative(invocationDir(), out) || '.';
     console.log(`train on them: pnpm --filter aunet train --data ${rel.startsWith('..') ? out : rel}`);
   }
   process.exit(0);

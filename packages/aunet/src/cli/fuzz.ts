@@ -1,12 +1,13 @@
 // `pnpm --filter aunet fuzz --count N [--seed S]`: the seeded mutation fuzzer of the NIfTI
-// loaders (src/fuzz.ts). The last line reads `N cases: N ok, N clear errors, N uncaught`; the
-// exit code is 1 when any case is uncaught.
+// loaders (src/attack/fuzz.ts; its cases in src/attack/fuzz-mutations.ts). The last line reads
+// `N cases: N ok, N clear errors, N uncaught`; the exit code is 1 when any case is uncaught.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import cliProgress from 'cli-progress';
-import { DEFAULT_CASE_TIMEOUT_MS, describeCase, makeCase, runFuzz, type CaseResult } from '../fuzz';
-import { fail, numberFlag, parseFlags, trackBar } from './common';
+import { DEFAULT_CASE_TIMEOUT_MS, runFuzz, type CaseResult } from '../attack/fuzz';
+import { describeCase, makeCase } from '../attack/fuzz-mutations';
+import { fail, numberFlag, parseFlags, trackBar, userPath } from './common';
 
 const usage = `
 Fuzz the NIfTI loading path of train, evaluate and predict: each case is a small valid volume
@@ -59,7 +60,7 @@ try {
     console.log(`case ${single} of seed ${seed}: ${c.name} (${c.bytes.length} bytes)`);
     console.log(`  ${describeCase(c)}`);
     if (flags.out) {
-      const dir = resolve(flags.out);
+      const dir = userPath(flags.out);
       mkdirSync(dir, { recursive: true });
       for (const f of [{ name: c.name, bytes: c.bytes }, ...(c.partner ? [c.partner] : [])]) {
         writeFileSync(join(dir, f.name), f.bytes);

@@ -1,13 +1,13 @@
 // `pnpm --filter aunet train`: parses flags, picks a preset, calls `train`, prints the results.
 
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { LossName, TrainConfig } from '../config';
-import { resolveDataDir } from '../data/files';
 import { parseFold } from '../data/split';
 import { paperRow } from '../metrics';
 import { ARCHITECTURES } from '../model';
-import { runConfig, train, LAST } from '../train';
-import { fail, numberFlag, parseFlags, resultsTable } from './common';
+import { DEFAULT_RUNS_DIR, LAST, runConfig } from '../run-folder';
+import { train } from '../train';
+import { adapterIsCpu, fail, numberFlag, parseFlags, resultsTable, userDataDir, userPath } from './common';
 import { CONFIG_FLAGS, CONFIG_HELP, configFromFlags, oneOf, progressHooks } from './training';
 import { init } from '@aunet/tensor';
 
@@ -20,7 +20,7 @@ Usage: pnpm --filter aunet train [options]
   --loss ftl|dice       focal Tversky (alpha 0.7, beta 0.3, gamma 4/3) or soft Dice (default ftl)
   --fold k/K            k-fold cross-validation: fold k of K is the test part (default: 80/20 split)
 ${CONFIG_HELP}
-  --out DIR             run folder (default runs/<date>-<model>-<loss>)
+  --out DIR             run folder (default packages/aunet/runs/<date>-<model>-<loss>)
   --resume DIR          continue the run in DIR from its last checkpoint (--epochs, --data allowed)
   -h, --help            this help
 
@@ -41,24 +41,25 @@ async function runFromFlags(adapterIsCpu: boolean): Promise<{ config: TrainConfi
   if (flags.resume) {
     const fixed = (['preset', 'model', 'loss', 'size', 'filters', 'batch', 'lr', 'seed', 'fold', 'augment', 'no-augment', 'out'] as const).filter((k) => flags[k] !== undefined);
     if (fixed.length) throw new Error(`--resume continues a run with its own settings; only --epochs and --data may be given with it, not ${fixed.map((k) => `--${k}`).join(', ')}`);
-    const config = await runConfig(flags.resume);
+    const out = userPath(flags.resume);
+    const config = await runConfig(out);
     const epochs = numberFlag('epochs', flags.epochs, true);
     if (epochs !== undefined) config.epochs = epochs;
-    if (flags.data) config.data = resolveDataDir(flags.data);
-    return { config, out: flags.resume, resume: true };
+    if (flags.data) config.data = userDataDir(flags.data);
+    return { config, out, resume: true };
   }
   const model = oneOf('model', flags.model, ARCHITECTURES) ?? 'aunet';
   const loss = oneOf<LossName>('loss', flags.loss, ['ftl', 'dice']) ?? 'ftl';
   const config = configFromFlags(flags, adapterIsCpu, { architecture: model, loss, fold: flags.fold !== undefined ? parseFold(flags.fold) : null });
   const date = new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-');
-  return { config, out: flags.out ?? join('runs', `${date}-${model}-${loss}`), resume: false };
+  return { config, out: userPath(flags.out) ?? join(DEFAULT_RUNS_DIR, `${date}-${model}-${loss}`), resume: false };
 }
 
 try {
   const rt = await init();
   console.log(`adapter: ${rt.describe()}`);
-  const { config, out, resume } = await runFromFlags(rt.adapter.isFallback || rt.adapter.type === 'cpu');
-  console.log(`run folder: ${resolve(out)}`);
+  const { config, out, resume } = await runFromFlags(adapterIsCpu(rt.adapter));
+  console.log(`run folder: ${out}`);
 
   const progress = progressHooks();
   const result = await train(config, { ...progress, out, resume });

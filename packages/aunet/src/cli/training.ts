@@ -3,10 +3,11 @@
 
 import cliProgress from 'cli-progress';
 import { AUGMENT_NAMES, defaultTrainConfig, parseFilters, PRESETS, type AugmentName, type LossName, type PresetName, type TrainConfig } from '../config';
-import { resolveDataDir } from '../data/files';
+import { pct } from '../metrics';
 import type { Architecture } from '../model';
-import type { EpochRecord, StepProgress, TrainOptions } from '../train';
-import { numberFlag, trackBar } from './common';
+import type { EpochRecord } from '../run-folder';
+import type { StepProgress, TrainOptions } from '../train';
+import { numberFlag, trackBar, userDataDir } from './common';
 
 /** Help lines of the flags in {@link CONFIG_FLAGS} that every training command takes. */
 export const CONFIG_HELP = `
@@ -22,7 +23,8 @@ export const CONFIG_HELP = `
                         full: also rotations of up to 10 degrees and zooms of 0.9-1.1; none
   --no-augment          the same as --augment none
   --data DIR            folder with tr_im.nii.gz (or tr_im_lungwindow.nii.gz) and tr_mask.nii.gz
-                        (default: $AUNET_DATA, else the copy shipped with this package)`.slice(1);
+                        (default: $AUNET_DATA, else the copy shipped with this package)
+  --verbose             also show Dawn's (the WebGPU library's) own notices on stderr`.slice(1);
 
 export const CONFIG_FLAGS = {
   preset: { type: 'string' },
@@ -62,7 +64,7 @@ export function configFromFlags(
   if (flags['no-augment'] && flags.augment !== undefined) throw new Error('give --augment or --no-augment, not both');
   const size = numberFlag('size', flags.size, true);
   const epochs = numberFlag('epochs', flags.epochs, true);
-  return defaultTrainConfig(preset, resolveDataDir(flags.data), {
+  return defaultTrainConfig(preset, userDataDir(flags.data), {
     loss: fixed.loss,
     ...(fixed.fold && { fold: fixed.fold }),
     ...(epochs !== undefined && { epochs }),
@@ -92,7 +94,6 @@ export function progressHooks(): Omit<TrainOptions, 'out' | 'resume'> & { stop: 
     cliProgress.Presets.shades_classic,
   ));
   const fmt = (p: Partial<StepProgress>) => ({ epoch: p.epoch, epochs: p.epochs, loss: p.loss?.toFixed(4) ?? '-', rate: p.slicesPerSecond?.toFixed(2) ?? '-' });
-  const pct = (v: number) => (100 * v).toFixed(1);
   return {
     log: (m) => console.log(m),
     onEpochStart: (epoch, epochs, slices) => bar.start(slices, 0, fmt({ epoch, epochs })),

@@ -3,10 +3,10 @@
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { init } from '@aunet/tensor';
 import { checkpointBytes } from '@aunet/nn';
-import { CONFIG_KEY, EPOCH_KEY } from '../checkpoint';
+import { checkpointMetadata } from '../checkpoint';
 import { defaultTrainConfig } from '../config';
 import { DEFAULT_DATA_DIR, readVolume } from '../data/files';
 import { encodeNifti } from '../data/nifti';
@@ -14,7 +14,7 @@ import { resizeBilinear } from '../data/transforms';
 import { AUNet } from '../model';
 import { CHROMIUM_ROUTES, launchChromium, type ChromiumRoute } from '../web/chromium';
 import { startWebServer } from '../web/server';
-import { fail, numberFlag, parseFlags } from './common';
+import { fail, numberFlag, parseFlags, userPath } from './common';
 
 const usage = `
 Time the web page's segmentation per slice in headless Chromium (no GPU needed): serves the page,
@@ -31,6 +31,7 @@ Usage: pnpm --filter aunet web-time [options]
   --size N           the model's input size without --checkpoint (default 512)
   --slices N         slices of the shipped CT to segment, at the model's size (default 3)
   --tta              with mirroring test-time augmentation (4 network passes per slice)
+  --verbose          also show Dawn's (the WebGPU library's) own notices on stderr
   -h, --help         this help
 
 Run it on an otherwise idle machine: other lavapipe work slows both 10-100x.
@@ -49,7 +50,7 @@ try {
     let checkpoint: string;
     let size: number;
     if (flags.checkpoint) {
-      checkpoint = resolve(flags.checkpoint);
+      checkpoint = userPath(flags.checkpoint);
       size = 0; // from the checkpoint, below
     } else {
       size = numberFlag('size', flags.size, true) ?? 512;
@@ -59,7 +60,7 @@ try {
       const config = defaultTrainConfig('paper', DEFAULT_DATA_DIR, { model: { inputSize: size } });
       const model = new AUNet(config.model);
       checkpoint = join(tmp, `aunet-${size}.safetensors`);
-      writeFileSync(checkpoint, await checkpointBytes(model, { metadata: { [CONFIG_KEY]: JSON.stringify(config), [EPOCH_KEY]: '0' } }));
+      writeFileSync(checkpoint, await checkpointBytes(model, { metadata: checkpointMetadata({ config, epoch: 0 }) }));
       model.dispose();
     }
     const server = await startWebServer({ checkpoint });

@@ -1,9 +1,9 @@
 // `pnpm --filter aunet web [--checkpoint FILE] [--port N]`: the web page that segments a CT scan
 // in the browser, served from this machine.
 
-import { resolve } from 'node:path';
-import { DEFAULT_RUNS_DIR, latestBestCheckpoint, startWebServer } from '../web/server';
-import { fail, numberFlag, parseFlags } from './common';
+import { DEFAULT_RUNS_DIR, latestBestCheckpoint } from '../run-folder';
+import { startWebServer } from '../web/server';
+import { fail, numberFlag, parseFlags, userPath } from './common';
 
 const usage = `
 Serve the web page that segments COVID-19 lesions in a CT scan in the browser: the network runs
@@ -36,11 +36,11 @@ try {
   const host = flags.host ?? '127.0.0.1';
   let checkpoint: string | null = null;
   let note: string | undefined;
-  if (flags.checkpoint) checkpoint = resolve(flags.checkpoint);
+  if (flags.checkpoint) checkpoint = userPath(flags.checkpoint);
   else {
-    const runs = resolve(flags.runs ?? DEFAULT_RUNS_DIR);
+    const runs = userPath(flags.runs) ?? DEFAULT_RUNS_DIR;
     checkpoint = latestBestCheckpoint(runs);
-    if (!checkpoint) note = `No checkpoint was given to the server and no training run under ${flags.runs ?? 'runs/'} has a best.safetensors.`;
+    if (!checkpoint) note = `No checkpoint was given to the server and no training run under ${runs} has a best.safetensors.`;
   }
   console.log('bundling the page…');
   const server = await startWebServer({ checkpoint, note, port, host });

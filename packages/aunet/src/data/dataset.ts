@@ -1,7 +1,7 @@
 // Image and label volumes to a list of normalised slices with binary lesion masks.
 import { DataError } from './errors';
 import { toSliceStack, type Volume } from './nifti';
-import { lesionMask, normaliseImage, type IntensityKind } from './normalise';
+import { binaryMask, normaliseImage, type IntensityKind } from './normalise';
 import { resizeImage, resizeNearest } from './transforms';
 
 /** The slices of one image volume and its mask, at the files' resolution. */
@@ -43,7 +43,7 @@ export function buildDataset(image: Volume, mask: Volume): SliceDataset {
     );
   }
   const axis = image.sliceAxis;
-  const { data: labels, dims: [width, height, count] } = toSliceStack(lesionMask(mask), image.dims, axis);
+  const { data: labels, dims: [width, height, count] } = toSliceStack(binaryMask(mask), image.dims, axis);
   const plane = width * height;
   const lesionPixels: number[] = [];
   for (let k = 0; k < count; k++) {

@@ -1,13 +1,16 @@
-// Node-only: finding, reading and writing the NIfTI files on disk.
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+// Node-only: finding, reading and writing the NIfTI files on disk, and reading a lung mask for an
+// image. Outputs are written atomically through @aunet/nn's writeFileAtomic, as checkpoints are.
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { buildDataset, type SliceDataset } from './dataset';
+import { writeFileAtomic } from '@aunet/nn';
+import { buildDataset, slicesOf, type SliceDataset } from './dataset';
 import { DataError } from './errors';
-import { encodeNifti, isGzip, parseNifti, type NiftiImage, type Volume } from './nifti';
-import { lesionMask } from './normalise';
+import { encodeNifti, isGzip, parseNifti, toSliceStack, type NiftiImage, type Volume } from './nifti';
+import { NIFTI1_MAX_DIM } from './nifti-layout';
+import { binaryMask } from './normalise';
 
 /** The MedSeg COVID-19 copy shipped with the package (packages/aunet/data/medseg-covid). */
 export const DEFAULT_DATA_DIR = fileURLToPath(new URL('../../data/medseg-covid', import.meta.url));
@@ -57,7 +60,7 @@ export function readVolume(file: string): Volume {
 /**
  * The volume in a file's bytes, as {@link readVolume} reads it (`file` names it in errors).
  * Gunzips with node:zlib, which checks the CRC and length that fflate (in parseNifti) does not.
- * Exported so that the fuzzer (src/fuzz.ts) runs the commands' own loading path on bytes.
+ * Exported so that the fuzzer (src/attack/fuzz.ts) runs the commands' own loading path on bytes.
  */
 export function volumeFromBytes(bytes: Uint8Array, file: string): Volume {
   if (!isGzip(bytes)) return parseNifti(bytes, file);
@@ -80,20 +83,46 @@ function readError(file: string, err: unknown): DataError {
   return new DataError(`${file} ${why}. Pass the path of a .nii or .nii.gz file.`, file);
 }
 
+/** The image file a lung mask must fit: its dims as stored in the file (not those of its slice
+ *  stack, which differ when slices run along x or y), the axis its slices run along, its name. */
+export interface LungMaskImage {
+  /** [nx, ny, nz] of the image file (Volume.dims, SliceDataset.fileDims). */
+  dims: readonly number[];
+  sliceAxis: 0 | 1 | 2;
+  /** The image file, for messages. */
+  source: string;
+}
+
+/** The image a lung mask for the slices of `ds` must fit: the image file it was built from. */
+export const datasetImage = (ds: SliceDataset): LungMaskImage => ({ dims: ds.fileDims, sliceAxis: ds.sliceAxis, source: ds.imageSource });
+
+/** A lung mask read for an image, in the two layouts its users need. */
+export interface LungMask {
+  source: string;
+  /** 1 inside the lungs, in the file's layout (x fastest): for a whole volume (`predict`). */
+  voxels: Uint8Array;
+  /** One mask per slice along the image's slice axis, as the image's slices are cut: for
+   *  slice-wise scoring (`evaluate`, `cv`, `ablation`). */
+  slices: Uint8Array[];
+}
+
 /**
- * A lung mask (inside: values above 0.5, as label masks are read) from `file` for the volume
- * `of` (its file, for the message) of dims `dims` (x, y, slices); DataError naming both when the
- * shapes differ.
+ * The lung mask in `file` (inside: values above 0.5, as label masks are read) for `image`,
+ * checked against the image file's shape; DataError naming both files when the shapes differ.
+ * The one lung-mask loader of `predict`, `evaluate`, `cv` and `ablation`.
  */
-export function readLungMask(file: string, dims: readonly number[], of: string): Uint8Array {
+export function readLungMask(file: string, image: LungMaskImage): LungMask {
   const lung = readVolume(file);
+  const dims = image.dims;
   if (lung.dims.length !== dims.length || lung.dims.some((d, i) => d !== dims[i])) {
     throw new DataError(
-      `${file} is ${lung.dims.join(' x ')} but ${of} is ${dims.join(' x ')}: the lung mask must have the image's shape.`,
+      `${file} is ${lung.dims.join(' x ')} but ${image.source} is ${dims.join(' x ')}: the lung mask must have the image's shape.`,
       file,
     );
   }
-  return lesionMask(lung);
+  const voxels = binaryMask(lung);
+  const { data: stack, dims: [width, height] } = toSliceStack(voxels, dims, image.sliceAxis);
+  return { source: file, voxels, slices: slicesOf(stack, width * height) };
 }
 
 /** Finds, reads and checks the image and mask of a data folder (default: {@link resolveDataDir}). */
@@ -106,24 +135,32 @@ export async function loadDataset(dir: string = resolveDataDir()): Promise<Slice
 }
 
 /**
- * Writes a NIfTI-1 file, gzipped when the name ends in .gz, creating its folder. Give `space`
- * of the volume it was computed from to keep that volume's orientation and voxel size.
+ * The bytes of a NIfTI-1 file named `file`: gzipped when the name ends in .gz. Give `space` of
+ * the volume it was computed from to keep that volume's orientation and voxel size.
  */
-export function writeNifti(file: string, image: NiftiImage): void {
+export function niftiFileBytes(file: string, image: NiftiImage): Uint8Array {
   // A NIfTI-2 input may have more than 32767 voxels along an axis (the hostile corpus's
   // nifti2-wide.nii), which NIfTI-1 cannot hold: say so naming the file, not with encodeNifti's
   // RangeError.
-  if (image.dims.some((d) => d > 32767)) {
+  if (image.dims.some((d) => d > NIFTI1_MAX_DIM)) {
     throw new DataError(
-      `cannot write ${file}: its dims ${image.dims.join(' x ')} exceed 32767, the most a NIfTI-1 file (what this writer ` +
-        'writes) holds along one axis. Crop or resample the input to at most 32767 voxels a side.',
+      `cannot write ${file}: its dims ${image.dims.join(' x ')} exceed ${NIFTI1_MAX_DIM}, the most a NIfTI-1 file (what this ` +
+        `writer writes) holds along one axis. Crop or resample the input to at most ${NIFTI1_MAX_DIM} voxels a side.`,
       file,
     );
   }
   const bytes = encodeNifti(image);
-  mkdirSync(dirname(resolve(file)), { recursive: true });
-  // A temporary file renamed into place: a kill never leaves a half-written volume under the name.
-  const partial = `${file}.partial-${process.pid}`;
-  writeFileSync(partial, file.endsWith('.gz') ? gzipSync(bytes) : bytes);
-  renameSync(partial, file);
+  return file.endsWith('.gz') ? gzipSync(bytes) : bytes;
 }
+
+/**
+ * Writes a NIfTI-1 file (see {@link niftiFileBytes}) atomically, creating its folder: a
+ * temporary file, fsynced and renamed into place (@aunet/nn's writeFileAtomic, as checkpoints),
+ * so a kill or a crash never leaves a half-written volume under the name.
+ */
+export async function writeNifti(file: string, image: NiftiImage): Promise<void> {
+  const bytes = niftiFileBytes(file, image);
+  await mkdir(dirname(resolve(file)), { recursive: true });
+  await writeFileAtomic(file, bytes);
+}
+

@@ -1,7 +1,7 @@
 // The browser-safe part of the data pipeline; files.ts (Node only) is imported on its own.
 export { DataError } from './errors';
 export { parseNifti, encodeNifti, defaultSpace, isGzip, toSliceStack, fromSliceStack, type Volume, type NiftiImage, type NiftiSpace, type NiftiDatatype } from './nifti';
-export { normaliseImage, detectIntensity, lesionMask, LUNG_WINDOW_HU, HU_MINIMUM_BELOW, type IntensityKind, type NormalisedImage } from './normalise';
+export { normaliseImage, detectIntensity, binaryMask, LUNG_WINDOW_HU, HU_MINIMUM_BELOW, type IntensityKind, type NormalisedImage } from './normalise';
 export { resizeBilinear, resizeArea, resizeImage, resizeNearest, augmentPair, FULL_AUGMENT, BASIC_AUGMENT, type AugmentOptions } from './transforms';
 export { splitSlices, parseFold, type Split, type SplitOptions } from './split';
 export { buildDataset, resizeDataset, type SliceDataset } from './dataset';

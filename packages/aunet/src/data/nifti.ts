@@ -1,35 +1,14 @@
 // NIfTI-1/2 reading (through nifti-reader-js) and NIfTI-1 writing, on bytes only: no file
-// system, so a web page can use it on a dropped file.
+// system, so a web page can use it on a dropped file. Where the fields and voxels are, and the
+// datatypes, are in nifti-layout.ts.
 import { decompress, isNIFTI, isNIFTI1, readHeader, type NIFTI1, type NIFTI2 } from 'nifti-reader-js';
 import { DataError } from './errors';
+import {
+  datatypeByCode, datatypeByName, headerLayout, NIFTI1_HEADER, NIFTI1_MAGIC, NIFTI1_MAX_DIM, NIFTI2_HEADER, NIFTI_DATATYPES,
+  readVoxels, UNREAD_DATATYPE_NAMES, voxelSetter, type NiftiDatatype,
+} from './nifti-layout';
 
-/** Voxel types read and written; values are converted to float32 on reading. */
-export type NiftiDatatype = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
-
-interface DatatypeInfo {
-  name: NiftiDatatype;
-  code: number;
-  bytes: number;
-  /** Integer range, for checking values before writing; null for floats. */
-  range: [number, number] | null;
-}
-
-const DATATYPES: DatatypeInfo[] = [
-  { name: 'uint8', code: 2, bytes: 1, range: [0, 255] },
-  { name: 'int8', code: 256, bytes: 1, range: [-128, 127] },
-  { name: 'int16', code: 4, bytes: 2, range: [-32768, 32767] },
-  { name: 'uint16', code: 512, bytes: 2, range: [0, 65535] },
-  { name: 'int32', code: 8, bytes: 4, range: [-2147483648, 2147483647] },
-  { name: 'uint32', code: 768, bytes: 4, range: [0, 4294967295] },
-  { name: 'float32', code: 16, bytes: 4, range: null },
-  { name: 'float64', code: 64, bytes: 8, range: null },
-];
-
-/** Names of the NIfTI datatype codes this module does not read, for error messages. */
-const OTHER_DATATYPE_NAMES: Record<number, string> = {
-  1: 'binary', 32: 'complex64', 128: 'rgb24', 1024: 'int64', 1280: 'uint64', 1536: 'float128',
-  1792: 'complex128', 2048: 'complex256', 2304: 'rgba32',
-};
+export type { NiftiDatatype } from './nifti-layout';
 
 /**
  * The header fields that place the voxel grid in space, kept as stored so that a volume
@@ -57,6 +36,10 @@ export interface Volume {
   source: string;
   /** [nx, ny, nz]: columns, rows, slices (nz = 1 for a 2-D file). */
   dims: [number, number, number];
+  /** The header's dim[0]: 2 for a file holding one 2-D slice, 3 for a stack (4 to 7 when the
+   *  extra dimensions are 1). Outputs on this grid are written with the file's own rank (up to
+   *  3; see storedDims in prediction-report.ts). Absent (volumes made in memory): 3. */
+  rank?: number;
   /** Real values (slope and intercept applied), x fastest as stored: pixel (row y, column x)
    *  of slice k is at `x + nx * (y + ny * k)`. */
   data: Float32Array;
@@ -88,9 +71,8 @@ export interface NiftiImage {
   description?: string;
 }
 
-const NIFTI1_HEADER_BYTES = 348;
-const NIFTI2_HEADER_BYTES = 540;
-const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const NIFTI1_HEADER_BYTES = NIFTI1_HEADER.headerBytes;
+const NIFTI2_HEADER_BYTES = NIFTI2_HEADER.headerBytes;
 
 /** Whether the bytes start with both gzip magic bytes (nifti-reader-js's isCompressed accepts
  *  either one alone, so random bytes would be reported as broken gzip instead of "not NIfTI"). */
@@ -119,7 +101,7 @@ export function parseNifti(bytes: ArrayBuffer | Uint8Array, source: string): Vol
   const notNifti = (why: string) =>
     new DataError(`${source} is not a NIfTI file (${why}). Pass a NIfTI-1 or NIfTI-2 volume (.nii or .nii.gz).`, source);
   if (buffer.byteLength < NIFTI1_HEADER_BYTES) {
-    throw notNifti(`${buffer.byteLength} bytes, shorter than a NIfTI header (348 bytes); a cut-short copy reads the same`);
+    throw notNifti(`${buffer.byteLength} bytes, shorter than a NIfTI header (${NIFTI1_HEADER_BYTES} bytes); a cut-short copy reads the same`);
   }
   if (!isNIFTI(buffer)) {
     if (isNIFTI(buffer, true)) {
@@ -135,12 +117,12 @@ export function parseNifti(bytes: ArrayBuffer | Uint8Array, source: string): Vol
   // A NIfTI-2 header is 540 bytes: a shorter file passes the 348-byte check above, and
   // nifti-reader-js would then read past its end.
   if (buffer.byteLength < headerBytes) {
-    throw notNifti(`${buffer.byteLength} bytes, shorter than a NIfTI-2 header (540 bytes); a cut-short copy reads the same`);
+    throw notNifti(`${buffer.byteLength} bytes, shorter than a NIfTI-2 header (${NIFTI2_HEADER_BYTES} bytes); a cut-short copy reads the same`);
   }
   // sizeof_hdr tells the byte order; one that matches the magic's version in neither order is a
   // damaged header (said here, rather than through the library's "does not appear to be NIFTI").
-  const sizeofHdr = new DataView(buffer).getInt32(0, true);
-  if (sizeofHdr !== headerBytes && new DataView(buffer).getInt32(0, false) !== headerBytes) {
+  if (headerLayout(buffer)?.version !== niftiVersion) {
+    const sizeofHdr = new DataView(buffer).getInt32(NIFTI1_HEADER.sizeofHdr, true);
     throw notNifti(`its magic says NIfTI-${niftiVersion}, whose header size is ${headerBytes}, but its sizeof_hdr (byte 0) reads ${sizeofHdr}: the header is damaged`);
   }
   let header: NIFTI1 | NIFTI2;
@@ -153,12 +135,12 @@ export function parseNifti(bytes: ArrayBuffer | Uint8Array, source: string): Vol
     throw notNifti(`its header cannot be read: ${(err as Error).message}`);
   }
 
-  const info = DATATYPES.find((d) => d.code === header.datatypeCode);
+  const info = datatypeByCode(header.datatypeCode);
   if (!info) {
-    const name = OTHER_DATATYPE_NAMES[header.datatypeCode] ?? 'unknown';
+    const name = UNREAD_DATATYPE_NAMES[header.datatypeCode] ?? 'unknown';
     throw new DataError(
       `${source}: voxel datatype ${header.datatypeCode} (${name}) is not supported; supported: ` +
-        `${DATATYPES.map((d) => d.name).join(', ')}. Convert the volume to one of these (e.g. float32).`,
+        `${NIFTI_DATATYPES.map((d) => d.name).join(', ')}. Convert the volume to one of these (e.g. float32).`,
       source,
     );
   }
@@ -195,7 +177,7 @@ export function parseNifti(bytes: ArrayBuffer | Uint8Array, source: string): Vol
     );
   }
 
-  const data = readVoxels(buffer, offset, voxels, info, header.littleEndian);
+  const data = readVoxels(buffer, offset, voxels, info.name, header.littleEndian);
   const slope = Number(header.scl_slope);
   const inter = Number(header.scl_inter);
   // NIfTI: slope 0 means "no scaling"; (1, 0) is the identity. Non-finite values are treated
@@ -207,6 +189,7 @@ export function parseNifti(bytes: ArrayBuffer | Uint8Array, source: string): Vol
   return {
     source,
     dims,
+    rank: Number(header.dims[0]),
     data,
     sliceAxis: sliceAxisOf(space.dimInfo, dims),
     datatype: info.name,
@@ -285,54 +268,15 @@ function volumeDims(dim: number[], source: string): [number, number, number] {
   return [used[0], used[1] ?? 1, used[2] ?? 1];
 }
 
-/** Stored values as float32; typed-array conversion when the byte order is the host's. */
-function readVoxels(buffer: ArrayBuffer, offset: number, count: number, info: DatatypeInfo, littleEndian: boolean): Float32Array {
-  const out = new Float32Array(count);
-  if (littleEndian === HOST_LITTLE_ENDIAN) {
-    // slice() copies to a new buffer, so the typed view is aligned whatever vox_offset is.
-    const raw = buffer.slice(offset, offset + count * info.bytes);
-    out.set(typedView(raw, info.name));
-    return out;
-  }
-  const view = new DataView(buffer, offset, count * info.bytes);
-  const get = dataViewGetter(view, info.name);
-  for (let i = 0; i < count; i++) out[i] = get(i * info.bytes, littleEndian);
-  return out;
-}
-
-function typedView(raw: ArrayBuffer, name: NiftiDatatype): ArrayLike<number> {
-  switch (name) {
-    case 'uint8': return new Uint8Array(raw);
-    case 'int8': return new Int8Array(raw);
-    case 'int16': return new Int16Array(raw);
-    case 'uint16': return new Uint16Array(raw);
-    case 'int32': return new Int32Array(raw);
-    case 'uint32': return new Uint32Array(raw);
-    case 'float32': return new Float32Array(raw);
-    case 'float64': return new Float64Array(raw);
-  }
-}
-
-function dataViewGetter(view: DataView, name: NiftiDatatype): (at: number, le: boolean) => number {
-  switch (name) {
-    case 'uint8': return (at) => view.getUint8(at);
-    case 'int8': return (at) => view.getInt8(at);
-    case 'int16': return (at, le) => view.getInt16(at, le);
-    case 'uint16': return (at, le) => view.getUint16(at, le);
-    case 'int32': return (at, le) => view.getInt32(at, le);
-    case 'uint32': return (at, le) => view.getUint32(at, le);
-    case 'float32': return (at, le) => view.getFloat32(at, le);
-    case 'float64': return (at, le) => view.getFloat64(at, le);
-  }
-}
-
 /** The spatial fields as stored. nifti-reader-js folds them into one `affine` (choosing qform
  *  or sform), which loses the other, so srow is read from the bytes here. */
 function readSpace(buffer: ArrayBuffer, header: NIFTI1 | NIFTI2, version: 1 | 2): NiftiSpace {
   const view = new DataView(buffer);
   const le = header.littleEndian;
   const srowAt = (row: number, col: number) =>
-    version === 1 ? view.getFloat32(280 + (row * 4 + col) * 4, le) : view.getFloat64(400 + (row * 4 + col) * 8, le);
+    version === 1
+      ? view.getFloat32(NIFTI1_HEADER.srow + (row * 4 + col) * 4, le)
+      : view.getFloat64(NIFTI2_HEADER.srow + (row * 4 + col) * 8, le);
   const srowRow = (row: number) => [0, 1, 2, 3].map((col) => srowAt(row, col));
   return {
     pixdim: header.pixDims.slice(0, 8).map(Number),
@@ -403,43 +347,44 @@ export function defaultSpace(): NiftiSpace {
  * Throws RangeError when dims and data length disagree or a value does not fit the datatype.
  */
 export function encodeNifti(image: NiftiImage): Uint8Array {
-  const info = DATATYPES.find((d) => d.name === image.datatype);
+  const info = datatypeByName(image.datatype);
   if (!info) throw new RangeError(`encodeNifti: unsupported datatype ${image.datatype}`);
   const dims = [...image.dims];
-  if (dims.length < 1 || dims.length > 7 || dims.some((d) => !Number.isInteger(d) || d < 1 || d > 32767)) {
-    throw new RangeError(`encodeNifti: dims must be 1 to 7 integers in 1..32767, got [${dims.join(', ')}]`);
+  if (dims.length < 1 || dims.length > 7 || dims.some((d) => !Number.isInteger(d) || d < 1 || d > NIFTI1_MAX_DIM)) {
+    throw new RangeError(`encodeNifti: dims must be 1 to 7 integers in 1..${NIFTI1_MAX_DIM}, got [${dims.join(', ')}]`);
   }
   const count = dims.reduce((a, b) => a * b, 1);
   if (image.data.length !== count) {
     throw new RangeError(`encodeNifti: dims ${dims.join(' x ')} need ${count} values, data has ${image.data.length}`);
   }
-  const voxOffset = 352; // 348-byte header + 4 extension-flag bytes (no extension)
+  const h = NIFTI1_HEADER;
+  const voxOffset = h.dataAt; // the header + 4 extension-flag bytes (no extension)
   const bytes = new Uint8Array(voxOffset + count * info.bytes);
   const view = new DataView(bytes.buffer);
   const le = true;
   const space = image.space ?? defaultSpace();
 
-  view.setInt32(0, NIFTI1_HEADER_BYTES, le); // sizeof_hdr
-  bytes[38] = 'r'.charCodeAt(0); // "regular", expected by old Analyze readers
-  bytes[39] = space.dimInfo & 0xff;
-  view.setInt16(40, dims.length, le);
-  for (let i = 1; i <= 7; i++) view.setInt16(40 + 2 * i, dims[i - 1] ?? 1, le);
-  view.setInt16(70, info.code, le);
-  view.setInt16(72, info.bytes * 8, le);
-  for (let i = 0; i < 8; i++) view.setFloat32(76 + 4 * i, space.pixdim[i] ?? (i === 0 ? 1 : 0), le);
-  view.setFloat32(108, voxOffset, le);
-  view.setFloat32(112, image.sclSlope ?? 0, le);
-  view.setFloat32(116, image.sclSlope === undefined ? 0 : image.sclInter ?? 0, le);
-  bytes[123] = space.xyztUnits & 0xff;
-  writeAscii(bytes, 148, 80, image.description ?? '');
-  view.setInt16(252, space.qformCode, le);
-  view.setInt16(254, space.sformCode, le);
-  space.quatern.forEach((q, i) => view.setFloat32(256 + 4 * i, q, le));
-  space.qoffset.forEach((q, i) => view.setFloat32(268 + 4 * i, q, le));
-  space.srow.forEach((row, r) => row.forEach((v, c) => view.setFloat32(280 + (r * 4 + c) * 4, v, le)));
-  writeAscii(bytes, 344, 4, 'n+1');
+  view.setInt32(h.sizeofHdr, h.headerBytes, le);
+  bytes[h.regular] = 'r'.charCodeAt(0); // "regular", expected by old Analyze readers
+  bytes[h.dimInfo] = space.dimInfo & 0xff;
+  view.setInt16(h.dim, dims.length, le);
+  for (let i = 1; i <= 7; i++) view.setInt16(h.dim + 2 * i, dims[i - 1] ?? 1, le);
+  view.setInt16(h.datatype, info.code, le);
+  view.setInt16(h.bitpix, info.bytes * 8, le);
+  for (let i = 0; i < 8; i++) view.setFloat32(h.pixdim + 4 * i, space.pixdim[i] ?? (i === 0 ? 1 : 0), le);
+  view.setFloat32(h.voxOffset, voxOffset, le);
+  view.setFloat32(h.sclSlope, image.sclSlope ?? 0, le);
+  view.setFloat32(h.sclInter, image.sclSlope === undefined ? 0 : image.sclInter ?? 0, le);
+  bytes[h.xyztUnits] = space.xyztUnits & 0xff;
+  writeAscii(bytes, h.descrip, 80, image.description ?? '');
+  view.setInt16(h.qformCode, space.qformCode, le);
+  view.setInt16(h.sformCode, space.sformCode, le);
+  space.quatern.forEach((q, i) => view.setFloat32(h.quatern + 4 * i, q, le));
+  space.qoffset.forEach((q, i) => view.setFloat32(h.qoffset + 4 * i, q, le));
+  space.srow.forEach((row, r) => row.forEach((v, c) => view.setFloat32(h.srow + (r * 4 + c) * 4, v, le)));
+  bytes.set(NIFTI1_MAGIC, h.magic);
 
-  const set = dataViewSetter(view, info.name);
+  const set = voxelSetter(view, info.name, le);
   for (let i = 0; i < count; i++) {
     const v = image.data[i];
     if (info.range && !(Number.isInteger(v) && v >= info.range[0] && v <= info.range[1])) {
@@ -453,17 +398,4 @@ export function encodeNifti(image: NiftiImage): Uint8Array {
 function writeAscii(bytes: Uint8Array, at: number, size: number, text: string): void {
   // Leaves at least one NUL at the end of the field.
   for (let i = 0; i < Math.min(text.length, size - 1); i++) bytes[at + i] = text.charCodeAt(i) & 0x7f;
-}
-
-function dataViewSetter(view: DataView, name: NiftiDatatype): (at: number, v: number) => void {
-  switch (name) {
-    case 'uint8': return (at, v) => view.setUint8(at, v);
-    case 'int8': return (at, v) => view.setInt8(at, v);
-    case 'int16': return (at, v) => view.setInt16(at, v, true);
-    case 'uint16': return (at, v) => view.setUint16(at, v, true);
-    case 'int32': return (at, v) => view.setInt32(at, v, true);
-    case 'uint32': return (at, v) => view.setUint32(at, v, true);
-    case 'float32': return (at, v) => view.setFloat32(at, v, true);
-    case 'float64': return (at, v) => view.setFloat64(at, v, true);
-  }
 }

@@ -79,12 +79,13 @@ export function normaliseImage(vol: Volume): NormalisedImage {
 }
 
 /**
- * 1 where the label is above 0.5, else 0: the three lesion classes of MedSeg (1 ground-glass,
- * 2 consolidation, 3 pleural effusion) merged into one, as AU-Net segments "lesion". The 0.5
- * threshold also takes masks stored as floats or resampled. Throws a DataError for NaN or
+ * 1 where the label is above 0.5, else 0: for a lesion mask, the three lesion classes of MedSeg
+ * (1 ground-glass, 2 consolidation, 3 pleural effusion) merged into one, as AU-Net segments
+ * "lesion"; for a lung mask, both lungs. The 0.5 threshold also takes masks stored as floats or
+ * resampled. Throws a DataError for NaN or
  * negative labels, which no label volume holds.
  */
-export function lesionMask(vol: Volume): Uint8Array {
+export function binaryMask(vol: Volume): Uint8Array {
   const { min, nonFinite } = valueRange(vol.data);
   if (nonFinite > 0 || min < 0) {
     throw new DataError(

@@ -1,11 +1,11 @@
-// What the web page does with dropped files and results, on bytes and typed arrays only (no DOM),
-// so that Node tests can check it too. Browser-safe.
+// What the web page does with dropped files, on bytes and typed arrays only (no DOM), so that
+// Node tests can check it too; its mask, report and downloads are prediction-report.ts's, as
+// `predict`'s files are. Browser-safe.
 
 import { DataError } from '../data/errors';
-import { defaultSpace, encodeNifti, isGzip, parseNifti, type NiftiSpace, type Volume } from '../data/nifti';
+import { defaultSpace, isGzip, parseNifti, type NiftiSpace, type Volume } from '../data/nifti';
+import { mayBeNiftiHeader } from '../data/nifti-layout';
 import { normaliseImage, type IntensityKind } from '../data/normalise';
-import { bodyMask, lesionReport, type LesionReport } from '../lesions';
-import { lesionMaskImage } from '../predict';
 
 export type DroppedKind = 'nifti' | 'picture' | 'checkpoint';
 
@@ -33,7 +33,7 @@ export function classifyFile(name: string, bytes: Uint8Array): DroppedKind {
   if (/\.(png|jpe?g)$/.test(lower)) return 'picture';
   if (startsWith(bytes, PNG_MAGIC) || startsWith(bytes, JPEG_MAGIC)) return 'picture';
   if (looksLikeSafetensors(bytes)) return 'checkpoint';
-  if (isGzip(bytes) || (bytes.length >= 348 && (bytes[344] === 0x6e || bytes[4] === 0x6e))) return 'nifti';
+  if (isGzip(bytes) || mayBeNiftiHeader(bytes)) return 'nifti';
   throw new DataError(`${name} is not a CT volume or a checkpoint: this page reads ${ACCEPTED}.`, name);
 }
 
@@ -87,18 +87,6 @@ export function windowPresets(intensity: IntensityKind): { name: string; window:
     { name: 'lung (W 1500, L -600)', window: 1500, level: -600 },
     { name: 'mediastinum (W 400, L 40)', window: 400, level: 40 },
   ];
-}
-
-/** The lesion report `predict` writes without a lung mask: burden over the body found in the image. */
-export function pageReport(mask: Uint8Array, image: Float32Array, volume: Volume, body?: Uint8Array): { report: LesionReport; body: Uint8Array } {
-  const [nx, ny, nz] = volume.dims;
-  const b = body ?? bodyMask(image, nx, ny, nz);
-  return { report: lesionReport(mask, b, volume.dims, volume.space, 'body'), body: b };
-}
-
-/** The mask as `predict` writes it, as NIfTI-1 bytes (not yet gzipped). */
-export function maskNifti(volume: Volume, mask: Uint8Array, space = volume.space): Uint8Array {
-  return encodeNifti(lesionMaskImage(volume, mask, space));
 }
 
 /** The file name stem of an input: scan.nii.gz -> scan. */

@@ -1,11 +1,15 @@
 // The web page: load a CT scan and a checkpoint, segment the scan slice by slice on the browser's
 // WebGPU with the project's own tensor library, show it with the lesions over it, report area and
-// burden as `predict` does, and download the mask. Browser only; bundled by server.ts.
+// burden as `predict` does, and download the mask and the report. The mask, report and file names
+// come from prediction-report.ts, as `predict`'s files do. Browser only; bundled by server.ts.
 
 import { init, type Runtime } from '@aunet/tensor';
-import { CheckpointError, DataError, lesionCsv, loadModel, mirroredTTA, modelPredictor, predictVolume, thresholdMask, type AUNet, type IntensityKind, type LesionReport, type TrainConfig, type Volume } from '../index';
+import {
+  CheckpointError, DataError, loadModel, maskNifti, mirroredTTA, modelPredictor, predictionFileNames, predictionReport, predictVolume, reportCsv, storedDims, withThreshold,
+  type AUNet, type IntensityKind, type PredictionReport, type TrainConfig, type Volume,
+} from '../index';
 import { encodeNifti } from '../data/nifti';
-import { ACCEPTED, classifyFile, defaultWindow, displaySpace, isOriented, maskNifti, pageReport, stem, volumeFromNifti, volumeFromPicture, windowPresets } from './inputs';
+import { ACCEPTED, classifyFile, defaultWindow, displaySpace, isOriented, stem, volumeFromNifti, volumeFromPicture, windowPresets } from './inputs';
 import { CanvasViewer, hasWebGL2, NiivueViewer, type Viewer } from './viewer';
 
 // ---------------------------------------------------------------------------------------------
@@ -48,12 +52,9 @@ interface Scan {
 interface Result {
   scan: Scan;
   modelName: string;
-  probabilities: Float32Array;
-  image: Float32Array;
-  body: Uint8Array;
-  mask: Uint8Array;
-  threshold: number;
-  report: LesionReport;
+  /** Probabilities, mask at the current threshold, and the lesion report over the body, built
+   *  as `predict` builds its files. */
+  report: PredictionReport;
   msPerSlice: number[];
   tta: boolean;
 }
@@ -245,10 +246,11 @@ async function getViewer(): Promise<Viewer> {
 async function showScan(s: Scan, bytes: Uint8Array, kind: 'nifti' | 'picture'): Promise<void> {
   const v = await getViewer();
   const space = displaySpace(s.volume.space);
-  // An oriented NIfTI goes to NiiVue as it came; anything else as a float32 NIfTI in the display space.
+  // An oriented NIfTI goes to NiiVue as it came; anything else as a float32 NIfTI in the display
+  // space, with the file's own rank, as the mask laid over it (maskNifti) has.
   const display = kind === 'nifti' && space === s.volume.space
     ? { bytes, name: s.name }
-    : { bytes: encodeNifti({ dims: s.volume.dims, data: s.volume.data, datatype: 'float32', space }), name: `${stem(s.name)}.nii` };
+    : { bytes: encodeNifti({ dims: storedDims(s.volume), data: s.volume.data, datatype: 'float32', space }), name: `${stem(s.name)}.nii` };
   await v.show(s.volume, display.bytes, display.name, space);
   const nz = s.volume.dims[2];
   const sl = $<HTMLInputElement>('slice');
@@ -329,9 +331,10 @@ async function segment(): Promise<void> {
         $('progressText').textContent = `${done} / ${nz} slices, ${ms.toFixed(0)} ms for the last`;
       },
     });
-    const { report, body } = pageReport(p.mask, p.image, s.volume);
-    result = { scan: s, modelName: m.name, probabilities: p.probabilities, image: p.image, body, mask: p.mask, threshold, report, msPerSlice, tta };
-    await viewer?.setMask(p.mask, maskNifti(s.volume, p.mask, displaySpace(s.volume.space)));
+    // Without a lung mask, as predict without --lung-mask: the burden over the body found in the image.
+    const report = predictionReport(s.volume, p);
+    result = { scan: s, modelName: m.name, report, msPerSlice, tta };
+    await viewer?.setMask(p.mask, maskNifti(report, displaySpace(s.volume.space)));
     const rest = msPerSlice.slice(1);
     const mean = rest.length ? rest.reduce((a, b) => a + b, 0) / rest.length : msPerSlice[0];
     $('progressText').textContent =
@@ -357,10 +360,8 @@ function readThreshold(): number {
 async function rethreshold(): Promise<void> {
   if (!result || running) return;
   const t = readThreshold();
-  result.threshold = t;
-  result.mask = thresholdMask(result.probabilities, t);
-  result.report = pageReport(result.mask, result.image, result.scan.volume, result.body).report;
-  await viewer?.setMask(result.mask, maskNifti(result.scan.volume, result.mask, displaySpace(result.scan.volume.space)));
+  result.report = withThreshold(result.report, t);
+  await viewer?.setMask(result.report.prediction.mask, maskNifti(result.report, displaySpace(result.scan.volume.space)));
   showReport();
 }
 
@@ -379,13 +380,13 @@ function resetReport(): void {
 
 function showReport(): void {
   if (!result) return;
-  const r = result.report;
+  const r = result.report.lesions;
   const v = r.volume;
   $('volumeReport').textContent = `Volume: ${v.lesionPixels} lesion voxels, ${fmt(v.lesionMm2 / 100, 2)} cm² over all slices, ${fmt(v.lesionMl, 2)} ml; burden ${pct(v.burden)} of the body`;
   $('reportNote').textContent =
     `Voxel ${r.voxelMm.map((x) => +x.toFixed(3)).join(' x ')} mm${r.unitsKnown ? '' : ' (the header gives no unit or size: mm and 1 mm assumed)'}. ` +
     'Burden: lesion area over the body found in the image (everything but the air reached from the border), an approximation, as predict computes it without --lung-mask. ' +
-    `Threshold ${result.threshold}${result.tta ? ', mirroring TTA' : ''}; model ${result.modelName}.`;
+    `Threshold ${result.report.prediction.threshold}${result.tta ? ', mirroring TTA' : ''}; model ${result.modelName}.`;
   const tbody = $('slices').querySelector('tbody')!;
   tbody.replaceChildren(
     ...r.slices.map((s) => {
@@ -409,7 +410,7 @@ function updateSliceReport(): void {
   const nz = scan?.volume.dims[2] ?? 0;
   $('sliceLabel').textContent = nz ? `${slice} of 0–${nz - 1}` : '–';
   if (!result) return;
-  const s = result.report.slices[slice];
+  const s = result.report.lesions.slices[slice];
   if (s) $('sliceReport').textContent = `Slice ${slice}: ${s.lesionPixels} lesion pixels, ${fmt(s.lesionMm2)} mm²; burden ${pct(s.burden)} of the body`;
   for (const tr of Array.from($('slices').querySelectorAll('tbody tr'))) tr.classList.toggle('current', (tr as HTMLElement).dataset.slice === String(slice));
 }
@@ -441,11 +442,11 @@ function download(name: string, bytes: Uint8Array | string, type: string): void 
 async function downloadMask(): Promise<void> {
   if (!result) return;
   // predict's file: uint8, the input's dimensions, voxel size, qform, sform and units.
-  const nii = maskNifti(result.scan.volume, result.mask);
+  const nii = maskNifti(result.report);
   const gz = await gzip(nii);
-  const name = stem(result.scan.name);
-  if (gz) download(`${name}_lesions.nii.gz`, gz, 'application/gzip');
-  else download(`${name}_lesions.nii`, nii, 'application/octet-stream');
+  const name = predictionFileNames(stem(result.scan.name)).mask;
+  if (gz) download(name, gz, 'application/gzip');
+  else download(name.replace(/\.gz$/, ''), nii, 'application/octet-stream');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -520,7 +521,7 @@ function wire(): void {
   $('opacity').addEventListener('input', (e) => viewer?.setOpacity(Number((e.target as HTMLInputElement).value)));
   $('threshold').addEventListener('change', () => void rethreshold());
   $('downloadMask').addEventListener('click', () => void downloadMask());
-  $('downloadCsv').addEventListener('click', () => result && download(`${stem(result.scan.name)}_lesions.csv`, lesionCsv(result.report), 'text/csv'));
+  $('downloadCsv').addEventListener('click', () => result && download(predictionFileNames(stem(result.scan.name)).csv, reportCsv(result.report), 'text/csv'));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -537,12 +538,12 @@ const api = {
   result: () =>
     result && {
       dims: result.scan.volume.dims,
-      threshold: result.threshold,
-      mask: Array.from(result.mask),
-      probabilities: Array.from(result.probabilities),
-      volume: result.report.volume,
-      slices: result.report.slices,
-      voxelMm: result.report.voxelMm,
+      threshold: result.report.prediction.threshold,
+      mask: Array.from(result.report.prediction.mask),
+      probabilities: Array.from(result.report.prediction.probabilities),
+      volume: result.report.lesions.volume,
+      slices: result.report.lesions.slices,
+      voxelMm: result.report.lesions.voxelMm,
       msPerSlice: result.msPerSlice,
       adapter: runtime?.describe() ?? null,
       features: runtime?.adapter.features ?? [],

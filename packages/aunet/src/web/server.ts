@@ -2,17 +2,14 @@
 // the bundle and the checkpoint's bytes from 127.0.0.1. Nothing else: the page asks nothing of any
 // other host, and its Content-Security-Policy forbids it to.
 
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decodeSafetensors, SafetensorsError } from '@aunet/nn';
-import { CheckpointError, configFromMetadata, EPOCH_KEY } from '../checkpoint';
-import { readCheckpointBytes } from '../checkpoint-file';
+import { configFromMetadata, epochFromMetadata, readCheckpointMetadata } from '../checkpoint';
+import { readCheckpointBytes } from '../run-folder';
 import type { TrainConfig } from '../config';
 
-/** packages/aunet/runs: where `train` writes its run folders by default. */
-export const DEFAULT_RUNS_DIR = fileURLToPath(new URL('../../runs', import.meta.url));
 const PAGE_ENTRY = fileURLToPath(new URL('./page.ts', import.meta.url));
 const PAGE_HTML = fileURLToPath(new URL('./index.html', import.meta.url));
 
@@ -28,48 +25,12 @@ export interface ServedModelInfo {
   note?: string;
 }
 
-/**
- * The best checkpoint of the latest training run: the most recently written `best.safetensors`
- * in `runsDir` or in folders below it (up to 3 levels: runs/<run>, runs/ablation-*\/<row>,
- * runs/cv-*\/fold-k), or null when there is none.
- */
-export function latestBestCheckpoint(runsDir = DEFAULT_RUNS_DIR): string | null {
-  let best: { file: string; mtime: number } | null = null;
-  const walk = (dir: string, depth: number) => {
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      return;
-    }
-    for (const name of names) {
-      const path = join(dir, name);
-      let st;
-      try {
-        st = statSync(path);
-      } catch {
-        continue;
-      }
-      if (st.isDirectory() && depth < 3) walk(path, depth + 1);
-      else if (st.isFile() && name === 'best.safetensors' && (!best || st.mtimeMs > best.mtime)) best = { file: path, mtime: st.mtimeMs };
-    }
-  };
-  walk(runsDir, 0);
-  return (best as { file: string } | null)?.file ?? null;
-}
-
 /** A checkpoint file's bytes and what its metadata says; CheckpointError naming the file when it is unusable. */
 export function readServedCheckpoint(file: string): { bytes: Uint8Array; info: ServedModelInfo } {
   const bytes = readCheckpointBytes(file);
-  let metadata: Record<string, string>;
-  try {
-    metadata = decodeSafetensors(bytes, file).metadata;
-  } catch (e) {
-    if (e instanceof SafetensorsError) throw new CheckpointError(`${e.message} (the file is damaged or not a checkpoint: use best.safetensors or last.safetensors of a run)`);
-    throw e;
-  }
+  const metadata = readCheckpointMetadata(bytes, file);
   const config = configFromMetadata(metadata, file);
-  return { bytes, info: { available: true, name: basename(file), bytes: bytes.length, epoch: Number(metadata[EPOCH_KEY] ?? 0), model: config.model } };
+  return { bytes, info: { available: true, name: basename(file), bytes: bytes.length, epoch: epochFromMetadata(metadata), model: config.model } };
 }
 
 export interface PageBundle {

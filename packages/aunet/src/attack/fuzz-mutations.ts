@@ -1,28 +1,12 @@
-// Node-only: a seeded mutation fuzzer for the NIfTI loading path of the commands. Each case is a
-// small valid volume (NIfTI-1 or -2, either byte order, one of the 8 voxel types, gzipped or
-// not) broken by random byte flips, truncations, header fields set to extreme values, inserted
-// extensions or gzip-level damage, then loaded as train, evaluate and predict load it
-// (volumeFromBytes = readVolume on bytes, then normaliseImage / lesionMask / buildDataset and
-// the resizing to the model). Outcomes:
-// - ok: loaded, and every normalised value finite and in 0..1;
-// - clear error: a DataError whose message names the file and is one line;
-// - uncaught: anything else (another exception type, such as a RangeError from an allocation;
-//   a message without the file's name or over several lines; non-finite values that got
-//   through; a case that runs past the time limit or kills the process).
-// Cases run in a child process, so that a hang or a crash is one uncaught case, not the end
-// of the run. Case i of seed s is the same on every machine: `--seed s --case i` replays it.
+// Node-only: the cases of the mutation fuzzer (fuzz.ts runs them). Each case is a small valid
+// volume (NIfTI-1 or -2, either byte order, one of the 8 voxel types, gzipped or not) broken by
+// random byte flips, truncations, header fields set to extreme values, inserted extensions or
+// gzip-level damage. Case i of seed s is the same on every machine: `--seed s --case i` replays it.
 
-import { fork } from 'node:child_process';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { buildDataset, resizeDataset } from './data/dataset';
-import { DataError } from './data/errors';
-import { volumeFromBytes } from './data/files';
-import { encodeNifti, isGzip, parseNifti, toSliceStack, type NiftiDatatype, type Volume } from './data/nifti';
-import { lesionMask, normaliseImage } from './data/normalise';
-import { resizeImage, resizeNearest } from './data/transforms';
-import { ALL_DATATYPE_CODES, DATATYPE_CODES, encodeNifti2, N1, N2, niftiLayout, sampleHU, sampleLabels, toBigEndian } from './hostile';
+import { encodeNifti, type NiftiDatatype } from '../data/nifti';
+import { ALL_DATATYPE_CODES, datatypeByName, headerLayout, NIFTI1_HEADER as N1, NIFTI2_HEADER as N2, voxelSetter } from '../data/nifti-layout';
+import { encodeNifti2, sampleHU, sampleLabels, toBigEndian } from './hostile';
 
 /** How the mutated file is used: alone as an image (predict) or a mask (a lung mask), or as one
  *  half of a training/evaluation data folder whose other half is valid. */
@@ -42,28 +26,6 @@ export interface FuzzCase {
   /** For the dataset roles: the valid other file. */
   partner?: { name: string; bytes: Uint8Array };
 }
-
-export type OutcomeKind = 'ok' | 'clear' | 'uncaught';
-
-export interface CaseOutcome {
-  kind: OutcomeKind;
-  /** The error message (clear errors), why the case is uncaught, or a summary of what loaded. */
-  detail: string;
-  /** The stack of an unexpected exception. */
-  stack?: string;
-  ms: number;
-}
-
-export interface CaseResult extends CaseOutcome {
-  index: number;
-  /** Role, base and mutations, for uncaught cases (to read without replaying). */
-  description?: string;
-}
-
-/** The side of the volumes the fuzzer resizes to, as train and predict resize to the model's. */
-const MODEL_SIZE = 16;
-/** Default limit per case; a case takes about a millisecond. */
-export const DEFAULT_CASE_TIMEOUT_MS = 10_000;
 
 // --------------------------------------------------------------------------------------------
 // Seeded randomness: mulberry32 from a hash of (seed, index), so that each case stands alone.
@@ -210,7 +172,7 @@ function setField(r: Random, bytes: Uint8Array, version: 1 | 2): { bytes: Uint8A
   if (field.at + size > bytes.length) return { bytes, what: `${field.name}: past the end, unchanged` };
   const out = new Uint8Array(bytes);
   const view = new DataView(out.buffer);
-  const le = niftiLayout(out)?.le ?? true;
+  const le = headerLayout(out)?.le ?? true;
   const length = out.length;
   const headerBytes = version === 1 ? N1.headerBytes : N2.headerBytes;
   let value: number | bigint | string;
@@ -231,7 +193,8 @@ function setField(r: Random, bytes: Uint8Array, version: 1 | 2): { bytes: Uint8A
       break;
     case 'i32': {
       const old = view.getInt32(field.at, le);
-      value = r.pick([0, 1, -1, 348, 540, 0x5c010000, 0x1c020000, 2 ** 31 - 1, -(2 ** 31), old + 1, old - 1, r.int(2 ** 32) - 2 ** 31]);
+      // Among them the two header sizes, as they are and byte-swapped (0x5c010000, 0x1c020000).
+      value = r.pick([0, 1, -1, N1.headerBytes, N2.headerBytes, 0x5c010000, 0x1c020000, 2 ** 31 - 1, -(2 ** 31), old + 1, old - 1, r.int(2 ** 32) - 2 ** 31]);
       view.setInt32(field.at, value, le);
       break;
     }
@@ -251,7 +214,7 @@ function setField(r: Random, bytes: Uint8Array, version: 1 | 2): { bytes: Uint8A
     }
     case 'voxOffset32':
     case 'voxOffset64': {
-      const offsets = [0, 1, headerBytes - 1, headerBytes, headerBytes + 3, headerBytes + 4, headerBytes + 5, headerBytes + 20, 540, 544, length - 1, length, length + 1, 1e6, 2 ** 31, -352];
+      const offsets = [0, 1, headerBytes - 1, headerBytes, headerBytes + 3, headerBytes + 4, headerBytes + 5, headerBytes + 20, N2.headerBytes, N2.dataAt, length - 1, length, length + 1, 1e6, 2 ** 31, -N1.dataAt];
       if (field.type === 'voxOffset32') {
         const offset = r.pick([...offsets, NaN, Infinity, 352.5, 3e38]);
         view.setFloat32(field.at, offset, le);
@@ -300,39 +263,27 @@ function truncate(r: Random, bytes: Uint8Array, headerBytes: number, dataAt: num
 
 /** Voxels set to NaN, infinities, the extremes of the type or huge values. */
 function pokeVoxels(r: Random, bytes: Uint8Array, base: Base): { bytes: Uint8Array; what: string } {
-  const layout = niftiLayout(bytes);
+  const layout = headerLayout(bytes);
   const dataAt = base.version === 1 ? N1.dataAt : N2.dataAt;
-  const size = DATATYPE_CODES[base.datatype].bytes;
+  const { bytes: size, range } = datatypeByName(base.datatype)!;
   const count = Math.floor((bytes.length - dataAt) / size);
   if (!layout || count < 1) return { bytes, what: 'poke: no voxels, unchanged' };
   const out = new Uint8Array(bytes);
-  const view = new DataView(out.buffer);
-  const values: Record<NiftiDatatype, number[]> = {
-    uint8: [0, 255], int8: [-128, 127], int16: [-32768, 32767], uint16: [0, 65535], int32: [-(2 ** 31), 2 ** 31 - 1], uint32: [0, 2 ** 32 - 1],
+  // The integer types' extremes; for the floats, the values no image should hold.
+  const floatValues = {
     float32: [NaN, Infinity, -Infinity, 3.4e38, -3.4e38, 1e-45], float64: [NaN, Infinity, -Infinity, 1e308, -1e308, 5e-324],
   };
-  const v = r.pick(values[base.datatype]);
+  const v = r.pick(range ?? floatValues[base.datatype as 'float32' | 'float64']);
   const n = 1 + r.int(3);
-  for (let i = 0; i < n; i++) {
-    const p = dataAt + r.int(count) * size;
-    switch (base.datatype) {
-      case 'uint8': view.setUint8(p, v); break;
-      case 'int8': view.setInt8(p, v); break;
-      case 'int16': view.setInt16(p, v, layout.le); break;
-      case 'uint16': view.setUint16(p, v, layout.le); break;
-      case 'int32': view.setInt32(p, v, layout.le); break;
-      case 'uint32': view.setUint32(p, v, layout.le); break;
-      case 'float32': view.setFloat32(p, v, layout.le); break;
-      case 'float64': view.setFloat64(p, v, layout.le); break;
-    }
-  }
+  const set = voxelSetter(new DataView(out.buffer), base.datatype, layout.le);
+  for (let i = 0; i < n; i++) set(dataAt + r.int(count) * size, v);
   return { bytes: out, what: `${n} voxels set to ${v}` };
 }
 
 /** An extension area of 16-48 bytes inserted before the voxels (vox_offset moved past it, the
  *  extension flag set), holding sizes the standard allows or not. */
 function insertExtension(r: Random, bytes: Uint8Array, version: 1 | 2): { bytes: Uint8Array; what: string } {
-  const layout = niftiLayout(bytes);
+  const layout = headerLayout(bytes);
   const dataAt = version === 1 ? N1.dataAt : N2.dataAt;
   if (!layout || bytes.length < dataAt) return { bytes, what: 'extension: no room, unchanged' };
   const extra = 16 * (1 + r.int(3));
@@ -464,241 +415,3 @@ export function makeCase(seed: number, index: number, o: { mutate?: boolean } = 
 export function describeCase(c: FuzzCase): string {
   return `${c.role}, ${c.base}; ${c.mutations.length ? c.mutations.join('; ') : 'not mutated'}`;
 }
-
-// --------------------------------------------------------------------------------------------
-// Running a case.
-
-/** Thrown (inside a case) for a result the loaders must never give; makes the case uncaught. */
-class Escaped extends Error {}
-
-function checkUnit(data: ArrayLike<number>, what: string): void {
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i];
-    if (!(v >= 0 && v <= 1)) throw new Escaped(`${what}: value ${v} at ${i} is ${Number.isFinite(v) ? 'outside 0..1' : 'not finite'} after normalising`);
-  }
-}
-
-/** What the commands do with a loaded volume in this role; throws what they would throw. */
-function useVolume(c: FuzzCase, vol: Volume, load: (bytes: Uint8Array, name: string) => Volume): string {
-  switch (c.role) {
-    case 'image': {
-      // predict: normalise, then each slice along the slice axis resized to the model.
-      const { data, kind } = normaliseImage(vol);
-      checkUnit(data, 'image');
-      const { data: stack, dims: [w, h, n] } = toSliceStack(data, vol.dims, vol.sliceAxis);
-      for (let k = 0; k < n; k++) checkUnit(resizeImage(stack.subarray(k * w * h, (k + 1) * w * h), h, w, MODEL_SIZE, MODEL_SIZE), `slice ${k} resized`);
-      return `${vol.dims.join('x')} ${vol.datatype} image (${kind})`;
-    }
-    case 'mask': {
-      // predict --lung-mask: labels above 0.5, sliced as an image of the same header would be.
-      const { data: stack, dims: [w, h, n] } = toSliceStack(lesionMask(vol), vol.dims, vol.sliceAxis);
-      for (let k = 0; k < n; k++) resizeNearest(stack.subarray(k * w * h, (k + 1) * w * h), h, w, MODEL_SIZE, MODEL_SIZE);
-      return `${vol.dims.join('x')} ${vol.datatype} mask`;
-    }
-    default: {
-      // train / evaluate: a data folder's image and mask, resized to the model.
-      const other = load(c.partner!.bytes, c.partner!.name);
-      const ds = c.role === 'dataset-image' ? buildDataset(vol, other) : buildDataset(other, vol);
-      const resized = resizeDataset(ds, MODEL_SIZE);
-      ds.images.forEach((im, k) => checkUnit(im, `slice ${k}`));
-      resized.images.forEach((im, k) => checkUnit(im, `slice ${k} resized`));
-      return `dataset of ${ds.count} slices of ${ds.width}x${ds.height} (${ds.intensity})`;
-    }
-  }
-}
-
-function attempt(c: FuzzCase, path: string, load: (bytes: Uint8Array, name: string) => Volume): { kind: OutcomeKind; detail: string; stack?: string } {
-  try {
-    return { kind: 'ok', detail: useVolume(c, load(c.bytes, c.name), load) };
-  } catch (err) {
-    if (err instanceof Escaped) return { kind: 'uncaught', detail: `${path}: ${err.message}` };
-    if (!(err instanceof DataError)) {
-      const e = err instanceof Error ? err : new Error(String(err));
-      return { kind: 'uncaught', detail: `${path}: ${e.name} (not a DataError): ${e.message}`, stack: e.stack };
-    }
-    if (!err.message.includes(c.name)) return { kind: 'uncaught', detail: `${path}: the message does not name ${c.name}: ${err.message}`, stack: err.stack };
-    if (/[\r\n]/.test(err.message)) return { kind: 'uncaught', detail: `${path}: a message of several lines: ${JSON.stringify(err.message)}`, stack: err.stack };
-    return { kind: 'clear', detail: err.message };
-  }
-}
-
-/**
- * Runs one case in this process: through the commands' path (node:zlib, then parseNifti) and,
- * for gzip bytes, also through parseNifti's own gunzip (the browser path), which must not fail
- * uncaught either. The outcome is the commands' path's, or uncaught where either path is.
- */
-export function runCase(c: FuzzCase): CaseOutcome {
-  const t0 = performance.now();
-  const commands = attempt(c, 'readVolume path', volumeFromBytes);
-  let outcome = commands;
-  if (commands.kind !== 'uncaught' && isGzip(c.bytes)) {
-    const browser = attempt(c, 'parseNifti (browser) path', (bytes, name) => parseNifti(bytes, name));
-    if (browser.kind === 'uncaught') outcome = browser;
-  }
-  return { ...outcome, ms: performance.now() - t0 };
-}
-
-// --------------------------------------------------------------------------------------------
-// Running many cases in a child process.
-
-export interface FuzzSummary {
-  cases: number;
-  ok: number;
-  clear: number;
-  uncaught: number;
-  /** Every uncaught case, with its description. */
-  uncaughtCases: CaseResult[];
-  /** Clear errors by what they say (see {@link errorKind}). */
-  errorKinds: Record<string, number>;
-  seconds: number;
-  slowest: { index: number; ms: number };
-}
-
-/** A short name for what a clear error says, to count them by kind. */
-export function errorKind(message: string): string {
-  const kinds: [RegExp, string][] = [
-    [/gzip data is corrupt/, 'corrupt gzip'],
-    [/shorter than a NIfTI/, 'too short for a header'],
-    [/\.hdr\/\.img pair/, '.hdr/.img header'],
-    [/no NIfTI magic/, 'no NIfTI magic'],
-    [/sizeof_hdr/, 'sizeof_hdr wrong'],
-    [/is not a NIfTI file/, 'header unreadable'],
-    [/voxel datatype/, 'unsupported datatype'],
-    [/invalid dimensions/, 'invalid dims'],
-    [/only 2-D images and 3-D stacks/, 'more than 3-D'],
-    [/vox_offset/, 'bad vox_offset'],
-    [/truncated or its header is damaged/, 'truncated / dims past the data'],
-    [/NaN or infinite/, 'NaN or infinite voxels'],
-    [/values range from/, 'intensity range not HU, 8-bit or 0..1'],
-    [/does not look like a label mask/, 'mask: negative or NaN labels'],
-    [/must have the same shape/, 'image and mask shapes differ'],
-    [/has no lesion voxel/, 'mask without lesion'],
-  ];
-  return kinds.find(([re]) => re.test(message))?.[1] ?? 'other';
-}
-
-const CHILD_FLAG = '--aunet-fuzz-child';
-
-/**
- * Runs cases `from` to `from + count - 1` of `seed` in a child process, restarted after a case
- * that hangs past `timeoutMs` (killed) or kills it; `onResult` sees each case as it ends.
- */
-export async function runFuzz(o: {
-  count: number;
-  seed: number;
-  from?: number;
-  timeoutMs?: number;
-  onResult?: (r: CaseResult) => void;
-}): Promise<FuzzSummary> {
-  const from = o.from ?? 0;
-  const end = from + o.count;
-  const timeoutMs = o.timeoutMs ?? DEFAULT_CASE_TIMEOUT_MS;
-  const summary: FuzzSummary = { cases: 0, ok: 0, clear: 0, uncaught: 0, uncaughtCases: [], errorKinds: {}, seconds: 0, slowest: { index: -1, ms: 0 } };
-  const t0 = performance.now();
-  const record = (r: CaseResult) => {
-    summary.cases++;
-    summary[r.kind]++;
-    if (r.kind === 'uncaught') summary.uncaughtCases.push(r);
-    if (r.kind === 'clear') summary.errorKinds[errorKind(r.detail)] = (summary.errorKinds[errorKind(r.detail)] ?? 0) + 1;
-    if (r.ms > summary.slowest.ms) summary.slowest = { index: r.index, ms: r.ms };
-    o.onResult?.(r);
-  };
-  let next = from;
-  while (next < end) next = await runInChild(o.seed, next, end, timeoutMs, record);
-  summary.seconds = (performance.now() - t0) / 1000;
-  return summary;
-}
-
-/** Cases start..end-1 in one child; resolves with the index to go on from. */
-function runInChild(seed: number, start: number, end: number, timeoutMs: number, record: (r: CaseResult) => void): Promise<number> {
-  return new Promise((done, fail) => {
-    // The child loads this file through tsx, as the parent was; a small heap, so that a case
-    // that grows memory without end dies soon (an uncaught case) instead of swapping.
-    const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], {
-      execArgv: ['--import', import.meta.resolve('tsx'), '--max-old-space-size=512'],
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-    let expected = start;
-    let finished = false;
-    let timer: NodeJS.Timeout | undefined;
-    const finish = (nextIndex: number) => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      child.removeAllListeners();
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      done(nextIndex);
-    };
-    const lost = (why: string) => {
-      if (expected >= end) return finish(end); // every case had its result: not a case's fault
-      let description: string;
-      try {
-        description = describeCase(makeCase(seed, expected));
-      } catch (err) {
-        description = `the case cannot be made: ${(err as Error).message}`;
-      }
-      record({ index: expected, kind: 'uncaught', detail: why, ms: 0, description });
-      finish(expected + 1);
-    };
-    let started = false;
-    const hang = `hang: no result within ${timeoutMs / 1000} s (the child was killed)`;
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => lost(hang), timeoutMs);
-    };
-    // Starting (tsx compiling the loaders) is not a case: its own, generous, limit.
-    timer = setTimeout(() => {
-      finished = true;
-      child.kill('SIGKILL');
-      fail(new Error(`the fuzz child process did not start within 120 s: ${stderr.trim() || 'no output'}`));
-    }, 120_000);
-    child.on('message', (m: { ready?: true; done?: true; result?: CaseResult }) => {
-      if (m.ready) {
-        started = true;
-        child.send({ seed, from: start, to: end });
-        arm();
-      } else if (m.result) {
-        record(m.result);
-        expected = m.result.index + 1;
-        arm();
-      } else if (m.done) finish(end);
-    });
-    child.on('exit', (code, signal) => {
-      if (finished) return;
-      if (!started) {
-        finished = true;
-        clearTimeout(timer);
-        fail(new Error(`the fuzz child process exited (${signal ?? code}) before starting: ${stderr.trim() || 'no output'}`));
-        return;
-      }
-      const tail = stderr.trim().split('\n').slice(-3).join(' | ');
-      lost(`crash: the process died (${signal ?? `exit code ${code}`})${tail ? `: ${tail}` : ''}`);
-    });
-  });
-}
-
-/** The child's side: run the cases asked for, one per turn of the event loop, so that each
- *  result goes out as soon as it is known (the parent's clock runs per case). */
-function serveChild(): void {
-  process.on('message', (m: { seed: number; from: number; to: number }) => {
-    let i = m.from;
-    const step = () => {
-      if (i >= m.to) {
-        process.send!({ done: true }, () => process.exit(0));
-        return;
-      }
-      const c = makeCase(m.seed, i);
-      const outcome = runCase(c);
-      const result: CaseResult = { index: i, ...outcome, ...(outcome.kind === 'uncaught' && { description: describeCase(c) }) };
-      process.send!({ result });
-      i++;
-      setImmediate(step);
-    };
-    step();
-  });
-  process.send!({ ready: true });
-}
-
-if (process.argv.includes(CHILD_FLAG) && process.send && process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) serveChild();

@@ -1,16 +1,15 @@
 // Kill at any moment: a small training run in a child process is killed with SIGKILL again and
 // again (at random moments, and half of the times while a checkpoint is being written), resumed
-// each time, and finally let finish; then the run folder is checked: a loadable checkpoint of the
-// last epoch, a log with every epoch exactly once, the evaluation written, no stale lock or
-// temporary file. Node-only.
+// each time, and finally let finish; then the run folder is checked (run-folder.ts's checkRunFolder): a
+// loadable checkpoint of the last epoch, a log with every epoch exactly once, the evaluation
+// written, no stale lock or temporary file. Node-only.
 
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '@aunet/tensor';
-import { LOCK_FILE } from './lock';
-import { EVALUATION_FILE, LAST, LOG, runState } from './train';
+import { checkRunFolder, EVALUATION_FILE, isTemporary, LAST, runState } from '../run-folder';
 
 export interface ChaosOptions {
   out: string;
@@ -36,10 +35,8 @@ export interface ChaosReport {
   problems: string[];
 }
 
-const TRAIN_CLI = fileURLToPath(new URL('./cli/train.ts', import.meta.url));
+const TRAIN_CLI = fileURLToPath(new URL('../cli/train.ts', import.meta.url));
 const TINY = ['--preset', 'cpu', '--size', '32', '--filters', '4,8', '--lr', '1e-3'];
-
-const isTemp = (name: string) => name.endsWith('.tmp') || name.includes('.partial-');
 
 /** Start the trainer on `out` (a new run, or --resume once a checkpoint exists). */
 function startTrainer(o: ChaosOptions, epochs: number) {
@@ -73,7 +70,7 @@ async function killAsPlanned(o: ChaosOptions, child: ReturnType<typeof spawn>, e
   const started = Date.now();
   const written0 = lastWritten(o.out);
   // Temporary files a killed writer left are not writes of this start (it removes them itself).
-  const stale = new Set(existsSync(o.out) ? readdirSync(o.out).filter(isTemp) : []);
+  const stale = new Set(existsSync(o.out) ? readdirSync(o.out).filter(isTemporary) : []);
   let first = 0; // when this start's first checkpoint appeared
   let firstWrite = 0; // its mtime
   let done = false;
@@ -85,7 +82,7 @@ async function killAsPlanned(o: ChaosOptions, child: ReturnType<typeof spawn>, e
       first = now;
       firstWrite = written;
     }
-    const writing = existsSync(o.out) && readdirSync(o.out).some((n) => isTemp(n) && !stale.has(n));
+    const writing = existsSync(o.out) && readdirSync(o.out).some((n) => isTemporary(n) && !stale.has(n));
     const kill =
       plan.kind === 'measure' ? first > 0 && written !== firstWrite
       : plan.kind === 'startup' ? now - started >= plan.ms
@@ -148,36 +145,4 @@ export async function chaos(o: ChaosOptions): Promise<ChaosReport> {
     () => {}, // a checkpoint that does not load is already a problem above
   );
   return report;
-}
-
-/**
- * What is wrong with a finished run folder of `epochs` epochs (empty when nothing is). A run that
- * early stopping ended (its checkpoint's state says so) is finished at its last epoch.
- */
-export async function checkRunFolder(out: string, epochs: number): Promise<string[]> {
-  const problems: string[] = [];
-  let last = epochs;
-  try {
-    // Decodes the whole file (every tensor's bytes and the header) and its config and state.
-    const run = await runState(out);
-    if (run.stoppedEarly && run.epoch <= epochs) last = run.epoch;
-    if (run.epoch !== last) problems.push(`${LAST} holds epoch ${run.epoch}, expected ${epochs}`);
-  } catch (e) {
-    problems.push(`${LAST} does not load: ${(e as Error).message}`);
-  }
-  const log = existsSync(join(out, LOG)) ? readFileSync(join(out, LOG), 'utf8').trim().split('\n') : [];
-  const seen = log.map((l) => {
-    try {
-      return (JSON.parse(l) as { epoch: number }).epoch;
-    } catch {
-      problems.push(`${LOG} has a line that is not JSON: ${l.slice(0, 80)}`);
-      return -1;
-    }
-  });
-  const expected = Array.from({ length: last }, (_, i) => i + 1);
-  if (seen.join() !== expected.join()) problems.push(`${LOG} lists epochs [${seen.join(', ')}], expected 1..${last} once each`);
-  if (!existsSync(join(out, EVALUATION_FILE))) problems.push(`${EVALUATION_FILE} was not written`);
-  const left = existsSync(out) ? readdirSync(out).filter((n) => isTemp(n) || n === LOCK_FILE) : [];
-  if (left.length) problems.push(`left behind: ${left.join(', ')}`);
-  return problems;
 }

@@ -1,112 +1,27 @@
 // Node-only: a corpus of malformed NIfTI files, built from small valid volumes and broken byte by
 // byte, to check that the loaders (and the commands on top of them) either read a file correctly
-// or stop with one line naming it. Also the header layout and helpers the fuzzer (fuzz.ts) uses.
-// The offsets are those of the NIfTI-1 and NIfTI-2 specifications (nifti1.h, nifti2.h).
+// or stop with one line naming it. Also the file makers the fuzzer (fuzz-mutations.ts) starts
+// from: a NIfTI-2 writer, a byte-order swap and sample volumes. The header layout is
+// data/nifti-layout.ts's.
 
 import { gzipSync } from 'node:zlib';
-import { encodeNifti, type NiftiDatatype } from './data/nifti';
-
-/** Byte offsets of the NIfTI-1 header fields used here (348-byte header, voxels at 352). */
-export const N1 = {
-  sizeofHdr: 0, // int32, 348
-  dimInfo: 39, // uint8: freq_dim, phase_dim, slice_dim (bits 4-5)
-  dim: 40, // int16[8]: dim[0] = rank, dim[1..7] sizes
-  intentName: 328, // char[16]
-  datatype: 70, // int16
-  bitpix: 72, // int16
-  pixdim: 76, // float32[8]
-  voxOffset: 108, // float32
-  sclSlope: 112, // float32
-  sclInter: 116, // float32
-  xyztUnits: 123, // uint8
-  qformCode: 252, // int16
-  sformCode: 254, // int16
-  quatern: 256, // float32[3]
-  qoffset: 268, // float32[3]
-  srow: 280, // float32[12]
-  magic: 344, // char[4], "n+1\0"
-  extension: 348, // char[4]: extension[0] != 0 says extensions follow
-  headerBytes: 348,
-  dataAt: 352,
-} as const;
-
-/** Byte offsets of the NIfTI-2 header fields used here (540-byte header, voxels at 544). */
-export const N2 = {
-  sizeofHdr: 0, // int32, 540
-  magic: 4, // char[8], "n+2\0\r\n\032\n"
-  datatype: 12, // int16
-  bitpix: 14, // int16
-  dim: 16, // int64[8]
-  pixdim: 104, // float64[8]
-  voxOffset: 168, // int64
-  sclSlope: 176, // float64
-  sclInter: 184, // float64
-  qformCode: 344, // int32
-  sformCode: 348, // int32
-  dimInfo: 524, // uint8
-  quatern: 352, // float64[3]
-  qoffset: 376, // float64[3]
-  srow: 400, // float64[12]
-  xyztUnits: 500, // int32
-  extension: 540, // char[4]
-  headerBytes: 540,
-  dataAt: 544,
-} as const;
-
-/** Multi-byte numeric fields as [offset, bytes], for swapping a header's byte order. */
-const N1_NUMBERS: [number, number][] = [
-  [0, 4], [32, 4], [36, 2], ...range(8).map((i): [number, number] => [40 + 2 * i, 2]), [56, 4], [60, 4], [64, 4],
-  [68, 2], [70, 2], [72, 2], [74, 2], ...range(8).map((i): [number, number] => [76 + 4 * i, 4]), [108, 4], [112, 4],
-  [116, 4], [120, 2], [124, 4], [128, 4], [132, 4], [136, 4], [140, 4], [144, 4], [252, 2], [254, 2],
-  ...range(6).map((i): [number, number] => [256 + 4 * i, 4]), ...range(12).map((i): [number, number] => [280 + 4 * i, 4]),
-];
-const N2_NUMBERS: [number, number][] = [
-  [0, 4], [12, 2], [14, 2], ...range(8).map((i): [number, number] => [16 + 8 * i, 8]), [80, 8], [88, 8], [96, 8],
-  ...range(8).map((i): [number, number] => [104 + 8 * i, 8]), [168, 8], ...range(6).map((i): [number, number] => [176 + 8 * i, 8]),
-  [224, 8], [232, 8], [344, 4], [348, 4], ...range(6).map((i): [number, number] => [352 + 8 * i, 8]),
-  ...range(12).map((i): [number, number] => [400 + 8 * i, 8]), [496, 4], [500, 4], [504, 4],
-];
-
-function range(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
-}
-
-/** NIfTI datatype codes and voxel sizes of the types the loader reads. */
-export const DATATYPE_CODES: Record<NiftiDatatype, { code: number; bytes: number }> = {
-  uint8: { code: 2, bytes: 1 },
-  int8: { code: 256, bytes: 1 },
-  int16: { code: 4, bytes: 2 },
-  uint16: { code: 512, bytes: 2 },
-  int32: { code: 8, bytes: 4 },
-  uint32: { code: 768, bytes: 4 },
-  float32: { code: 16, bytes: 4 },
-  float64: { code: 64, bytes: 8 },
-};
-
-/** Every datatype code of the NIfTI-1 standard (the loader reads the 8 above). */
-export const ALL_DATATYPE_CODES = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 768, 1024, 1280, 1536, 1792, 2048, 2304];
-
-/** 1 or 2 by the magic, and the byte order by sizeof_hdr; null when neither says. */
-export function niftiLayout(bytes: Uint8Array): { version: 1 | 2; le: boolean } | null {
-  if (bytes.length < 4) return null;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (const le of [true, false]) {
-    const size = view.getInt32(0, le);
-    if (size === 348) return { version: 1, le };
-    if (size === 540) return { version: 2, le };
-  }
-  return null;
-}
+import { encodeNifti, type NiftiDatatype } from '../data/nifti';
+import {
+  datatypeByCode, datatypeByName, headerLayout, NIFTI1_HEADER as N1, NIFTI1_NUMERIC_FIELDS, NIFTI2_HEADER as N2, NIFTI2_MAGIC,
+  NIFTI2_NUMERIC_FIELDS, writeVoxels,
+} from '../data/nifti-layout';
 
 /** A NIfTI-2 single file (little-endian, voxels at 544), the counterpart of encodeNifti. */
 export function encodeNifti2(image: { dims: readonly number[]; data: ArrayLike<number>; datatype: NiftiDatatype; sclSlope?: number; sclInter?: number }): Uint8Array {
-  const { code, bytes: size } = DATATYPE_CODES[image.datatype];
+  const info = datatypeByName(image.datatype);
+  if (!info) throw new RangeError(`encodeNifti2: unsupported datatype ${image.datatype}`);
+  const { code, bytes: size } = info;
   const count = image.dims.reduce((a, b) => a * b, 1);
   if (count !== image.data.length) throw new RangeError(`encodeNifti2: dims ${image.dims.join(' x ')} need ${count} values, got ${image.data.length}`);
   const out = new Uint8Array(N2.dataAt + count * size);
   const view = new DataView(out.buffer);
-  view.setInt32(N2.sizeofHdr, 540, true);
-  out.set([0x6e, 0x2b, 0x32, 0, 0x0d, 0x0a, 0x1a, 0x0a], N2.magic);
+  view.setInt32(N2.sizeofHdr, N2.headerBytes, true);
+  out.set(NIFTI2_MAGIC, N2.magic);
   view.setInt16(N2.datatype, code, true);
   view.setInt16(N2.bitpix, size * 8, true);
   view.setBigInt64(N2.dim, BigInt(image.dims.length), true);
@@ -120,41 +35,22 @@ export function encodeNifti2(image: { dims: readonly number[]; data: ArrayLike<n
   return out;
 }
 
-/** Stored values written at `at` in the given byte order. */
-export function writeVoxels(view: DataView, at: number, data: ArrayLike<number>, type: NiftiDatatype, le: boolean): void {
-  const size = DATATYPE_CODES[type].bytes;
-  for (let i = 0; i < data.length; i++) {
-    const p = at + i * size;
-    const v = data[i];
-    switch (type) {
-      case 'uint8': view.setUint8(p, v); break;
-      case 'int8': view.setInt8(p, v); break;
-      case 'int16': view.setInt16(p, v, le); break;
-      case 'uint16': view.setUint16(p, v, le); break;
-      case 'int32': view.setInt32(p, v, le); break;
-      case 'uint32': view.setUint32(p, v, le); break;
-      case 'float32': view.setFloat32(p, v, le); break;
-      case 'float64': view.setFloat64(p, v, le); break;
-    }
-  }
-}
-
 /**
  * The same file in big-endian byte order: every numeric header field and every voxel swapped,
  * as a big-endian machine writes it. The input
  * must be a valid little-endian NIfTI-1 or -2 file with voxels right after the header.
  */
 export function toBigEndian(bytes: Uint8Array): Uint8Array {
-  const layout = niftiLayout(bytes);
+  const layout = headerLayout(bytes);
   if (!layout || !layout.le) throw new RangeError('toBigEndian: not a little-endian NIfTI file');
   const out = new Uint8Array(bytes);
   const view = new DataView(out.buffer);
   const v2 = layout.version === 2;
   const datatype = view.getInt16(v2 ? N2.datatype : N1.datatype, true);
-  const size = Object.values(DATATYPE_CODES).find((d) => d.code === datatype)?.bytes;
+  const size = datatypeByCode(datatype)?.bytes;
   if (!size) throw new RangeError(`toBigEndian: datatype ${datatype} is not one of the loader's`);
   const offset = v2 ? Number(view.getBigInt64(N2.voxOffset, true)) : view.getFloat32(N1.voxOffset, true);
-  for (const [at, n] of v2 ? N2_NUMBERS : N1_NUMBERS) out.subarray(at, at + n).reverse();
+  for (const [at, n] of v2 ? NIFTI2_NUMERIC_FIELDS : NIFTI1_NUMERIC_FIELDS) out.subarray(at, at + n).reverse();
   if (size > 1) for (let p = offset; p + size <= out.length; p += size) out.subarray(p, p + size).reverse();
   return out;
 }

@@ -1,0 +1,140 @@
+// What `predict` does for each input, as library code: find the inputs (a file or a folder of
+// them, each with its lung mask), segment one, and write its outputs atomically (the mask,
+// the probabilities, the CSV and JSON report, the slice pictures), all built by
+// prediction-report.ts, which the web page uses for the same mask and report. Node-only.
+
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { writeFileAtomic, writeJsonAtomic } from '@aunet/nn';
+import { DataError } from './data/errors';
+import { readLungMask, readVolume, writeNifti } from './data/files';
+import type { OverlayStyle } from './overlay';
+import { predictVolume, type SlicePredictor } from './predict';
+import {
+  maskImage, predictionFileNames, predictionReport, probabilitiesImage, reportCsv, reportJson, segmentedSlices, slicePictures,
+  type PredictionReport, type PredictionRun,
+} from './prediction-report';
+
+const NIFTI = /\.nii(\.gz)?$/i;
+/** Files `predict` writes: never taken as inputs when it reads a folder it wrote into. */
+const OUTPUT = /_(lesions|probabilities)\.nii(\.gz)?$/i;
+
+/** An input volume and the lung mask that goes with it. */
+export interface PredictionInput {
+  file: string;
+  lungMask?: string;
+}
+
+/**
+ * The volumes `predict --input PATH [--lung-mask PATH]` segments: the file, or every .nii /
+ * .nii.gz in the folder (not the outputs of an earlier run there), each with the lung mask of the
+ * same name in the lung-mask folder. DataError when there is nothing to read.
+ */
+export function predictionInputs(input: string, lungMask?: string): PredictionInput[] {
+  let isDir: boolean;
+  try {
+    isDir = statSync(input).isDirectory();
+  } catch {
+    throw new DataError(`${input} does not exist. Pass a .nii / .nii.gz file or a folder of them.`, input);
+  }
+  if (!isDir) return [{ file: input, lungMask }];
+  const files = readdirSync(input).filter((n) => NIFTI.test(n) && !OUTPUT.test(n)).sort();
+  if (!files.length) throw new DataError(`${input} holds no .nii or .nii.gz file.`, input);
+  if (lungMask && !(existsSync(lungMask) && statSync(lungMask).isDirectory())) {
+    throw new Error(`with a folder as --input, --lung-mask must be a folder holding a mask named like each input; ${lungMask} is not a folder`);
+  }
+  return files.map((n) => ({ file: join(input, n), lungMask: lungMask && join(lungMask, n) }));
+}
+
+/** The name an input's outputs start with: scan.nii.gz -> scan. */
+export const outputStem = (file: string) => basename(file).replace(NIFTI, '');
+
+/** Which of the outputs to write besides the mask, CSV and JSON. */
+export interface PredictionFileOptions {
+  /** NAME_probabilities.nii.gz (float32). */
+  probabilities?: boolean;
+  /** NAME_png/slice_NNN.png in this style (default fill), or none. */
+  pictures?: OverlayStyle | 'none';
+}
+
+/**
+ * Writes a report's files into `out` under `stem` (see predictionFileNames), each atomically;
+ * returns their paths. The mask comes first: an output that cannot be written (too large for
+ * NIfTI-1) is refused before anything is.
+ */
+export async function writePredictionFiles(out: string, stem: string, report: PredictionReport, run: PredictionRun, o: PredictionFileOptions = {}): Promise<string[]> {
+  const names = predictionFileNames(join(out, stem));
+  const written: string[] = [];
+  await writeNifti(names.mask, maskImage(report));
+  written.push(names.mask);
+  if (o.probabilities) {
+    await writeNifti(names.probabilities, probabilitiesImage(report));
+    written.push(names.probabilities);
+  }
+  await writeFileAtomic(names.csv, new TextEncoder().encode(reportCsv(report)));
+  await writeJsonAtomic(names.json, reportJson(report, run));
+  written.push(names.csv, names.json);
+  const style = o.pictures ?? 'fill';
+  if (style !== 'none') {
+    await mkdir(names.pictures, { recursive: true });
+    for (const { name, png } of slicePictures(report, style)) await writeFileAtomic(join(names.pictures, name), png);
+    written.push(names.pictures);
+  }
+  return written;
+}
+
+/** How `predict` segments each input: the predictor, and what it was made from (for the JSON). */
+export interface PredictFileOptions extends PredictionFileOptions {
+  /** Folder of the outputs (created). */
+  out: string;
+  threshold?: number;
+  /** Slices per predictor call. */
+  batch?: number;
+  checkpoint: string;
+  epoch: number;
+  model: PredictionRun['model'];
+  tta: boolean;
+  /** Called once the volume is read (before the first batch) with the number of slices to segment. */
+  onStart?: (slices: number) => void;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** What {@link predictFile} did. */
+export interface PredictedFile {
+  /** The outputs' name stem (scan.nii.gz -> scan) and the path prefix they were written under. */
+  name: string;
+  stem: string;
+  report: PredictionReport;
+  /** Slices segmented (along the header's slice axis) and the seconds it took. */
+  slices: number;
+  seconds: number;
+  files: string[];
+}
+
+/**
+ * Segments one input with `predictor` and writes its outputs into `o.out`: what `predict` does
+ * for each input. The lung mask is read (and checked against the input) before the network runs.
+ */
+export async function predictFile(predictor: SlicePredictor, input: PredictionInput, o: PredictFileOptions): Promise<PredictedFile> {
+  const volume = readVolume(input.file);
+  const lung = input.lungMask ? readLungMask(input.lungMask, volume) : undefined;
+  const name = outputStem(input.file);
+  let started = false;
+  const t0 = performance.now();
+  const prediction = await predictVolume(predictor, volume, {
+    batch: o.batch,
+    threshold: o.threshold,
+    onProgress: (done, total) => {
+      // Started with the first batch done, so that a volume refused while normalising reports nothing.
+      if (!started) o.onStart?.(total);
+      started = true;
+      o.onProgress?.(done, total);
+    },
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  const report = predictionReport(volume, prediction, { lung });
+  const run: PredictionRun = { input: input.file, checkpoint: o.checkpoint, epoch: o.epoch, model: o.model, tta: o.tta, seconds };
+  const files = await writePredictionFiles(o.out, name, report, run, o);
+  return { name, stem: join(o.out, name), report, slices: segmentedSlices(report), seconds, files };
+}
