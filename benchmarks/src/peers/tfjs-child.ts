@@ -8,6 +8,7 @@
 // TF.js has no gradient for dilated convolutions, so those cases answer null.
 
 import { create, globals } from 'webgpu';
+import { dawnStderrFilter } from '@aunet/tensor';
 import type { KernelCase, PeerRequest, PeerResult } from '../cases';
 import { timeRuns } from '../common';
 import { RESULT_MARKER, type PeerAnswer } from './spawn';
@@ -32,7 +33,10 @@ async function readStdin(): Promise<string> {
 const request = JSON.parse(await readStdin()) as PeerRequest;
 
 Object.assign(globalThis, globals);
-const gpu = create([]);
+// Dawn prints its notices while it first enumerates the adapters: held back as in @aunet/tensor.
+const holdDawnNotices = await dawnStderrFilter();
+const gpu = holdDawnNotices(() => create([]));
+await holdDawnNotices(() => gpu.requestAdapter());
 // Referenced for the life of the process (see DESIGN.md: Dawn crashes if it is collected).
 (globalThis as { __benchGpu?: unknown }).__benchGpu = gpu;
 Object.defineProperty(globalThis, 'navigator', { value: { gpu, userAgent: 'node' }, configurable: true, writable: true });

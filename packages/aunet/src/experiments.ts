@@ -172,7 +172,7 @@ async function writeAblation(out: string, base: TrainConfig, rows: AblationRow[]
   const s = base.model.inputSize;
   const json = { preset: base.preset, seed: base.seed, epochs: base.epochs, inputSize: s, rows };
   await writeJsonAtomic(join(out, 'ablation.json'), json);
-  await writeFileAtomic(join(out, 'ablation.md'), new TextEncoder().encode(ablationMarkdown(rows, `${s}x${s}`, 'original')));
+  await writeFileAtomic(join(out, 'ablation.md'), ablationMarkdown(rows, `${s}x${s}`, 'original'));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ export async function crossValidate(
     cv = { folds: results, ...summarisePair(results), ...lung };
     const json = { model: base.model.architecture, loss: base.loss, preset: base.preset, seed: base.seed, epochs: base.epochs, inputSize: base.model.inputSize, K: folds, ...cv };
     await writeJsonAtomic(join(out, 'cv.json'), json);
-    await writeFileAtomic(join(out, 'cv.md'), new TextEncoder().encode(crossValidationMarkdown(cv, base)));
+    await writeFileAtomic(join(out, 'cv.md'), crossValidationMarkdown(cv, base));
   }
   return cv!;
 }

@@ -72,7 +72,7 @@ export async function writePredictionFiles(out: string, stem: string, report: Pr
     await writeNifti(names.probabilities, probabilitiesImage(report));
     written.push(names.probabilities);
   }
-  await writeFileAtomic(names.csv, new TextEncoder().encode(reportCsv(report)));
+  await writeFileAtomic(names.csv, reportCsv(report));
   await writeJsonAtomic(names.json, reportJson(report, run));
   written.push(names.csv, names.json);
   const style = o.pictures ?? 'fill';

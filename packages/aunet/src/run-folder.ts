@@ -8,8 +8,9 @@
 //   evaluation-*.json      what `evaluate` wrote for a checkpoint of the folder
 //   .lock                  held by the training run that owns the folder
 //
-// Every file is written atomically (@aunet/nn's writeFileAtomic); a kill at any moment leaves a
-// folder that `train --resume` continues. Node-only.
+// Checkpoints, config and evaluations are written atomically (@aunet/nn's writeFileAtomic), the log
+// is appended a line an epoch and cut back on resume, the lock is created exclusively: a kill at
+// any moment leaves a folder that `train --resume` continues. Node-only.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
@@ -121,8 +122,8 @@ export function lockRun(dir: string): () => void {
   return release;
 }
 
-/** A temporary file of an atomic write (`.NAME.PID.RANDOM.tmp`, see @aunet/nn's writeFileAtomic) or of a download. */
-export const isTemporary = (name: string) => name.endsWith('.tmp') || name.includes('.partial-');
+/** A temporary file of an atomic write (`.NAME.PID.RANDOM.tmp`, see @aunet/nn's writeFileAtomic). */
+export const isTemporary = (name: string) => name.endsWith('.tmp');
 
 /** Temporary files of atomic writes that a killed process left in `dir`: removed once the folder
  *  is ours, so kills do not pile them up. */
@@ -222,7 +223,7 @@ export async function truncateLog(dir: string, epoch: number): Promise<void> {
       return false; // a line cut by the kill
     }
   });
-  await writeFileAtomic(file, new TextEncoder().encode(lines.map((l) => l + '\n').join('')));
+  await writeFileAtomic(file, lines.map((l) => l + '\n').join(''));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import type { Split } from './data/split';
 import { augmentPair, BASIC_AUGMENT, FULL_AUGMENT } from './data/transforms';
 import { evaluateSlices, resolutionReport, type EvaluationReport } from './evaluate';
 import { pooledLoss } from './loss';
-import type { Scores } from './metrics';
+import { pct, type Scores } from './metrics';
 import { AUNet } from './model';
 import { batchThatFits, predictProbabilities } from './predict';
 import {
@@ -81,7 +81,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
         const trained = await trainEpoch(run, epoch, o);
         const scores = await scoreEpoch(run, epoch);
         const { record, stop } = await endEpoch(run, epoch, trained, scores, (performance.now() - started) / 1000);
-        await saveEpoch(run, record, scores.val);
+        await saveEpoch(run, record);
         run.epoch = epoch;
         o.onEpoch?.(record);
         if (stop) {
@@ -136,6 +136,9 @@ async function openRun(config: TrainConfig, o: TrainOptions): Promise<Run> {
         'each needs at least one; use more data',
     );
   }
+  const resized = resizeDataset(ds, config.model.inputSize);
+  // The whole batch where its activations fit one storage binding, else exact chunks.
+  const chunk = batchThatFits(config.model, config.batch);
   manualSeed(config.seed);
   const model = new AUNet(config.model);
   const opt = new Adam(model, { lr: config.lr });
@@ -144,10 +147,9 @@ async function openRun(config: TrainConfig, o: TrainOptions): Promise<Run> {
     out,
     log,
     ds,
-    resized: resizeDataset(ds, config.model.inputSize),
+    resized,
     split,
-    // The whole batch where its activations fit one storage binding, else exact chunks.
-    chunk: batchThatFits(config.model, config.batch),
+    chunk,
     model,
     opt,
     plateau: new ReduceLROnPlateau(opt, { mode: 'max', factor: config.lrFactor, patience: config.lrPatience }),
@@ -204,7 +206,7 @@ async function resumeRun(run: Run): Promise<void> {
   restoreSchedulers(JSON.parse(metadata[STATE_KEY]) as SchedulerState, run.plateau, run.early);
   run.epoch = epoch;
   await truncateLog(run.out, epoch);
-  run.log(`resuming ${run.out} after epoch ${epoch} (best validation Dice ${(100 * run.early.best).toFixed(1)} at epoch ${run.early.bestEpoch + 1})`);
+  run.log(`resuming ${run.out} after epoch ${epoch} (best validation Dice ${pct(run.early.best)} at epoch ${run.early.bestEpoch + 1})`);
 }
 
 /** The data and model lines the user sees before the first epoch. */
@@ -310,10 +312,10 @@ async function endEpoch(
  * last.safetensors with the optimiser and schedulers always): a kill in between leaves a line
  * that the resumed run drops (truncateLog) and writes again.
  */
-async function saveEpoch(run: Run, record: EpochRecord, val: Scores): Promise<void> {
+async function saveEpoch(run: Run, record: EpochRecord): Promise<void> {
   await appendEpochRecord(run.out, record);
   const saved: CheckpointRecord = { config: run.config, epoch: record.epoch, state: schedulerState(run.plateau, run.early), data: dataInfo(run.ds) };
-  if (record.best) await saveRunCheckpoint(join(run.out, BEST), run.model, { ...saved, val });
+  if (record.best) await saveRunCheckpoint(join(run.out, BEST), run.model, { ...saved, val: record.val });
   await saveRunCheckpoint(join(run.out, LAST), run.model, saved, run.opt);
 }
 

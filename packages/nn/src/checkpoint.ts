@@ -150,11 +150,12 @@ async function nodeModules(): Promise<{ fs: FsPromises; path: PathModule }> {
 }
 
 /**
- * Write `bytes` to `file` atomically: a temporary file in the same directory, fsync, rename over
- * the target, fsync of the directory. A crash leaves either the old file or the new one, never a
- * partial one; the temporary file is removed on failure.
+ * Write `contents` (bytes, or text as UTF-8) to `file` atomically: a temporary file in the same
+ * directory, fsync, rename over the target, fsync of the directory. A crash leaves either the old
+ * file or the new one, never a partial one; the temporary file is removed on failure.
  */
-export async function writeFileAtomic(file: string, bytes: Uint8Array): Promise<void> {
+export async function writeFileAtomic(file: string, contents: Uint8Array | string): Promise<void> {
+  const bytes = typeof contents === 'string' ? new TextEncoder().encode(contents) : contents;
   const { fs, path } = await nodeModules();
   const dir = path.dirname(path.resolve(file));
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`);
@@ -190,7 +191,7 @@ export async function writeFileAtomic(file: string, bytes: Uint8Array): Promise<
 
 /** Write `value` as indented JSON (NaN and infinities become null) with a final newline, atomically. */
 export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  await writeFileAtomic(file, new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n'));
+  await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }
 
 /** Save the module (and optimiser) to a safetensors file, atomically. */

@@ -20,6 +20,7 @@ Usage: pnpm --filter aunet chaos [--kills N] [--seed S] [--epochs E] [--out DIR]
   --seed S      seeds the kill times and the run (default 1)
   --epochs E    epochs of the run (default: the kills plus 4)
   --out DIR     run folder (default: a temporary folder, removed when all is well)
+  --verbose     also show Dawn's (the WebGPU library's) own notices on stderr
   -h, --help    this help
 `;
 

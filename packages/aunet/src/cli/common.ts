@@ -61,7 +61,8 @@ export function userPath(path: string | undefined): string | undefined {
 
 /** The data folder of --data, else of $AUNET_DATA (both from the folder the user ran the command in), else the shipped copy. */
 export function userDataDir(flag: string | undefined): string {
-  return resolveDataDir(userPath(flag ?? process.env.AUNET_DATA));
+  // An empty flag or variable counts as not given, as resolveDataDir takes it.
+  return resolveDataDir(userPath(flag || process.env.AUNET_DATA || undefined));
 }
 
 /** Whether the adapter is a CPU (lavapipe, SwiftShader: a fallback adapter; its `type` is "cpu" then): what picks the `cpu` preset. */

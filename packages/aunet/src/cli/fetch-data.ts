@@ -23,6 +23,7 @@ Usage: pnpm --filter aunet fetch-data [options]
                      else the figshare addresses above
   --retries N        further tries after a dropped connection, each resuming (default 3)
   --timeout S        give up on a connection silent for S seconds (default 30)
+  --verbose          also show Dawn's (the WebGPU library's) own notices on stderr
   -h, --help         this help
 
 No network? Download the files elsewhere and copy them into the folder; a run then only checks them.

@@ -7,6 +7,7 @@ import { loadRunCheckpoint } from '../run-folder';
 import type { OverlayStyle } from '../overlay';
 import { mirroredTTA, modelPredictor } from '../predict';
 import { outputStem, predictFile, predictionInputs } from '../prediction-files';
+import { pct } from '../metrics';
 import { DEFAULT_PREDICTIONS_DIR, fail, numberFlag, parseFlags, trackBar, userPath } from './common';
 
 const usage = `
@@ -56,7 +57,7 @@ try {
   if (!(threshold > 0 && threshold < 1)) throw new Error(`--threshold must be between 0 and 1, got ${threshold}`);
   const batch = numberFlag('batch', flags.batch, true) ?? 4;
   if (batch < 1) throw new Error(`--batch must be at least 1, got ${batch}`);
-  const todo = predictionInputs(userPath(flags.input), userPath(flags['lung-mask']));
+  const todo = predictionInputs(userPath(flags.input), userPath(flags['lung-mask'] || undefined));
   const out = userPath(flags.out) ?? DEFAULT_PREDICTIONS_DIR;
 
   const rt = await init();
@@ -88,7 +89,7 @@ try {
     });
     bar.stop();
     const v = r.report.lesions.volume;
-    const burden = Number.isNaN(v.burden) ? '-' : `${(100 * v.burden).toFixed(1)}% of the ${r.report.reference}`;
+    const burden = Number.isFinite(v.burden) ? `${pct(v.burden)}% of the ${r.report.reference}` : '-';
     console.log(
       `${r.name}: ${r.slices} slices in ${r.seconds.toFixed(1)} s (${(r.seconds / r.slices).toFixed(2)} s/slice); lesion ${v.lesionPixels} px, ` +
         `${(v.lesionMm2 / 100).toFixed(1)} cm^2${r.report.lesions.unitsKnown ? '' : ' (voxel units not in the header: mm assumed)'}, burden ${burden} -> ${r.stem}_lesions.*`,

@@ -37,7 +37,7 @@ const flags = parseFlags(usage, {
   resume: { type: 'string' },
 });
 
-async function runFromFlags(adapterIsCpu: boolean): Promise<{ config: TrainConfig; out: string; resume: boolean }> {
+async function runFromFlags(cpu: boolean): Promise<{ config: TrainConfig; out: string; resume: boolean }> {
   if (flags.resume) {
     const fixed = (['preset', 'model', 'loss', 'size', 'filters', 'batch', 'lr', 'seed', 'fold', 'augment', 'no-augment', 'out'] as const).filter((k) => flags[k] !== undefined);
     if (fixed.length) throw new Error(`--resume continues a run with its own settings; only --epochs and --data may be given with it, not ${fixed.map((k) => `--${k}`).join(', ')}`);
@@ -50,7 +50,7 @@ async function runFromFlags(adapterIsCpu: boolean): Promise<{ config: TrainConfi
   }
   const model = oneOf('model', flags.model, ARCHITECTURES) ?? 'aunet';
   const loss = oneOf<LossName>('loss', flags.loss, ['ftl', 'dice']) ?? 'ftl';
-  const config = configFromFlags(flags, adapterIsCpu, { architecture: model, loss, fold: flags.fold !== undefined ? parseFold(flags.fold) : null });
+  const config = configFromFlags(flags, cpu, { architecture: model, loss, fold: flags.fold !== undefined ? parseFold(flags.fold) : null });
   const date = new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-');
   return { config, out: userPath(flags.out) ?? join(DEFAULT_RUNS_DIR, `${date}-${model}-${loss}`), resume: false };
 }

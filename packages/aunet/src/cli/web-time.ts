@@ -1,7 +1,7 @@
 // `pnpm --filter aunet web-time [--route swiftshader|lavapipe|both] [--size 512] [--slices 3]`:
 // the web page's time per slice in headless Chromium, as a user's browser would run it.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { init } from '@aunet/tensor';

@@ -22,6 +22,7 @@ Usage: pnpm --filter aunet web [options]
   --host ADDR         address to listen on (default 127.0.0.1, this machine only). Another
                       address exposes the page (and the checkpoint) to the network, and
                       browsers give WebGPU only to pages on localhost or https
+  --verbose           also show Dawn's (the WebGPU library's) own notices on stderr
   -h, --help          this help
 
 The page logs one line per slice to the browser console ("aunet-timing slice=k/n ms=..."), and

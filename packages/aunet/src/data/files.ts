@@ -1,6 +1,6 @@
 // Node-only: finding, reading and writing the NIfTI files on disk, and reading a lung mask for an
 // image. Outputs are written atomically through @aunet/nn's writeFileAtomic, as checkpoints are.
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -5,7 +5,7 @@
 
 import { init, type Runtime } from '@aunet/tensor';
 import {
-  CheckpointError, DataError, loadModel, maskNifti, mirroredTTA, modelPredictor, predictionFileNames, predictionReport, predictVolume, reportCsv, storedDims, withThreshold,
+  CheckpointError, DataError, loadModel, pct, maskNifti, mirroredTTA, modelPredictor, predictionFileNames, predictionReport, predictVolume, reportCsv, storedDims, withThreshold,
   type AUNet, type IntensityKind, type PredictionReport, type TrainConfig, type Volume,
 } from '../index';
 import { encodeNifti } from '../data/nifti';
@@ -366,7 +366,7 @@ async function rethreshold(): Promise<void> {
 }
 
 const fmt = (v: number, d = 1) => (Number.isNaN(v) ? '–' : v.toFixed(d));
-const pct = (v: number) => (Number.isNaN(v) ? '–' : `${(100 * v).toFixed(1)}%`);
+const percent = (v: number) => (Number.isFinite(v) ? `${pct(v)}%` : '–');
 
 function resetReport(): void {
   $('sliceReport').textContent = '–';
@@ -382,7 +382,7 @@ function showReport(): void {
   if (!result) return;
   const r = result.report.lesions;
   const v = r.volume;
-  $('volumeReport').textContent = `Volume: ${v.lesionPixels} lesion voxels, ${fmt(v.lesionMm2 / 100, 2)} cm² over all slices, ${fmt(v.lesionMl, 2)} ml; burden ${pct(v.burden)} of the body`;
+  $('volumeReport').textContent = `Volume: ${v.lesionPixels} lesion voxels, ${fmt(v.lesionMm2 / 100, 2)} cm² over all slices, ${fmt(v.lesionMl, 2)} ml; burden ${percent(v.burden)} of the body`;
   $('reportNote').textContent =
     `Voxel ${r.voxelMm.map((x) => +x.toFixed(3)).join(' x ')} mm${r.unitsKnown ? '' : ' (the header gives no unit or size: mm and 1 mm assumed)'}. ` +
     'Burden: lesion area over the body found in the image (everything but the air reached from the border), an approximation, as predict computes it without --lung-mask. ' +
@@ -392,7 +392,7 @@ function showReport(): void {
     ...r.slices.map((s) => {
       const tr = document.createElement('tr');
       tr.dataset.slice = String(s.slice);
-      for (const text of [String(s.slice), String(s.lesionPixels), fmt(s.lesionMm2), pct(s.burden)]) {
+      for (const text of [String(s.slice), String(s.lesionPixels), fmt(s.lesionMm2), percent(s.burden)]) {
         const td = document.createElement('td');
         td.textContent = text;
         tr.append(td);
@@ -411,7 +411,7 @@ function updateSliceReport(): void {
   $('sliceLabel').textContent = nz ? `${slice} of 0–${nz - 1}` : '–';
   if (!result) return;
   const s = result.report.lesions.slices[slice];
-  if (s) $('sliceReport').textContent = `Slice ${slice}: ${s.lesionPixels} lesion pixels, ${fmt(s.lesionMm2)} mm²; burden ${pct(s.burden)} of the body`;
+  if (s) $('sliceReport').textContent = `Slice ${slice}: ${s.lesionPixels} lesion pixels, ${fmt(s.lesionMm2)} mm²; burden ${percent(s.burden)} of the body`;
   for (const tr of Array.from($('slices').querySelectorAll('tbody tr'))) tr.classList.toggle('current', (tr as HTMLElement).dataset.slice === String(slice));
 }
 

@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configFromMetadata, epochFromMetadata, readCheckpointMetadata } from '../checkpoint';
 import { readCheckpointBytes } from '../run-folder';
