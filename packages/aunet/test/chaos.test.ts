@@ -1,6 +1,7 @@
 // Kill at any moment (short version of `pnpm --filter aunet chaos`): a tiny training run killed
 // with SIGKILL a few times and resumed each time ends with every epoch once, a loadable last
 // checkpoint and nothing left behind; and the check itself catches a damaged folder.
+import './conv-variant';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';

@@ -2,6 +2,7 @@
 // device: destroyed during epoch 2) stops the run with a clear error, keeps the checkpoint of the
 // last good epoch and releases the folder; --resume in a new process finishes the run. In a file
 // of its own: the device does not come back here, so the lost device comes last.
+import './conv-variant';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';

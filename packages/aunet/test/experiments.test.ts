@@ -1,6 +1,7 @@
 // The ablation and cross-validation commands on a tiny setting (filters 4-8, 32x32, 2 epochs, 12
 // slices of the shipped data shrunk to 64x64): every row and fold trains and is scored, a killed
 // ablation resumes without retraining its finished rows, and the folds partition the slices.
+import './conv-variant';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';

@@ -1,6 +1,7 @@
 // Hostile input files: every file of the hostile corpus (src/attack/hostile.ts) through the
 // loader, a few through train, evaluate and predict as child processes (exit code 1, one line
 // naming the file, no stack trace; or a correct result), and a short run of the mutation fuzzer.
+import './conv-variant';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';

@@ -1,5 +1,6 @@
 // The models: shapes, parameter counts, config checks, gradients against finite differences,
 // memory. Sizes are small, and shared with train.test.ts, so that lavapipe compiles few kernels.
+import './conv-variant';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { backward, mean, mul, noGrad, runtime, scope, sigmoid, tensor } from '@aunet/tensor';

@@ -2,6 +2,7 @@
 // output is known, lesion area and burden on hand-made masks, slice pictures, the outputs built
 // once for predict's files and the page (the same bytes from both), and the predict command end
 // to end on a small NIfTI volume (geometry kept, files readable) and on a 2-D slice.
+import './conv-variant';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';

@@ -2,6 +2,7 @@
 // in train.test.ts and chaos.test.ts): checkpoints with the trainer's record, where a run stands,
 // the metrics log, evaluation files, comparing settings, the latest best checkpoint, the check of
 // a finished folder.
+import './conv-variant';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';

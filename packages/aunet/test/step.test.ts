@@ -1,5 +1,6 @@
 // A batch run in chunks (how batches past lavapipe's 128 MiB binding limit train) gives the whole
 // batch's loss and gradients.
+import './conv-variant';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { relativeError } from '@aunet/tensor/reference';

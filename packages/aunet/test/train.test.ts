@@ -1,6 +1,7 @@
 // The trainer and the commands, on the shipped data at a tiny size (32x32, filters 4-8-16):
 // real training lowers the loss, a run killed with SIGKILL mid-epoch resumes and ends as the
 // uninterrupted run does, divergence stops cleanly, and bad inputs give one clear message.
+import './conv-variant';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';

@@ -6,6 +6,7 @@
 // without a GPU: SwiftShader (with NiiVue on WebGL2) and lavapipe through OpenGL ES
 // (compatibility-mode WebGPU; the page's 2-D view). Screenshots: test-artifacts/web-*.png.
 // Without Chromium every test here fails with a message saying so.
+import './conv-variant';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';

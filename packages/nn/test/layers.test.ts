@@ -1,5 +1,5 @@
 import { test } from 'uvu';
-import { Rng } from '@aunet/tensor';
+import { Rng, setConv2dVariant } from '@aunet/tensor';
 import * as R from '@aunet/tensor/reference';
 import type { Ref } from '@aunet/tensor/reference';
 import { randomRef, setupGPU, testRng } from '@aunet/tensor/testing';
@@ -8,7 +8,15 @@ import {
 } from '../src/index';
 import { addRef, checkLayer } from './helpers';
 
-test.before(setupGPU);
+// conv2d's GPU variant throughout: the fallback variant (the default on lavapipe) unrolls kernels
+// that take lavapipe 5-40 s each to compile on a fresh machine. Those kernels are checked against
+// the float64 reference in the tensor package's conv2d.test.ts and run in training by aunet's
+// tests; this suite checks the layers, which works the same on either variant.
+test.before(async () => {
+  await setupGPU();
+  setConv2dVariant('gpu');
+});
+test.after(() => setConv2dVariant('auto'));
 
 /** Give every parameter random values (so that affine norms and zero biases are exercised). */
 function randomize(m: Module<any, any>, rng: Rng, scale = 0.5): void {

@@ -1,10 +1,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Rng, backward, noGrad, relu, runtime, scope, tensor, type Tensor } from '@aunet/tensor';
+import { Rng, backward, noGrad, relu, runtime, scope, setConv2dVariant, tensor, type Tensor } from '@aunet/tensor';
 import { setupGPU, testRng } from '@aunet/tensor/testing';
 import { Adam, Conv2d, DeepSupervisionHead, DualAttention, Module, ReLU, ResDilBlock, Sequential, bceWithLogits } from '../src/index';
 
-test.before(setupGPU);
+// conv2d's GPU variant throughout: the fallback variant (the default on lavapipe) unrolls kernels
+// that take lavapipe 5-40 s each to compile on a fresh machine. Those kernels are checked against
+// the float64 reference in the tensor package's conv2d.test.ts and run in training by aunet's
+// tests; this suite trains a small network, which works the same on either variant.
+test.before(async () => {
+  await setupGPU();
+  setConv2dVariant('gpu');
+});
+test.after(() => setConv2dVariant('auto'));
 
 /** conv -> res_dil -> attention at full resolution, strided conv -> attention at half, deep-supervision head over both. */
 class TinyNet extends Module {

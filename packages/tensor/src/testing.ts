@@ -29,6 +29,36 @@ export function testRng(name: string): Rng {
   return new Rng(h);
 }
 
+/** Whether to run every case of the sampled sweeps: `FULL=1` (see sampleCases). */
+export function fullSweeps(): boolean {
+  const env = typeof process !== 'undefined' ? process.env.FULL : undefined;
+  return env !== undefined && env !== '' && env !== '0';
+}
+
+/**
+ * The cases of a sweep to run now. On lavapipe every new kernel costs seconds to compile on a
+ * fresh machine, so a sweep runs the cases `always` picks (those that alone reach some code path
+ * of the kernels) and `sampled` more of the others, drawn from the run's seed (SEED=n replays the
+ * same draw); `FULL=1` runs them all. Keeps the cases' order and prints what it picked.
+ */
+export function sampleCases<C>(name: string, cases: readonly C[], o: { always: (c: C) => boolean; sampled: number }): C[] {
+  const fixed = cases.filter(o.always);
+  const others = cases.filter((c) => !o.always(c));
+  let picked: C[];
+  if (fullSweeps() || o.sampled >= others.length) {
+    picked = [...cases];
+  } else {
+    const rng = testRng(`${name} sample`);
+    const order = others.map((c) => ({ c, key: rng.uniform() })).sort((a, b) => a.key - b.key);
+    const drawn = new Set(order.slice(0, o.sampled).map((e) => e.c));
+    picked = cases.filter((c) => o.always(c) || drawn.has(c));
+  }
+  const all = picked.length === cases.length;
+  const drawn = picked.filter((c) => !o.always(c)).map((c) => `#${cases.indexOf(c) + 1}`);
+  console.log(`  ${name}: ${all ? `all ${cases.length}` : `${picked.length} of ${cases.length}`} cases${all ? '' : ` (${fixed.length} always; drawn by the seed: ${drawn.join(', ')}; FULL=1 runs all)`}`);
+  return picked;
+}
+
 /**
  * Initialise WebGPU and switch on output poisoning (every new buffer starts as NaN). When WebGPU
  * cannot start, print why and exit with code 1: uvu swallows an exception thrown by a `before`

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as R from '../src/reference/index';
-import { checkOp, randomRef, setupGPU, testRng, toTensor } from '../src/testing';
+import { checkOp, randomRef, sampleCases, setupGPU, testRng, toTensor } from '../src/testing';
 import * as T from '../src/index';
 import type { Rng } from '../src/random';
 import { forwardAxis, inputGradAxis, rowSpacing } from '../src/ops/conv2d/taps';
@@ -85,6 +85,8 @@ interface Case {
   bias?: boolean;
   /** Elements per input checked by finite differences (default 48). */
   fd?: number;
+  /** Run every time: the case alone reaches some kernel path of its variant (the others are sampled, see sampleCases). */
+  always?: boolean;
 }
 
 async function checkConv(rng: Rng, c: Case, label = ''): Promise<void> {
@@ -104,11 +106,14 @@ async function checkConv(rng: Rng, c: Case, label = ''): Promise<void> {
   });
 }
 
-// Every case runs on the GPU variant (small tiles: quick to compile on lavapipe).
+// The GPU variant's cases (small tiles: quick to compile on lavapipe, yet a second or more each on
+// a fresh machine). Every run: the forward, input-gradient and weight-gradient kernels at stride 1
+// and stride 2 (tiles aligned to the stride) on planes that are no multiple of the tiles; the
+// rest are drawn by the seed.
 const CASES: Case[] = [
-  { x: [1, 3, 17, 23], cout: 5, k: 3, padding: 1 },
+  { x: [1, 3, 17, 23], cout: 5, k: 3, padding: 1, always: true },
   { x: [1, 3, 17, 23], cout: 5, k: 3 }, // no padding: 15x21 output
-  { x: [2, 5, 13, 11], cout: 13, k: 3, stride: 2, padding: 1 }, // odd input, stride 2
+  { x: [2, 5, 13, 11], cout: 13, k: 3, stride: 2, padding: 1, always: true }, // odd input, stride 2
   { x: [1, 3, 9, 12], cout: 3, k: 3, stride: 2 }, // stride 2, no padding
   { x: [2, 4, 16, 16], cout: 8, k: 1, stride: 2 }, // 1x1 stride 2, aligned rows
   { x: [3, 5, 11, 14], cout: 6, k: 3, padding: 2, dilation: 2, bias: false },
@@ -136,9 +141,14 @@ const CASES: Case[] = [
 // place, other rows from a padded copy; 7 groups of 4 channels on 8 lanes), stride 2 (input
 // gradient by stride phase, even and odd sizes, padded copy and in place, padding larger than the
 // stride; forward with 8 channels per lane), stride 3 (all phases in one tile), dilation 4 beyond
-// the input, and few channels (padded copies).
+// the input, and few channels (padded copies). Each of these compiles kernels that take lavapipe
+// 5-50 s on a fresh machine (its shader cache empty), so every run takes the two that reach every
+// kernel family of the variant, and the seed draws the rest: few channels at stride 1 (forward,
+// the 8x8 input-gradient tile, weight gradient over a band of input channels, padded copies),
+// and 32 channels at stride 2 (shared subgroup loads, two channel groups per lane in the forward,
+// the input gradient by stride phase from a padded copy).
 const FALLBACK_CASES: Case[] = [
-  { x: [1, 3, 17, 23], cout: 5, k: 3, padding: 1 },
+  { x: [1, 3, 17, 23], cout: 5, k: 3, padding: 1, always: true },
   { x: [2, 5, 13, 11], cout: 13, k: 3, stride: 2, padding: 1 },
   { x: [2, 6, 12, 8], cout: 7, k: 3, padding: 3, stride: 2 },
   { x: [2, 3, 5, 6], cout: 4, k: 3, padding: 4, dilation: 4 },
@@ -149,7 +159,7 @@ const FALLBACK_CASES: Case[] = [
   { x: [1, 32, 5, 8], cout: 28, k: 3, padding: 4, dilation: 4, bias: false, fd: 6 }, // contiguous tile rows (see rowSpacing)
   { x: [1, 32, 16, 8], cout: 32, k: 3, padding: 4, dilation: 4, fd: 6 }, // tile rows spaced 4 apart
   { x: [1, 32, 4, 16], cout: 32, k: 3, padding: 1, stride: 2, fd: 6 },
-  { x: [1, 32, 7, 12], cout: 32, k: 3, padding: 1, stride: 2, fd: 6 },
+  { x: [1, 32, 7, 12], cout: 32, k: 3, padding: 1, stride: 2, fd: 6, always: true },
   // Stride 2 where 8 channels per lane still fill 3/4 of a subgroup's lanes (41-64 channels, on
   // adapters with 8-lane subgroups): the forward's lanes take two groups of 4 channels. 60: the
   // last lane's second group is empty; 42: 6 of 8 lanes busy and a partial group of 4; rows of
@@ -163,6 +173,7 @@ const FALLBACK_CASES: Case[] = [
 
 // 1x1, stride 1, no padding, at most 4 output channels: the dedicated per-pixel kernels (small, on
 // both variants), with vec4 units along the plane when H*W is a multiple of 4, f32 units otherwise.
+// Quick to compile: all of them run every time.
 const SMALL_1X1_CASES: Case[] = [
   { x: [2, 3, 7, 9], cout: 1, k: 1 }, // 63 pixels: f32 units
   { x: [1, 32, 5, 11], cout: 2, k: 1, bias: false, fd: 12 },
@@ -178,12 +189,16 @@ const SMALL_1X1_CASES: Case[] = [
   { x: [64, 2, 9, 31], cout: 2, k: 1, fd: 6 }, // f32 units
 ];
 
+// How many of the cases not marked `always` each run draws (FULL=1: all of them).
+const SAMPLED = { gpu: 5, fallback: 2 };
+
 for (const [variant, cases] of [['gpu', CASES], ['fallback', FALLBACK_CASES]] as const) {
   test(`conv2d (${variant} kernels): forward, input, weight and bias gradients`, async () => {
     T.setConv2dVariant(variant);
     try {
       const rng = testRng(`conv2d-${variant}`);
-      for (const c of cases) await checkConv(rng, c, ` [${variant}]`);
+      const picked = sampleCases(`conv2d ${variant} kernels`, cases, { always: (c) => c.always === true, sampled: SAMPLED[variant] });
+      for (const c of picked) await checkConv(rng, c, ` [${variant}]`);
     } finally {
       T.setConv2dVariant('auto'); // a failure must not leave the next tests on this variant
     }
@@ -228,29 +243,34 @@ test('conv2d rejects bad shapes and options with clear errors', async () => {
   w.dispose();
 });
 
+// The geometries of two cases above that run every time, so that on lavapipe no kernel is new
+// here: stride 1 with padded copies of few channels, and stride 2 with the fallback's input
+// gradient by stride phase and a padded copy of the output gradient (rows of 6).
 test('conv2d backward frees its temporaries', async () => {
   const rng = testRng('conv2d-memory');
-  const x = toTensor(randomRef(rng, [1, 5, 9, 10]), true);
-  const w = toTensor(randomRef(rng, [6, 5, 3, 3]), true);
-  const b = toTensor(randomRef(rng, [6]), true);
-  const step = () => {
-    const y = T.conv2d(x, w, b, { padding: 1, stride: 2 });
-    const l = T.sum(y);
-    T.backward(l);
-    y.dispose();
-    l.dispose();
-    T.dispose(x.grad, w.grad, b.grad);
-    x.grad = w.grad = b.grad = null;
-  };
-  step();
-  await T.runtime().sync();
-  const before = T.runtime().memory();
-  for (let i = 0; i < 3; i++) step();
-  await T.runtime().sync();
-  const after = T.runtime().memory();
-  assert.equal(after.bytesInUse, before.bytesInUse);
-  assert.equal(after.buffersInUse, before.buffersInUse);
-  T.dispose(x, w, b);
+  for (const c of [{ x: [1, 3, 17, 23], cout: 5, stride: 1 }, { x: [1, 32, 7, 12], cout: 32, stride: 2 }]) {
+    const x = toTensor(randomRef(rng, c.x), true);
+    const w = toTensor(randomRef(rng, [c.cout, c.x[1], 3, 3]), true);
+    const b = toTensor(randomRef(rng, [c.cout]), true);
+    const step = () => {
+      const y = T.conv2d(x, w, b, { padding: 1, stride: c.stride });
+      const l = T.sum(y);
+      T.backward(l);
+      y.dispose();
+      l.dispose();
+      T.dispose(x.grad, w.grad, b.grad);
+      x.grad = w.grad = b.grad = null;
+    };
+    step();
+    await T.runtime().sync();
+    const before = T.runtime().memory();
+    for (let i = 0; i < 3; i++) step();
+    await T.runtime().sync();
+    const after = T.runtime().memory();
+    assert.equal(after.bytesInUse, before.bytesInUse, `x [${c.x}], stride ${c.stride}: bytes in use`);
+    assert.equal(after.buffersInUse, before.buffersInUse, `x [${c.x}], stride ${c.stride}: buffers in use`);
+    T.dispose(x, w, b);
+  }
 });
 
 test.run();

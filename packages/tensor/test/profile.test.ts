@@ -90,9 +90,12 @@ async function profiledConv(xShape: number[], wShape: number[], opts: { stride?:
 
 const flopsOfKind = (p: T.Profile, kind: string) => p.dispatches.filter((d) => T.kernelKind(d.kernel, d.backward) === kind).reduce((a, d) => a + d.flops, 0);
 
+// The strided convs below have the geometry of a conv2d.test.ts case that runs every time, so
+// that on a fresh machine lavapipe compiles none of the fallback's large kernels again (the cache
+// keeps them), and the fallback variant takes its input gradient by stride phase.
 test('declared flops: a strided conv and a 1x1 conv count 2 per multiply-add in each of the three passes, on both variants', async () => {
   const cases: { x: number[]; w: number[]; opts: { stride?: number; padding?: number }; out: number }[] = [
-    { x: [1, 4, 9, 10], w: [8, 4, 3, 3], opts: { stride: 2, padding: 1 }, out: 5 * 5 },
+    { x: [1, 32, 7, 12], w: [32, 32, 3, 3], opts: { stride: 2, padding: 1 }, out: 4 * 6 },
     { x: [2, 6, 5, 7], w: [3, 6, 1, 1], opts: {}, out: 5 * 7 },
   ];
   try {
@@ -115,12 +118,12 @@ test('declared flops: a strided conv and a 1x1 conv count 2 per multiply-add in 
 test('declared flops: the strided input gradient in phases shares its count by each phase\'s pixels times taps', async () => {
   T.setConv2dVariant('fallback');
   try {
-    const p = await profiledConv([1, 4, 9, 10], [8, 4, 3, 3], { stride: 2, padding: 1 });
+    const p = await profiledConv([1, 32, 7, 12], [32, 32, 3, 3], { stride: 2, padding: 1 });
     const phases = p.dispatches.filter((d) => d.backward && d.kernel === 'conv2d.corr').map((d) => d.flops).sort((a, b) => a - b);
-    // dx rows 0, 2, .., 8 get 1 tap (ky = 1), rows 1, .., 7 get 2; columns 0, .., 8 get 1, 1, .., 9 get 2:
-    // phase work 5*5, 5*10, 4*2*5, 4*2*10 = 25, 50, 40, 80 pixel-taps of 195.
-    const all = 2 * 1 * 8 * 25 * 4 * 9;
-    assert.equal(phases.map((f) => Math.round(f * 1e6) / 1e6), [25, 40, 50, 80].map((w) => Math.round(((all * w) / 195) * 1e6) / 1e6));
+    // dx rows 0, 2, 4, 6 get 1 tap (ky = 1), rows 1, 3, 5 get 2; columns 0, .., 10 get 1, 1, .., 11 get 2:
+    // phase work 4*6, 4*2*6, 3*2*6, 3*2*2*6 = 24, 48, 36, 72 pixel-taps of 180.
+    const all = 2 * 1 * 32 * (4 * 6) * 32 * 9;
+    assert.equal(phases.map((f) => Math.round(f * 1e6) / 1e6), [24, 36, 48, 72].map((w) => Math.round(((all * w) / 180) * 1e6) / 1e6));
   } finally {
     T.setConv2dVariant('auto');
   }
