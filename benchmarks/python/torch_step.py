@@ -72,7 +72,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.block = ConvBlock(cin, c, stride)
         self.res = ResDil(c, cfg["dilations"])
-        self.att = DualAttention(c, cfg["reduction"]) if cfg["model"] == "aunet" else None
+        self.att = DualAttention(c, cfg["reduction"]) if cfg.get("architecture", cfg.get("model")) == "aunet" else None
 
     def forward(self, x):
         y = self.res(self.block(x))
@@ -85,7 +85,7 @@ class Decoder(nn.Module):
         self.up = ConvBlock(cin, c)
         self.fuse = ConvBlock(2 * c, c)
         self.res = ResDil(c, cfg["dilations"])
-        self.att = DualAttention(c, cfg["reduction"]) if cfg["model"] == "aunet" else None
+        self.att = DualAttention(c, cfg["reduction"]) if cfg.get("architecture", cfg.get("model")) == "aunet" else None
 
     def forward(self, x, skip):
         h = self.up(F.interpolate(x, scale_factor=2, mode="nearest"))

@@ -3,7 +3,9 @@
 // with --full), and inference on one 512x512 slice, each beside PyTorch on the same network in the
 // same run. The network is the aunet package's own (`AUNet`, `batchLossAndGradients`,
 // `predictProbabilities`), and PyTorch's is built from the same ModelConfig (its parameter count
-// is checked against ours), so the two cannot drift apart.
+// is checked against ours), so the two cannot drift apart. The inference rows also time ONNX
+// Runtime (onnxruntime-node, CPU) on our model exported to ONNX with the same weights
+// (`exportOnnx`), its probabilities checked against ours.
 //
 // Method: per case the model and data are made once; one warm-up step (pipeline compilation),
 // then timed steps until `runs` or the time budget; each step ends when its results are on the
@@ -12,8 +14,9 @@
 
 import { Adam, manualSeed } from '@aunet/nn';
 import { Rng, init, profileSection, runtime, summariseProfile, type Profile } from '@aunet/tensor';
-import { AUNet, batchLossAndGradients, batchThatFits, defaultModelConfig, predictProbabilities, type ModelConfig } from 'aunet';
+import { AUNet, batchLossAndGradients, batchThatFits, defaultModelConfig, exportOnnx, predictProbabilities, type ModelConfig } from 'aunet';
 import { errorText, peakShare, sig, timeRuns, timingPlan, type Suite, type SuiteOptions } from '../common';
+import { ortNote, timeOrt, type OrtTiming } from '../peers/ort';
 import { runTorchScript } from '../peers/torch';
 
 interface StepCase {
@@ -35,6 +38,12 @@ export interface StepRecord {
   torch_ms: number | null;
   /** ms / torch_ms: how many times PyTorch's time this project takes (below 1: faster). */
   ratio: number | null;
+  /** Inference rows: median ms per slice of ONNX Runtime (onnxruntime-node, CPU, 2 threads) on our model exported to ONNX; null on training rows. */
+  ort_ms: number | null;
+  /** ms / ort_ms. */
+  ort_ratio: number | null;
+  /** Worst |ONNX Runtime - ours| over the timed slice's probabilities. */
+  ort_max_diff: number | null;
   /** Peak bytes of GPU buffers during the timed steps. */
   peak_bytes: number | null;
   /** PyTorch process's peak resident set after the case. */
@@ -140,6 +149,8 @@ async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>, profile
   const plane = c.size * c.size;
   const x = Float32Array.from({ length: c.batch * plane }, () => rng.uniform());
   const opt = c.mode === 'train' ? new Adam(model, { lr: 5e-5 }) : null;
+  // Inference: the last step's probabilities, to check ONNX Runtime's against.
+  let probabilities: Float32Array | null = null;
   try {
     let step: () => Promise<void>;
     if (opt) {
@@ -156,7 +167,7 @@ async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>, profile
       model.eval();
       const images = [x];
       step = async () => {
-        await predictProbabilities(model, images, 1);
+        probabilities = (await predictProbabilities(model, images, 1))[0];
       };
     }
     await step(); // compile
@@ -178,7 +189,18 @@ async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>, profile
         profile = summariseStepProfile(p, rates);
       }
     }
-    return { ms: t.ms, runs: t.runs, peak, dispatches, params, profile };
+    // ONNX Runtime on the same weights, after ours (the two never share the CPU).
+    let ort: OrtTiming | null = null;
+    let ortError: string | undefined;
+    if (c.mode === 'infer' && probabilities) {
+      try {
+        const { bytes } = await exportOnnx(model);
+        ort = await timeOrt(bytes, x, [c.batch, c.config.inChannels, c.size, c.size], probabilities, plan);
+      } catch (e) {
+        ortError = `ort failed: ${errorText(e)}`;
+      }
+    }
+    return { ms: t.ms, runs: t.runs, peak, dispatches, params, profile, ort, ortError };
   } finally {
     opt?.dispose();
     model.dispose();
@@ -198,13 +220,15 @@ export const suite: Suite = {
     // A step takes seconds: a few runs are enough for a median.
     const plan = options.quick ? { warmup: 1, runs: 2, budgetMs: 1 } : { warmup: 1, runs: 5, budgetMs: 60_000 };
     const notes = [`adapter: ${adapter}`, `timing: ${plan.runs} steps at most (or ${plan.budgetMs / 1000} s) after a warm-up step`];
-    const ours = new Map<number, { ms: number | null; runs: number; peak: number | null; dispatches: number | null; params: number | null; profile?: StepProfile | null; note?: string }>();
+    const ours = new Map<number, { ms: number | null; runs: number; peak: number | null; dispatches: number | null; params: number | null; profile?: StepProfile | null; ort?: OrtTiming | null; ortError?: string; note?: string }>();
     for (const c of list) {
       log(`ours: ${c.model} ${c.mode} ${c.size}x${c.size} batch ${c.batch}...`);
       try {
         const r = await runOurs(c, plan, options.profile, options);
         ours.set(c.id, r);
         log(`  ${r.ms.toFixed(0)} ms, peak ${(r.peak / 2 ** 30).toFixed(2)} GiB, ${r.dispatches} dispatches`);
+        if (r.ort) log(`  ort: ${r.ort.ms.toFixed(0)} ms, worst |ort - ours| ${r.ort.worstDiff.toExponential(2)}`);
+        if (r.ortError) log(`  ${r.ortError}`);
         if (r.profile) notes.push(...profileLines(label(c), r.profile));
       } catch (e) {
         ours.set(c.id, { ms: null, runs: 0, peak: null, dispatches: null, params: null, note: `failed: ${errorText(e)}` });
@@ -218,6 +242,8 @@ export const suite: Suite = {
       torch = r.results;
       notes.push(...r.notes);
     } else notes.push('torch: not run (--no-torch)');
+    const ortVersion = [...ours.values()].find((o) => o.ort)?.ort?.version;
+    if (ortVersion) notes.push(ortNote(ortVersion));
 
     const records: StepRecord[] = list.map((c) => {
       const o = ours.get(c.id)!;
@@ -230,6 +256,9 @@ export const suite: Suite = {
         ms: sig(o.ms),
         torch_ms: sig(t?.ms ?? null),
         ratio: sig(o.ms && t?.ms ? o.ms / t.ms : null, 3),
+        ort_ms: sig(o.ort?.ms ?? null),
+        ort_ratio: sig(o.ms && o.ort?.ms ? o.ms / o.ort.ms : null, 3),
+        ort_max_diff: o.ort ? sig(o.ort.worstDiff, 2) : null,
         peak_bytes: o.peak,
         torch_peak_rss: t?.peak_rss ?? null,
         dispatches: o.dispatches,
@@ -239,19 +268,19 @@ export const suite: Suite = {
         runs: o.runs,
       };
       if (o.profile) rec.profile = o.profile;
-      const why = [o.note, t?.note && `torch: ${t.note}`, o.params && t?.params && o.params !== t.params ? `parameter counts differ: ${o.params} vs torch ${t.params}` : null].filter(Boolean);
+      const why = [o.note, o.ortError, t?.note && `torch: ${t.note}`, o.params && t?.params && o.params !== t.params ? `parameter counts differ: ${o.params} vs torch ${t.params}` : null].filter(Boolean);
       if (why.length) rec.note = why.join('; ');
       return rec;
     });
     const gib = (b: number | null) => (b === null ? null : sig(b / 2 ** 30, 3));
-    notes.push('ratio = our ms / torch ms (below 1: we are faster); peak = GPU buffers (ours), process RSS (PyTorch)');
+    notes.push('ratio = our ms / torch ms (below 1: we are faster); ort ratio = our ms / ort ms; peak = GPU buffers (ours), process RSS (PyTorch)');
     return {
       table: {
         columns: [
           { title: 'model', align: 'left' }, { title: 'mode', align: 'left' }, { title: 'size' }, { title: 'batch' },
-          { title: 'ms' }, { title: 'torch ms' }, { title: 'ratio' }, { title: 'peak GiB' }, { title: 'torch RSS GiB' }, { title: 'dispatches' },
+          { title: 'ms' }, { title: 'torch ms' }, { title: 'ratio' }, { title: 'ort ms' }, { title: 'ort ratio' }, { title: 'peak GiB' }, { title: 'torch RSS GiB' }, { title: 'dispatches' },
         ],
-        rows: records.map((r) => [r.model, r.mode, r.size, r.batch, r.ms, r.torch_ms, r.ratio, gib(r.peak_bytes), gib(r.torch_peak_rss), r.dispatches]),
+        rows: records.map((r) => [r.model, r.mode, r.size, r.batch, r.ms, r.torch_ms, r.ratio, r.ort_ms, r.ort_ratio, gib(r.peak_bytes), gib(r.torch_peak_rss), r.dispatches]),
       },
       records,
       notes,

@@ -13,5 +13,6 @@ export { bodyMask, lesionReport, lesionCsv, voxelSizeMm, type LesionReport, type
 export { overlayRgb, overlayPng, displayFlips, type DisplayFlips, type OverlayStyle } from './overlay';
 export { batchLossAndGradients } from './step';
 export { lossFromSums, pooledLoss, type LossSpec } from './loss';
+export { exportOnnx, onnxMetadata, ONNX_OPSET, ONNX_IR_VERSION, ONNX_INPUT, ONNX_OUTPUT, type OnnxExport, type OnnxExportOptions } from './onnx-export';
 export { evaluate, evaluateSlices, scoreSlices, resolutionReport, checkFinite, type EvaluationReport, type ResolutionReport } from './evaluate';
 export * from './data/index';
