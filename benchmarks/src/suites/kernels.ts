@@ -8,6 +8,9 @@
 // median is reported. Backward passes run the forward once under autodiff and time
 // `backward(y, { grad, retainGraph: true })`, with requiresGrad only on the input (backward-input)
 // or only on the weights (backward-weight).
+//
+// AUNET_CONV2D=direct|winograd (environment) forces how 3x3 stride-1 convs run (setConv2dAlgorithm
+// in @aunet/tensor; default auto: the tuning table), to compare the two on the same shapes.
 
 import * as T from '@aunet/tensor';
 import { backward, init, noGrad, onesLike, runtime, scope, tidy, type Tensor } from '@aunet/tensor';
@@ -181,11 +184,14 @@ export const suite: Suite = {
     const rt = await init();
     const adapter = rt.describe();
     log(`adapter: ${adapter}`);
+    const algorithm = process.env.AUNET_CONV2D ?? 'auto';
+    if (algorithm !== 'auto' && algorithm !== 'direct' && algorithm !== 'winograd') throw new Error(`AUNET_CONV2D must be auto, direct or winograd, got "${algorithm}"`);
+    if (has('setConv2dAlgorithm')) op('setConv2dAlgorithm')(algorithm);
     const sizes = options.full ? [128, 256, 512] : [128, 256];
     const cases = allCases(sizes, options.only);
     if (!cases.length) throw new Error(`--only "${options.only}" matches no case (labels look like "conv2d forward 4x32x128x128 k3 d1 s1 ->32")`);
     const plan = timingPlan(options);
-    const notes: string[] = [`adapter: ${adapter}`];
+    const notes: string[] = [`adapter: ${adapter}`, `3x3 stride-1 convs: ${algorithm} (AUNET_CONV2D)`];
 
     const missing = [...new Set(cases.map((c) => EXPORTS[c.op]).filter((n) => !has(n)))];
     if (missing.length) notes.push(`not yet in @aunet/tensor, skipped: ${missing.join(', ')}`);

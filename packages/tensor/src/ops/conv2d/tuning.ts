@@ -76,10 +76,65 @@ export function inputGradTile(g: { kh: number; kw: number; s: number; d: number 
   return t.dxTall && g.kh <= 3 && g.kw <= 3 && g.s === 1 && g.d <= 2 ? t.dxTall : t.dx;
 }
 
+let algorithm: 'auto' | 'direct' | 'winograd' = 'auto';
+
+/**
+ * Choose how 3x3 stride-1 convolutions run: 'auto' (by the table in {@link useWinograd}), or force
+ * the direct kernels or Winograd F(2x2, 3x3) (tests, benchmarks; 'winograd' still leaves every
+ * other shape to the direct kernels).
+ */
+export function setConv2dAlgorithm(a: 'auto' | 'direct' | 'winograd'): void {
+  algorithm = a;
+}
+
+/**
+ * Whether a 3x3 stride-1 conv's forward pass ('forward') or input gradient ('inputGrad') takes
+ * Winograd F(2x2, 3x3) (winograd.ts) instead of the direct correlation kernel. The table, measured
+ * on lavapipe (fallback variant, shared subgroup loads; `AUNET_CONV2D=direct|winograd pnpm bench
+ * kernels --quick --only "k3 d2 s1"` and d4, batch 4, padding = dilation, Cin = Cout, images 128
+ * and 256, 2026-12-07):
+ *   - 128 to 512 channels (planes 64x64 to 8x8): Winograd 1.07-3.3x faster in both passes and at
+ *     every dilation; the gain grows with the channels, as the transforms' share of the time
+ *     (they scale with channels, the GEMM with channels squared) shrinks.
+ *   - 64 channels (64x64 and 128x128 planes): the forward with dilation 1 1.4-1.8x faster
+ *     (`--only "k3 d1 s1"`); its input gradient 0.9-1.2x and both passes at dilations 2 and 4
+ *     0.78-1.3x, as often slower as faster: direct.
+ *   - 32 channels (128x128 and 256x256): 0.65-0.95x (the transforms cost more than the GEMM): direct.
+ * So: Winograd where both channel counts are at least 128 (64 for the forward with dilation 1), with
+ * dilation 1, 2 or 4 and padding equal to the dilation (the measured shapes). Never on the 'gpu'
+ * variant (not measured there).
+ */
+export function useWinograd(g: { kh: number; kw: number; s: number; d: number; p: number; ci: number; co: number }, pass: 'forward' | 'inputGrad'): boolean {
+  if (g.kh !== 3 || g.kw !== 3 || g.s !== 1 || algorithm === 'direct') return false;
+  if (algorithm === 'winograd') return true;
+  if (tuning().name !== 'fallback' || !shareFor(pass === 'forward' ? g.co : g.ci)) return false;
+  const minChannels = pass === 'forward' && g.d === 1 ? WINOGRAD_MIN_CHANNELS_FORWARD_D1 : WINOGRAD_MIN_CHANNELS;
+  return (g.d === 1 || g.d === 2 || g.d === 4) && g.p === g.d && Math.min(g.ci, g.co) >= minChannels;
+}
+
+/** Channels (input and output) from which Winograd pays on the fallback variant (see useWinograd). */
+export const WINOGRAD_MIN_CHANNELS = 128;
+/** The same for the forward pass with dilation 1. */
+export const WINOGRAD_MIN_CHANNELS_FORWARD_D1 = 64;
+
 export function tuning(): Tuning {
-  if (variant === 'fallback') return FALLBACK;
-  if (variant === 'gpu') return GPU;
+  const chosen = variant !== 'auto' ? variant : variantFromEnvironment();
+  if (chosen === 'fallback') return FALLBACK;
+  if (chosen === 'gpu') return GPU;
   return runtime().adapter.isFallback ? FALLBACK : GPU;
+}
+
+/**
+ * AUNET_CONV2D_VARIANT=fallback|gpu: the variant for a whole process and the processes it starts,
+ * where setConv2dVariant cannot reach (tests of the trainer's commands on tiny networks, where
+ * compiling the fallback variant's big kernels costs more than running the small ones). Read on
+ * every call: cheap, and a test may set it after import.
+ */
+function variantFromEnvironment(): 'auto' | 'fallback' | 'gpu' {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.AUNET_CONV2D_VARIANT;
+  if (v === undefined || v === '' || v === 'auto') return 'auto';
+  if (v === 'fallback' || v === 'gpu') return v;
+  throw new Error(`AUNET_CONV2D_VARIANT must be fallback, gpu or auto, got "${v}"`);
 }
 
 /** Workgroup size of every conv2d kernel. */

@@ -1,0 +1,235 @@
+// Winograd F(2x2, 3x3) conv kernels (packages/tensor/src/ops/conv2d/winograd.ts), called directly
+// so that they are tested whether or not the tuning table selects them: forward and input
+// gradient against the float64 reference on random data, outputs poisoned (every new buffer starts
+// as NaN), planes that are no multiple of the 2x2 tile nor of the GEMM's 16- or 32-tile block,
+// dilations 1, 2, 4, with and without the shared-load GEMM, and chunked over images.
+//
+// Tolerance: the error is measured as the worst absolute difference over the reference's largest
+// magnitude (as checkOp does). F(2x2, 3x3)'s transforms have constants 1 and 1/2 only, so its
+// float32 rounding stays at the direct kernel's: on these cases (printed by the first test)
+// Winograd 1.0-3.9e-7, the direct kernel 0.9-6.4e-7 (it sums 9x more products per output). The
+// tolerance, 2e-6, leaves 5x head-room over the worst Winograd error measured and is still far
+// below what a wrong tap or a missed tile gives (order 1e-1).
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as R from '../src/reference/index';
+import { relativeError } from '../src/reference/core';
+import { checkOp, randomRef, setupGPU, testRng, toTensor } from '../src/testing';
+import * as T from '../src/index';
+import { scope } from '../src/tensor';
+import { geometry } from '../src/ops/conv2d/geometry';
+import { setWinogradChunkLimit, winogradForward, winogradInputGrad, winogradInputGradApplies } from '../src/ops/conv2d/winograd';
+import { WINOGRAD_MIN_CHANNELS, useWinograd } from '../src/ops/conv2d/tuning';
+
+test.before(setupGPU);
+test.after(() => {
+  setWinogradChunkLimit(null);
+  T.setConv2dAlgorithm('auto');
+  T.setConv2dVariant('auto');
+});
+
+const TOL = 2e-6;
+
+interface Case {
+  x: number[];
+  cout: number;
+  padding: number;
+  dilation: number;
+  bias?: boolean;
+}
+
+// Channels of 32, 60 and 64 take the shared-load GEMM (>= ~24 output channels on lavapipe); the
+// others the unshared one. For the input gradient the roles swap (its outputs are Cin). Planes
+// whose rows are whole vec4s with tiles in groups of 4 take the vec4 transforms (input and output
+// separately), channel counts that are multiples of 4 the vec4 weight transform; the rest the
+// scalar kernels.
+const CASES: Case[] = [
+  { x: [2, 5, 13, 11], cout: 7, padding: 1, dilation: 1 },
+  { x: [1, 3, 17, 23], cout: 5, padding: 0, dilation: 1, bias: false },
+  { x: [2, 6, 19, 14], cout: 9, padding: 2, dilation: 2 },
+  { x: [1, 4, 21, 10], cout: 6, padding: 4, dilation: 4 },
+  { x: [1, 3, 9, 9], cout: 5, padding: 3, dilation: 2 },
+  { x: [2, 20, 9, 13], cout: 64, padding: 1, dilation: 1 },
+  { x: [1, 36, 11, 18], cout: 60, padding: 2, dilation: 2 },
+  { x: [2, 64, 8, 8], cout: 33, padding: 4, dilation: 4 },
+  // vec4 transforms
+  { x: [2, 8, 12, 16], cout: 12, padding: 1, dilation: 1 },
+  { x: [1, 36, 11, 16], cout: 60, padding: 2, dilation: 2 },
+  { x: [2, 32, 20, 20], cout: 32, padding: 4, dilation: 4 },
+  { x: [1, 4, 10, 18], cout: 8, padding: 0, dilation: 1, bias: false },
+  { x: [1, 4, 12, 14], cout: 4, padding: 3, dilation: 2 },
+];
+
+const label = (c: Case) => `x[${c.x}] -> ${c.cout}, p${c.padding} d${c.dilation}${c.bias === false ? ' no bias' : ''}`;
+
+/** Forward and input-gradient errors of one case against the float64 reference: Winograd's and the direct kernel's. */
+async function errors(c: Case, seedName: string) {
+  const rng = testRng(seedName);
+  const opts = { padding: c.padding, dilation: c.dilation };
+  const x = randomRef(rng, c.x);
+  const w = randomRef(rng, [c.cout, c.x[1], 3, 3], { low: -0.5, high: 0.5 });
+  const b = c.bias === false ? null : randomRef(rng, [c.cout]);
+  const yRef = R.conv2d(x, w, b, opts);
+  const gy = randomRef(rng, yRef.shape);
+  const dxRef = R.conv2dBackward(x, w, b, opts, gy)[0];
+  return scope(async () => {
+    const xt = toTensor(x);
+    const wt = toTensor(w);
+    const bt = b ? toTensor(b) : null;
+    const g = geometry(xt, wt, bt, opts);
+    const y = winogradForward(xt, wt, bt, g);
+    assert.ok(y, `${label(c)}: Winograd applies`);
+    assert.equal(y!.shape, yRef.shape);
+    const direct = T.conv2d(xt, wt, bt, opts);
+    const out = {
+      forward: relativeError(await y!.data(), yRef.data),
+      directForward: relativeError(await direct.data(), yRef.data),
+      inputGrad: NaN,
+    };
+    if (winogradInputGradApplies(g)) {
+      const dx = winogradInputGrad(toTensor(gy), wt, g);
+      assert.ok(dx, `${label(c)}: Winograd input gradient applies`);
+      assert.equal(dx!.shape, c.x);
+      out.inputGrad = relativeError(await dx!.data(), dxRef.data);
+    }
+    return out;
+  });
+}
+
+test('forward and input gradient match the float64 reference (dilations 1, 2, 4; planes not multiples of the tiles)', async () => {
+  for (const c of CASES) {
+    const e = await errors(c, `winograd ${label(c)}`);
+    console.log(`  ${label(c)}: forward ${e.forward.toExponential(2)} (direct ${e.directForward.toExponential(2)}), input gradient ${e.inputGrad.toExponential(2)}`);
+    assert.ok(e.forward <= TOL, `${label(c)} forward: relative error ${e.forward} > ${TOL}`);
+    assert.ok(e.inputGrad <= TOL, `${label(c)} input gradient: relative error ${e.inputGrad} > ${TOL}`);
+  }
+});
+
+test('batches whose transformed planes pass the binding limit run in chunks of images', async () => {
+  // Bytes of V and M per image (tiles rounded up to the GEMM block): 16 floats per channel and tile,
+  // 64 x 64 x 64 = 256 KiB for the first case, 64 x 8 x 48 = 24 KiB for the second: 2 images a chunk.
+  try {
+    const cases = [
+      { c: { x: [5, 20, 13, 11], cout: 64, padding: 1, dilation: 1 }, limit: 520 * 1024 },
+      { c: { x: [3, 7, 12, 10], cout: 6, padding: 2, dilation: 2 }, limit: 50 * 1024 },
+    ];
+    for (const { c, limit } of cases) {
+      setWinogradChunkLimit(limit);
+      const e = await errors(c, `winograd chunks ${label(c)}`);
+      assert.ok(e.forward <= TOL, `${label(c)} forward in chunks: relative error ${e.forward}`);
+      assert.ok(e.inputGrad <= TOL, `${label(c)} input gradient in chunks: relative error ${e.inputGrad}`);
+    }
+    // Not even one image fits: no Winograd (the caller falls back to the direct kernel).
+    setWinogradChunkLimit(1024);
+    await scope(async () => {
+      const x = toTensor(randomRef(testRng('winograd too large'), [1, 4, 16, 16]));
+      const w = toTensor(randomRef(testRng('winograd too large w'), [4, 4, 3, 3]));
+      assert.is(winogradForward(x, w, null, geometry(x, w, null, { padding: 1 })), null);
+    });
+  } finally {
+    setWinogradChunkLimit(null);
+  }
+});
+
+test('applies to 3x3 stride 1 only; the input gradient for padding up to 2 x dilation', async () => {
+  await scope(async () => {
+    const x = toTensor(randomRef(testRng('winograd applies'), [1, 2, 9, 9]));
+    const w3 = toTensor(randomRef(testRng('winograd applies w3'), [2, 2, 3, 3]));
+    const w1 = toTensor(randomRef(testRng('winograd applies w1'), [2, 2, 1, 1]));
+    assert.is(winogradForward(x, w3, null, geometry(x, w3, null, { stride: 2, padding: 1 })), null);
+    assert.is(winogradForward(x, w1, null, geometry(x, w1, null, {})), null);
+    assert.not.ok(winogradInputGradApplies(geometry(x, w3, null, { padding: 3, dilation: 1 })));
+    assert.ok(winogradInputGradApplies(geometry(x, w3, null, { padding: 2, dilation: 1 })));
+  });
+});
+
+test('conv2d with Winograd forced: forward, gradients against the reference backward and finite differences', async () => {
+  T.setConv2dAlgorithm('winograd');
+  try {
+    for (const c of [
+      { x: [2, 6, 10, 12], cout: 8, padding: 1, dilation: 1 },
+      { x: [1, 5, 11, 9], cout: 7, padding: 2, dilation: 2 },
+      { x: [1, 4, 13, 12], cout: 5, padding: 4, dilation: 4 },
+    ]) {
+      const rng = testRng(`winograd conv2d ${label(c)}`);
+      const opts = { padding: c.padding, dilation: c.dilation };
+      await checkOp({
+        name: `conv2d (Winograd) ${label(c)}`,
+        rng,
+        inputs: [randomRef(rng, c.x), randomRef(rng, [c.cout, c.x[1], 3, 3], { low: -0.5, high: 0.5 }), randomRef(rng, [c.cout])],
+        fdSamples: 16,
+        gpu: (t) => T.conv2d(t[0], t[1], t[2], opts),
+        ref: (r) => R.conv2d(r[0], r[1], r[2], opts),
+        refBackward: (r, g) => R.conv2dBackward(r[0], r[1], r[2], opts, g),
+      });
+    }
+  } finally {
+    T.setConv2dAlgorithm('auto');
+  }
+});
+
+test('conv2d picks Winograd by the tuning table (128 channels, dilation 2) and matches the reference, gradients included', async () => {
+  const c = { x: [1, 128, 6, 7], cout: 128, padding: 2, dilation: 2 };
+  const rng = testRng(`winograd auto ${label(c)}`);
+  const opts = { padding: c.padding, dilation: c.dilation };
+  await checkOp({
+    name: `conv2d (auto) ${label(c)}`,
+    rng,
+    inputs: [randomRef(rng, c.x), randomRef(rng, [c.cout, c.x[1], 3, 3], { low: -0.1, high: 0.1 }), randomRef(rng, [c.cout])],
+    fdSamples: 8,
+    gpu: (t) => T.conv2d(t[0], t[1], t[2], opts),
+    ref: (r) => R.conv2d(r[0], r[1], r[2], opts),
+    refBackward: (r, g) => R.conv2dBackward(r[0], r[1], r[2], opts, g),
+  });
+  // Which kernels ran: Winograd's exactly where the table says so (on lavapipe with subgroups of 8: yes).
+  await scope(async () => {
+    const x = toTensor(randomRef(rng, c.x));
+    const w = toTensor(randomRef(rng, [c.cout, c.x[1], 3, 3]));
+    const rt = T.runtime();
+    await rt.startProfile();
+    T.conv2d(x, w, null, opts);
+    const kernels = (await rt.stopProfile()).dispatches.map((d) => d.kernel);
+    const chosen = useWinograd(geometry(x, w, null, opts), 'forward');
+    assert.is(kernels.includes('conv2d.winograd.gemm'), chosen, `Winograd ran: ${kernels.join(', ')}`);
+    console.log(`  conv2d ${label(c)} ran: ${kernels.join(', ')}`);
+  });
+});
+
+test('the tuning table: Winograd on the fallback variant for 3x3 stride 1 with >= 128 channels (64 for the forward at dilation 1), dilation 1, 2, 4, padding = dilation', () => {
+  const g = { kh: 3, kw: 3, s: 1, d: 1, p: 1, ci: 128, co: 128 };
+  try {
+    T.setConv2dVariant('fallback');
+    // Shared subgroup loads are part of the measured configuration: without subgroups of 8 nothing changes.
+    const shared = useWinograd(g, 'forward');
+    if (shared) {
+      for (const d of [1, 2, 4]) {
+        assert.ok(useWinograd({ ...g, d, p: d }, 'forward'), `d${d} forward`);
+        assert.ok(useWinograd({ ...g, d, p: d }, 'inputGrad'), `d${d} input gradient`);
+      }
+      assert.ok(useWinograd({ ...g, ci: WINOGRAD_MIN_CHANNELS, co: 512 }, 'forward'));
+      assert.ok(useWinograd({ ...g, ci: 64, co: 64 }, 'forward'), '64 channels, dilation 1: Winograd forward');
+    }
+    assert.not.ok(useWinograd({ ...g, ci: 32, co: 32 }, 'forward'), '32 channels: direct');
+    assert.not.ok(useWinograd({ ...g, ci: 64, co: 64 }, 'inputGrad'), '64 channels, input gradient: direct');
+    assert.not.ok(useWinograd({ ...g, ci: 64, co: 64, d: 2, p: 2 }, 'forward'), '64 channels, dilation 2: direct');
+    assert.not.ok(useWinograd({ ...g, ci: 64, co: 256 }, 'inputGrad'), 'fewer than 128 input channels: direct');
+    assert.not.ok(useWinograd({ ...g, s: 2 }, 'forward'), 'stride 2');
+    assert.not.ok(useWinograd({ ...g, kh: 1, kw: 1, p: 0 }, 'forward'), '1x1');
+    assert.not.ok(useWinograd({ ...g, d: 3, p: 3 }, 'forward'), 'dilation 3: not measured');
+    assert.not.ok(useWinograd({ ...g, p: 0 }, 'forward'), 'padding other than the dilation: not measured');
+    T.setConv2dVariant('gpu');
+    assert.not.ok(useWinograd(g, 'forward'), 'gpu variant: not measured');
+    T.setConv2dAlgorithm('winograd');
+    assert.ok(useWinograd(g, 'forward'), 'forced');
+    assert.not.ok(useWinograd({ ...g, s: 2 }, 'forward'), 'forced, but stride 2');
+    T.setConv2dAlgorithm('direct');
+    T.setConv2dVariant('fallback');
+    assert.not.ok(useWinograd(g, 'forward'), 'direct forced');
+  } finally {
+    T.setConv2dVariant('auto');
+    T.setConv2dAlgorithm('auto');
+  }
+});
+
+test.run();
