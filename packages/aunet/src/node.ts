@@ -2,7 +2,7 @@
 export * from './index';
 export { DEFAULT_DATA_DIR, IMAGE_FILE_NAMES, MASK_FILE_NAMES, resolveDataDir, findDataFiles, readVolume, loadDataset, writeNifti, niftiFileBytes, readLungMask, datasetImage, type LungMask, type LungMaskImage } from './data/files';
 export { predictionInputs, predictFile, writePredictionFiles, outputStem, type PredictionInput, type PredictionFileOptions, type PredictFileOptions, type PredictedFile } from './prediction-files';
-export { exportCheckpointOnnx, type OnnxFileExport } from './onnx-file';
+export { exportCheckpointOnnx, exportCheckpointSafetensors, type OnnxFileExport, type SafetensorsFileExport } from './onnx-file';
 export { evaluateCheckpoint, type CheckpointEvaluation, type CheckpointEvaluationOptions } from './evaluate-file';
 export {
   LAST, BEST, LOG, CONFIG_FILE, EVALUATION_FILE, LOCK_FILE, DEFAULT_RUNS_DIR, lockRun, RunLockedError, readCheckpointBytes, loadRunCheckpoint, saveRunCheckpoint, runState, runConfig,

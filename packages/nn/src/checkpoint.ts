@@ -1,26 +1,41 @@
 // Checkpoints in the safetensors format: a module's parameters under their dotted names and,
 // optionally, Adam's moments as "optim.m.<name>" / "optim.v.<name>" with its step count and
-// hyper-parameters in __metadata__. `checkpointBytes` / `loadCheckpointBytes` work on bytes
-// (browser-safe); `saveCheckpoint` / `loadCheckpoint` add atomic file IO for Node.
+// hyper-parameters in __metadata__. The weights may be stored in half precision (F16 or BF16) to
+// ship a model at half the size; they load back into float32 parameters as any checkpoint does.
+// `checkpointBytes` / `loadCheckpointBytes` work on bytes (browser-safe); `saveCheckpoint` /
+// `loadCheckpoint` add atomic file IO for Node.
 
 import { runtime, type Tensor } from '@aunet/tensor';
 import type { Adam } from './optim';
 import type { Module } from './module';
-import { decodeSafetensors, encodeSafetensors, SafetensorsError, type HostTensor } from './safetensors';
+import { decodeSafetensors, encodeSafetensors, SafetensorsError, type HostTensor, type SafetensorsDtype } from './safetensors';
 
 export const OPTIM_M = 'optim.m.';
 export const OPTIM_V = 'optim.v.';
 const FORMAT = 'aunet-nn/1';
 
 export interface CheckpointOptions {
-  /** Also store this optimiser's state. */
+  /** Also store this optimiser's state (only with F32 weights). */
   optimizer?: Adam;
+  /**
+   * How the parameters are stored: F32 (the default: exact), F16 (about 3 significant digits,
+   * magnitudes up to 65504; a larger weight is an error) or BF16 (about 2 digits, float32's
+   * range). Half the size either way; loading gives float32 parameters holding the stored values.
+   */
+  dtype?: SafetensorsDtype;
   /** Extra string metadata (epoch, metrics, configuration). Keys starting with "optim." and "format" are reserved. */
   metadata?: Record<string, string>;
 }
 
 /** Serialise the module's parameters (and the optimiser's state) to safetensors bytes. */
 export async function checkpointBytes(module: Module<any, any>, options: CheckpointOptions = {}): Promise<Uint8Array> {
+  const dtype = options.dtype ?? 'F32';
+  // The optimiser's state is there to resume training exactly; from rounded weights it would not
+  // be a resume, and Adam's second moments (squared gradients, often under 1e-8) flush to zero in
+  // F16, which turns the first update after it into a jump. Save a second, F32 file for that.
+  if (options.optimizer && dtype !== 'F32') {
+    throw new Error(`a checkpoint with optimiser state must keep its weights in F32 (asked for ${dtype}): resuming from rounded weights is no resume; save the ${dtype} copy without the optimiser`);
+  }
   const tensors = new Map<string, HostTensor>();
   const metadata: Record<string, string> = {};
   for (const [k, v] of Object.entries(options.metadata ?? {})) {
@@ -29,7 +44,7 @@ export async function checkpointBytes(module: Module<any, any>, options: Checkpo
   }
   metadata.format = FORMAT;
   const named = module.namedParameters();
-  for (const [name, p] of named) tensors.set(name, { shape: [...p.shape], data: (await p.value.data()) as Float32Array });
+  for (const [name, p] of named) tensors.set(name, { shape: [...p.shape], data: (await p.value.data()) as Float32Array, dtype });
   const opt = options.optimizer;
   if (opt) {
     // Moments only for the parameters the optimiser updates (frozen ones have none).

@@ -12,7 +12,10 @@ export {
   Adam, ReduceLROnPlateau, EarlyStopping,
   type AdamOptions, type AdamParamState, type HasLearningRate, type Mode, type ReduceLROnPlateauOptions, type EarlyStoppingOptions,
 } from './optim';
-export { encodeSafetensors, decodeSafetensors, SafetensorsError, type HostTensor, type SafetensorsContents } from './safetensors';
+export {
+  encodeSafetensors, decodeSafetensors, SafetensorsError, float32ToF16Bits, f16BitsToFloat32, float32ToBF16Bits, bf16BitsToFloat32, F16_MAX,
+  type HostTensor, type SafetensorsContents, type SafetensorsDtype,
+} from './safetensors';
 export {
   checkpointBytes, loadCheckpointBytes, saveCheckpoint, loadCheckpoint, writeFileAtomic, writeJsonAtomic, CheckpointMismatchError, OPTIM_M, OPTIM_V,
   type CheckpointOptions, type LoadOptions,
