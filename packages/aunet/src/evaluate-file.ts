@@ -5,7 +5,8 @@ import { checkSameData, DATA_KEY } from './checkpoint';
 import { splitFor, type TrainConfig } from './config';
 import { resizeDataset } from './data/dataset';
 import { datasetImage, loadDataset, readLungMask } from './data/files';
-import { evaluateSlices, type EvaluationReport } from './evaluate';
+import { evaluateSlices, type EvaluationReport, type Region } from './evaluate';
+import { COMPUTED_LUNGS_SOURCE, sliceLungMasks } from './lungs';
 import { loadRunCheckpoint } from './run-folder';
 
 export interface CheckpointEvaluationOptions {
@@ -15,6 +16,9 @@ export interface CheckpointEvaluationOptions {
   tta?: boolean;
   /** A lung mask volume of the data's shape: predictions outside it count as background. */
   lungMask?: string;
+  /** Without `lungMask`: predictions outside the lungs found in each image slice (lungs.ts)
+   *  count as background. */
+  computedLungs?: boolean;
   /** Hears what is about to be scored, once the checkpoint and the data are read. */
   onStart?: (e: Omit<CheckpointEvaluation, 'report'> & { testSlices: number }) => void;
   onProgress?: (done: number, total: number) => void;
@@ -40,9 +44,9 @@ export async function evaluateCheckpoint(file: string, o: CheckpointEvaluationOp
     const data = o.data ?? config.data;
     const ds = await loadDataset(data);
     const warning = checkSameData(metadata[DATA_KEY], ds, file);
-    const region = o.lungMask !== undefined
-      ? { source: o.lungMask, masks: readLungMask(o.lungMask, datasetImage(ds)).slices }
-      : undefined;
+    let region: Region | undefined;
+    if (o.lungMask !== undefined) region = { source: o.lungMask, masks: readLungMask(o.lungMask, datasetImage(ds)).slices };
+    else if (o.computedLungs) region = { source: COMPUTED_LUNGS_SOURCE, masks: sliceLungMasks(ds.images, ds.width, ds.height) };
     const test = splitFor(config, ds.count).test;
     o.onStart?.({ checkpoint: file, epoch, config, data, warning, testSlices: test.length });
     o.onProgress?.(0, test.length);

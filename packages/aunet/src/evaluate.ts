@@ -19,7 +19,8 @@ export interface ResolutionReport {
 export interface EvaluationReport {
   slices: number[];
   threshold: number;
-  /** Where predictions were kept (a lung mask's file), when they were restricted to a region. */
+  /** Where predictions were kept (a lung mask's file, or the lungs found in the image), when
+   *  they were restricted to a region. */
   region?: string;
   model: ResolutionReport;
   original: ResolutionReport;
@@ -34,7 +35,8 @@ export interface EvaluateOptions {
   onProgress?: (done: number) => void;
 }
 
-/** A region of every slice of a dataset, at its original resolution (a lung mask), and what it is. */
+/** A region of every slice of a dataset, at its original resolution (a lung mask, or the lungs
+ *  found in the images), and what it is. */
 export interface Region {
   masks: Uint8Array[];
   source: string;

@@ -9,7 +9,8 @@ export {
   loadModel, configFromMetadata, epochFromMetadata, readCheckpointMetadata, checkpointMetadata, checkSameData, dataInfo, CheckpointError,
   CONFIG_KEY, EPOCH_KEY, STATE_KEY, DATA_KEY, VAL_KEY, type LoadedCheckpoint, type CheckpointRecord, type DataInfo,
 } from './checkpoint';
-export { bodyMask, lesionReport, lesionCsv, voxelSizeMm, type LesionReport, type SliceLesions, type BurdenReference } from './lesions';
+export { bodyMask, lesionReport, lesionCsv, voxelSizeMm, BURDEN_REFERENCE_TEXT, type LesionReport, type SliceLesions, type BurdenReference } from './lesions';
+export { lungSlice, lungMask, volumeLungMask, sliceLungMasks, airLevel, maskDice, LungWork, COMPUTED_LUNGS_SOURCE, type LungOptions } from './lungs';
 export { overlayRgb, overlayPng, displayFlips, type DisplayFlips, type OverlayStyle } from './overlay';
 export { batchLossAndGradients } from './step';
 export { lossFromSums, pooledLoss, type LossSpec } from './loss';

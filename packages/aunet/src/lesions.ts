@@ -2,14 +2,22 @@
 
 import type { NiftiSpace } from './data/nifti';
 
-/** What the burden is measured against: a given lung mask, or the body found in the image. */
-export type BurdenReference = 'lung' | 'body';
+/** What the burden is measured against: a given lung mask ('lung'), the lungs found in the image
+ *  by lungs.ts ('computed-lung'), or the body found in the image ('body', where no lungs are). */
+export type BurdenReference = 'lung' | 'computed-lung' | 'body';
+
+/** Each reference in words, for reports: "burden 12% of the ..." */
+export const BURDEN_REFERENCE_TEXT: Readonly<Record<BurdenReference, string>> = {
+  lung: 'lungs (lung mask)',
+  'computed-lung': 'lungs found in the image',
+  body: 'body (no lungs found in the image)',
+};
 
 export interface SliceLesions {
   slice: number;
   lesionPixels: number;
   lesionMm2: number;
-  /** Pixels of the reference region (lung or body) in this slice. */
+  /** Pixels of the reference region (lungs or body) in this slice. */
   referencePixels: number;
   /** lesionPixels / referencePixels (lesion pixels outside the region count too); NaN when the
    *  slice holds none of the region. */
@@ -114,7 +122,7 @@ export function bodyMask(image: Float32Array, nx: number, ny: number, nz: number
 
 /**
  * Lesion area and burden of a binary mask (x fastest, dims [nx, ny, nz]) against a reference
- * region of the same layout (a lung mask, or {@link bodyMask}).
+ * region of the same layout (a lung mask, the lungs of lungs.ts, or {@link bodyMask}).
  */
 export function lesionReport(mask: Uint8Array, reference: Uint8Array, dims: readonly number[], space: NiftiSpace, kind: BurdenReference): LesionReport {
   const [nx, ny, nz] = dims;
@@ -153,9 +161,10 @@ export function lesionReport(mask: Uint8Array, reference: Uint8Array, dims: read
   };
 }
 
-/** The report as CSV: one row per slice, then a row "volume" with the totals. */
+/** The report as CSV: one row per slice, then a row "volume" with the totals. The reference
+ *  names two columns: lung_pixels, computed_lung_pixels or body_pixels, and burden_of_the same. */
 export function lesionCsv(r: LesionReport): string {
-  const ref = r.reference;
+  const ref = r.reference.replace('-', '_');
   const head = `slice,lesion_pixels,lesion_mm2,${ref}_pixels,burden_of_${ref}`;
   const num = (v: number, digits: number) => (Number.isNaN(v) ? '' : v.toFixed(digits));
   const rows = r.slices.map((s) => `${s.slice},${s.lesionPixels},${num(s.lesionMm2, 2)},${s.referencePixels},${num(s.burden, 5)}`);

@@ -1,5 +1,6 @@
 // What `predict` does for each input, as library code: find the inputs (a file or a folder of
-// them, each with its lung mask), segment one, and write its outputs atomically (the mask,
+// them, each with its lung mask where given; without one the lungs are found in the image),
+// segment one, and write its outputs atomically (the mask,
 // the probabilities, the CSV and JSON report, the slice pictures), all built by
 // prediction-report.ts, which the web page uses for the same mask and report. Node-only.
 

@@ -1,11 +1,13 @@
 // What a segmented volume gives its user, built in one place for both `predict` (which writes it
 // to files: prediction-files.ts) and the web page (which shows it and offers it for download):
-// the mask and probability images with the input's geometry, the lesion report (over a lung mask
-// or the body found in the image), its CSV and JSON, the slice pictures, and the files' names.
+// the mask and probability images with the input's geometry, the lesion report (over a lung mask,
+// else the lungs found in the image, else the body), its CSV and JSON, the slice pictures, and
+// the files' names.
 // Browser-safe.
 
 import { encodeNifti, type NiftiImage, type NiftiSpace, type Volume } from './data/nifti';
 import { bodyMask, lesionCsv, lesionReport, type BurdenReference, type LesionReport } from './lesions';
+import { volumeLungMask } from './lungs';
 import type { ModelConfig } from './model';
 import { displayFlips, overlayPng, type OverlayStyle } from './overlay';
 import { thresholdMask, type VolumePrediction } from './predict';
@@ -26,21 +28,30 @@ export interface PredictionReport {
   reference: BurdenReference;
   /** The lung mask's file, when the burden is over a lung mask. */
   lungSource?: string;
-  /** The region the burden is measured against (the lung mask, or the body found in the image),
-   *  kept so that a new threshold does not look for the body again. */
+  /** The region the burden is measured against (the lung mask, the lungs or the body found in
+   *  the image), kept so that a new threshold does not look for them again. */
   region: Uint8Array;
   /** Lesion area and burden per slice (planes of the file's third axis) and for the volume. */
   lesions: LesionReport;
 }
 
 /**
- * The report of a prediction on `volume`: burden over `lung` when given, else over the body found
- * in the image ({@link bodyMask}; pass `body` to reuse one found before).
+ * The report of a prediction on `volume`: burden over `lung` when given; else over the lungs
+ * found in the image ({@link volumeLungMask}, 'computed-lung'); else, where that finds no lung in
+ * any slice (not a chest CT), over the body found in the image ({@link bodyMask}).
  */
-export function predictionReport(volume: Volume, prediction: VolumePrediction, o: { lung?: LungRegion; body?: Uint8Array } = {}): PredictionReport {
+export function predictionReport(volume: Volume, prediction: VolumePrediction, o: { lung?: LungRegion } = {}): PredictionReport {
   const [nx, ny, nz] = volume.dims;
-  const reference: BurdenReference = o.lung ? 'lung' : 'body';
-  const region = o.lung?.voxels ?? o.body ?? bodyMask(prediction.image, nx, ny, nz);
+  let reference: BurdenReference = 'lung';
+  let region = o.lung?.voxels;
+  if (!region) {
+    region = volumeLungMask(volume, {}, prediction.image);
+    reference = 'computed-lung';
+    if (!region.includes(1)) {
+      region = bodyMask(prediction.image, nx, ny, nz);
+      reference = 'body';
+    }
+  }
   return {
     volume,
     prediction,
@@ -108,6 +119,13 @@ export interface PredictionRun {
 /** Slices the network segmented: along the header's slice axis. */
 export const segmentedSlices = (r: PredictionReport) => r.volume.dims[r.volume.sliceAxis];
 
+/** What the burden is over, in the JSON: the mask's file, or how the region was found. */
+const BURDEN_REFERENCE_JSON: Record<BurdenReference, (r: PredictionReport) => string> = {
+  lung: (r) => `lung mask ${r.lungSource}`,
+  'computed-lung': () => 'lungs found in the image (air threshold, outside air dropped, large enclosed components, holes filled, closed): an approximation; the aunet README gives its agreement with the shipped lung masks',
+  body: () => 'body, found in the image (pixels above air, holes filled): no lungs were found in the image',
+};
+
 /** The lesion report as `predict` writes it in NAME_lesions.json (NaN burdens as null). */
 export function reportJson(r: PredictionReport, run: PredictionRun): Record<string, unknown> {
   const nullNaN = (v: number) => (Number.isNaN(v) ? null : v);
@@ -120,7 +138,7 @@ export function reportJson(r: PredictionReport, run: PredictionRun): Record<stri
     tta: run.tta,
     threshold: r.prediction.threshold,
     intensity: r.prediction.intensity,
-    burdenReference: r.lungSource !== undefined ? `lung mask ${r.lungSource}` : 'body, found in the image (pixels above air, holes filled): an approximation',
+    burdenReference: BURDEN_REFERENCE_JSON[r.reference](r),
     seconds: run.seconds,
     secondsPerSlice: run.seconds / segmentedSlices(r),
     ...l,

@@ -21,6 +21,7 @@ import { DEFAULT_DATA_DIR, readLungMask, readVolume } from '../src/data/files';
 import { writeNifti } from './nifti-fixture';
 import { defaultSpace, type NiftiSpace, type Volume } from '../src/data/nifti';
 import { bodyMask, lesionCsv, lesionReport, voxelSizeMm } from '../src/lesions';
+import { volumeLungMask } from '../src/lungs';
 import { AUNet } from '../src/model';
 import { displayFlips, overlayRgb } from '../src/overlay';
 import { mirror, mirroredTTA, modelPredictor, predictVolume, type SlicePredictor } from '../src/predict';
@@ -256,7 +257,10 @@ w('predict\'s files are the builder\'s outputs: mask, probabilities, CSV, JSON a
   const json = JSON.parse(readFileSync(names.json, 'utf8'));
   assert.equal(json, JSON.parse(JSON.stringify(reportJson(page, { ...RUN, input, seconds: json.seconds }))));
   assert.is(json.threshold, 0.4);
-  assert.is(json.reference, 'body');
+  // Without a lung mask the burden is over the lungs found in the image (here air pockets of the
+  // pattern, enclosed by brighter pixels).
+  assert.is(json.reference, 'computed-lung');
+  assert.equal(page.region, volumeLungMask(volume));
   const probabilities = readVolume(names.probabilities);
   assert.equal(probabilities.data, page.prediction.probabilities);
   assert.equal(probabilities.space.srow, SPACE.srow.map((row) => row.map(Math.fround)));
@@ -362,9 +366,9 @@ c('a small HU volume: the mask keeps the geometry and reads back; CSV, JSON and 
 
   const csv = readFileSync(join(out, 'scan_lesions.csv'), 'utf8').trim().split('\n');
   assert.is(csv.length, nz + 2);
-  assert.is(csv[0], 'slice,lesion_pixels,lesion_mm2,body_pixels,burden_of_body');
+  assert.is(csv[0], 'slice,lesion_pixels,lesion_mm2,computed_lung_pixels,burden_of_computed_lung');
   const json = JSON.parse(readFileSync(join(out, 'scan_lesions.json'), 'utf8'));
-  assert.is(json.reference, 'body');
+  assert.is(json.reference, 'computed-lung');
   assert.is(json.volume.lesionPixels, maskData.reduce((a, b) => a + b, 0));
   assert.ok(json.tta);
   const pngs = readdirSync(join(out, 'scan_png')).sort();

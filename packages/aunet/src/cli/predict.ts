@@ -8,6 +8,7 @@ import type { OverlayStyle } from '../overlay';
 import { mirroredTTA, modelPredictor } from '../predict';
 import { outputStem, predictFile, predictionInputs } from '../prediction-files';
 import { pct } from '../metrics';
+import { BURDEN_REFERENCE_TEXT } from '../lesions';
 import { DEFAULT_PREDICTIONS_DIR, fail, numberFlag, parseFlags, trackBar, userPath } from './common';
 
 const usage = `
@@ -22,7 +23,9 @@ Usage: pnpm --filter aunet predict --checkpoint FILE --input PATH [options]
   --out DIR             output folder (default: packages/aunet/predictions)
   --lung-mask PATH      lung mask volume (or, with a folder input, a folder holding one of the
                         same name per input): burden = lesion area / lung area. Without it the
-                        burden is over the body, found in the image (air outside it excluded)
+                        burden is over the lungs found in the image (air threshold, outside air
+                        dropped, holes filled: an approximation), or over the body where no lung
+                        is found; the report says which
   --probabilities       also write the probability map (float32 NIfTI)
   --tta                 test-time augmentation: the mean over the 4 mirrorings (4x slower)
   --png fill|outline|none   per-slice pictures: translucent fill with outline (default), outline only, or none
@@ -89,7 +92,7 @@ try {
     });
     bar.stop();
     const v = r.report.lesions.volume;
-    const burden = Number.isFinite(v.burden) ? `${pct(v.burden)}% of the ${r.report.reference}` : '-';
+    const burden = Number.isFinite(v.burden) ? `${pct(v.burden)}% of the ${BURDEN_REFERENCE_TEXT[r.report.reference]}` : '-';
     console.log(
       `${r.name}: ${r.slices} slices in ${r.seconds.toFixed(1)} s (${(r.seconds / r.slices).toFixed(2)} s/slice); lesion ${v.lesionPixels} px, ` +
         `${(v.lesionMm2 / 100).toFixed(1)} cm^2${r.report.lesions.unitsKnown ? '' : ' (voxel units not in the header: mm assumed)'}, burden ${burden} -> ${r.stem}_lesions.*`,
