@@ -8,14 +8,20 @@ export interface SuiteOptions {
   full: boolean;
   /** Run only the cases whose label contains this substring (case-insensitive). */
   only: string | null;
-  /** Peers to compare against (kernels suite); empty to skip them. */
-  peers: Set<'torch' | 'tfjs'>;
+  /** Peers to compare against (kernels: torch, tfjs; step and scan: torch, ort); empty to skip them. */
+  peers: Set<'torch' | 'tfjs' | 'ort'>;
   /** Steps to run (soak suite); null for the suite's default. */
   steps: number | null;
   /** Time every dispatch of one step per case and report where the time goes (step suite). */
   profile: boolean;
   /** The adapter's peak fp32 rate in GFLOP/s, to report rates as a share of it (kernels, step). */
   peakGflops: number | null;
+  /** Slices of the volume to segment (scan suite); null for all. */
+  slices: number | null;
+  /** Slices per network call (scan suite); null for the suite's default. */
+  batch: number | null;
+  /** A checkpoint file to take the weights from (scan suite; an absolute path); null for the seeded initial weights. */
+  checkpoint: string | null;
 }
 
 /** `rate` as a share of the peak, when a peak was given and the rate is known. */

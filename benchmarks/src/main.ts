@@ -1,4 +1,4 @@
-// `pnpm bench <suite> [--json FILE] [--full] [--quick] [--only SUBSTRING] [--no-torch] [--no-tfjs]`
+// `pnpm bench <suite> [--json FILE] [--full] [--quick] [--only SUBSTRING] [--no-torch] [--no-tfjs] [--no-ort] ...`
 // Runs one benchmark suite, prints its table and, with --json, writes its records as a JSON array.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -22,13 +22,17 @@ function usage(): string {
     '  --only SUBSTRING  run only the cases whose label (op, pass, shape) contains SUBSTRING',
     '  --no-torch        do not run the PyTorch side-by-side (kernels)',
     '  --no-tfjs         do not run the TensorFlow.js side-by-side (kernels)',
+    '  --no-ort          do not run the ONNX Runtime side-by-side (step, scan)',
     '  --steps N         training steps (soak; default 10000)',
     '  --profile         step: time every dispatch of one more step per case, by kernel kind and model level',
     '  --peak GFLOPS     the adapter\'s peak fp32 rate: kernels and step --profile give each rate as a share of it',
     '                    (e.g. 67000 for an H100 SXM, 51000 for an H100 PCIe)',
+    '  --slices N        scan: segment only the volume\'s first N slices (default all)',
+    '  --batch N         scan: slices per network call, for every side (default 1)',
+    '  --checkpoint FILE scan: the weights of a training run\'s checkpoint (default the seeded initial weights)',
     '  --help            this message',
     '',
-    'examples: pnpm bench dispatch; pnpm bench kernels --quick; pnpm bench kernels --only conv2d --json out.json',
+    'examples: pnpm bench dispatch; pnpm bench kernels --quick; pnpm bench kernels --only conv2d --json out.json; pnpm bench scan --slices 4',
   ].join('\n');
 }
 
@@ -46,7 +50,7 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   let suite: string | null = null;
   let json: string | null = null;
-  const options: SuiteOptions = { quick: false, full: false, only: null, peers: new Set(['torch', 'tfjs']), steps: null, profile: false, peakGflops: null };
+  const options: SuiteOptions = { quick: false, full: false, only: null, peers: new Set(['torch', 'tfjs', 'ort']), steps: null, profile: false, peakGflops: null, slices: null, batch: null, checkpoint: null };
   for (let i = 0; i < argv.length; i++) {
     const raw = argv[i];
     if (raw === '--') continue; // `pnpm bench -- kernels` passes the separator through
@@ -85,6 +89,21 @@ function parseArgs(argv: string[]): Args {
       case '--no-tfjs':
         options.peers.delete('tfjs');
         break;
+      case '--no-ort':
+        options.peers.delete('ort');
+        break;
+      case '--checkpoint':
+        // Relative to where the user ran the command, as --json.
+        options.checkpoint = resolve(process.env.INIT_CWD ?? process.cwd(), value());
+        break;
+      case '--slices':
+      case '--batch': {
+        const v = Number(value());
+        if (!Number.isInteger(v) || v < 1) fail(`${flag} takes a positive integer`);
+        if (flag === '--slices') options.slices = v;
+        else options.batch = v;
+        break;
+      }
       case '--peak': {
         const v = Number(value());
         if (!(v > 0 && Number.isFinite(v))) fail(`--peak takes a positive number of GFLOP/s`);

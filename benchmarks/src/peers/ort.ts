@@ -17,6 +17,37 @@ export interface OrtTiming extends Timing {
   version: string;
 }
 
+/** onnxruntime-node, loaded on first use (the native module is needed only by the inference rows). */
+const loadOrt = () => import('onnxruntime-node');
+
+/** A session on the ONNX model `bytes` as every suite runs it: CPU, ORT_THREADS intra-op threads, sequential, graph optimisation "all". */
+export async function createOrtSession(bytes: Uint8Array) {
+  const ort = await loadOrt();
+  const session = await ort.InferenceSession.create(bytes, {
+    intraOpNumThreads: ORT_THREADS,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
+  return { ort, session, version: ort.env.versions.node ?? '?' };
+}
+
+/**
+ * Probabilities of square slices from an ONNX session on our exported model, `n` slices a run
+ * ([n, channels, size, size]), and the milliseconds `session.run` took with the result on the host.
+ */
+export async function runOrtSlices(o: Awaited<ReturnType<typeof createOrtSession>>, images: Float32Array[], channels: number, size: number): Promise<{ probabilities: Float32Array[]; ms: number }> {
+  const plane = channels * size * size;
+  const x = new Float32Array(images.length * plane);
+  images.forEach((im, i) => x.set(im, i * plane));
+  const t0 = performance.now();
+  const out = await o.session.run({ [ONNX_INPUT]: new o.ort.Tensor('float32', x, [images.length, channels, size, size]) });
+  const ms = performance.now() - t0;
+  const p = out[ONNX_OUTPUT].data as Float32Array;
+  const outPlane = size * size;
+  return { probabilities: images.map((_, i) => p.slice(i * outPlane, (i + 1) * outPlane)), ms };
+}
+
 /**
  * Median milliseconds of `session.run` on `input` ([n, 1, s, s]) with the ONNX model `bytes`,
  * timed as ours is (`plan`: a warm-up run, then runs until the count or the budget); each run
@@ -24,14 +55,7 @@ export interface OrtTiming extends Timing {
  * our stack) is compared with ORT's, so a table row never times a wrong graph silently.
  */
 export async function timeOrt(bytes: Uint8Array, input: Float32Array, dims: [number, number, number, number], ours: Float32Array, plan: TimingPlan): Promise<OrtTiming> {
-  // Loaded here, not at start-up: the native module is needed only by the inference rows.
-  const ort = await import('onnxruntime-node');
-  const session = await ort.InferenceSession.create(bytes, {
-    intraOpNumThreads: ORT_THREADS,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  });
+  const { ort, session } = await createOrtSession(bytes);
   try {
     const feeds = { [ONNX_INPUT]: new ort.Tensor('float32', input, dims) };
     let last: Float32Array | null = null;

@@ -20,6 +20,29 @@ export interface PeerRun<R extends PeerResult = PeerResult> {
   notes: string[];
 }
 
+/**
+ * Passes a child's stderr to `log` line by line, prefixed with its name. `flush()` logs a last
+ * unterminated line and returns the last 2,000 characters, for a failure message.
+ */
+export function forwardStderr(stream: NodeJS.ReadableStream, name: string, log: (line: string) => void): { flush(): string } {
+  let partial = '';
+  let tail = '';
+  stream.on('data', (d: Buffer) => {
+    const text = partial + d.toString();
+    const lines = text.split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) log(`  ${name}| ${l}`);
+    tail = (tail + d.toString()).slice(-2000);
+  });
+  return {
+    flush() {
+      if (partial) log(`  ${name}| ${partial}`);
+      partial = '';
+      return tail;
+    },
+  };
+}
+
 /** `request` is written as JSON to the child's stdin (a PeerRequest for the kernel peers). */
 export function runChild<R extends PeerResult = PeerResult>(name: string, command: string, args: string[], request: object, log: (line: string) => void): Promise<PeerRun<R>> {
   return new Promise((resolve) => {
@@ -32,19 +55,11 @@ export function runChild<R extends PeerResult = PeerResult>(name: string, comman
       return;
     }
     let stdout = '';
-    let stderrTail = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    let partial = '';
-    child.stderr.on('data', (d: Buffer) => {
-      const text = partial + d.toString();
-      const lines = text.split('\n');
-      partial = lines.pop() ?? '';
-      for (const l of lines) log(`  ${name}| ${l}`);
-      stderrTail = (stderrTail + d.toString()).slice(-2000);
-    });
+    const stderr = forwardStderr(child.stderr, name, log);
     child.on('error', (e) => done([], [`${name}: not run: could not start ${command}: ${e.message}`]));
     child.on('close', (code, signal) => {
-      if (partial) log(`  ${name}| ${partial}`);
+      const stderrTail = stderr.flush();
       const line = stdout.split('\n').reverse().find((l) => l.startsWith(RESULT_MARKER));
       if (!line) {
         const why = signal ? `killed by ${signal}` : `exit code ${code}`;

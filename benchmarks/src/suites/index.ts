@@ -15,6 +15,10 @@ export const SUITES: Record<string, { description: string; load: () => Promise<S
     description: 'AU-Net and U-Net training steps (batch 4, 128x128, 256x256; 512x512 with --full) and 512x512 inference, vs PyTorch',
     load: async () => (await import('./step')).suite,
   },
+  scan: {
+    description: 'predict on the shipped 100-slice 512x512 volume at the paper preset: s/slice vs PyTorch, ONNX Runtime and the paper (--slices N)',
+    load: async () => (await import('./scan')).suite,
+  },
   soak: {
     description: 'a small AU-Net trained for --steps N steps (default 10000): GPU, pool and process memory sampled for leaks',
     load: async () => (await import('./soak')).suite,

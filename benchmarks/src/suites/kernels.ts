@@ -9,8 +9,9 @@
 // `backward(y, { grad, retainGraph: true })`, with requiresGrad only on the input (backward-input)
 // or only on the weights (backward-weight).
 //
-// AUNET_CONV2D=direct|winograd (environment) forces how 3x3 stride-1 convs run (setConv2dAlgorithm
-// in @aunet/tensor; default auto: the tuning table), to compare the two on the same shapes.
+// AUNET_CONV2D=direct|winograd|winograd4 (environment) forces how 3x3 stride-1 convs run
+// (setConv2dAlgorithm in @aunet/tensor: direct kernels, Winograd F(2x2, 3x3) or F(4x4, 3x3);
+// default auto: the tuning table), to compare them on the same shapes.
 
 import * as T from '@aunet/tensor';
 import { backward, init, noGrad, onesLike, runtime, scope, tidy, type Tensor } from '@aunet/tensor';
@@ -185,7 +186,7 @@ export const suite: Suite = {
     const adapter = rt.describe();
     log(`adapter: ${adapter}`);
     const algorithm = process.env.AUNET_CONV2D ?? 'auto';
-    if (algorithm !== 'auto' && algorithm !== 'direct' && algorithm !== 'winograd') throw new Error(`AUNET_CONV2D must be auto, direct or winograd, got "${algorithm}"`);
+    if (algorithm !== 'auto' && algorithm !== 'direct' && algorithm !== 'winograd' && algorithm !== 'winograd4') throw new Error(`AUNET_CONV2D must be auto, direct, winograd or winograd4, got "${algorithm}"`);
     if (has('setConv2dAlgorithm')) op('setConv2dAlgorithm')(algorithm);
     const sizes = options.full ? [128, 256, 512] : [128, 256];
     const cases = allCases(sizes, options.only);

@@ -13,9 +13,9 @@
 // the timed steps; dispatches are counted over one step.
 
 import { Adam, manualSeed } from '@aunet/nn';
-import { Rng, init, profileSection, runtime, summariseProfile, type Profile } from '@aunet/tensor';
+import { Rng, describeConv2dVariant, init, profileSection, runtime, setConv2dAlgorithm, summariseProfile, type Profile } from '@aunet/tensor';
 import { AUNet, batchLossAndGradients, batchThatFits, defaultModelConfig, exportOnnx, predictProbabilities, type ModelConfig } from 'aunet';
-import { errorText, peakShare, sig, timeRuns, timingPlan, type Suite, type SuiteOptions } from '../common';
+import { errorText, median, peakShare, sig, timeRuns, timingPlan, type Suite, type SuiteOptions } from '../common';
 import { ortNote, timeOrt, type OrtTiming } from '../peers/ort';
 import { runTorchScript } from '../peers/torch';
 
@@ -35,6 +35,8 @@ export interface StepRecord {
   batch: number;
   /** Median milliseconds per step (train) or per slice (infer). */
   ms: number | null;
+  /** With AUNET_CONV2D=alternate: median ms with the direct conv kernels, timed in turn with ms (conv2d's choice); else null. */
+  direct_ms: number | null;
   torch_ms: number | null;
   /** ms / torch_ms: how many times PyTorch's time this project takes (below 1: faster). */
   ratio: number | null;
@@ -72,6 +74,8 @@ export interface StepProfile {
   dispatches: number;
   by_kind: ProfileRecordRow[];
   by_section: ProfileRecordRow[];
+  /** The convolutions alone, by pass and algorithm (Winograd or direct): which conv2d chose, and its cost. */
+  by_conv_algorithm: ProfileRecordRow[];
 }
 
 interface ProfileRecordRow {
@@ -108,6 +112,7 @@ function summariseStepProfile(p: Profile, o: Pick<SuiteOptions, 'peakGflops'>): 
     dispatches: p.dispatches.length,
     by_kind: rows(s.byKind),
     by_section: rows(s.bySection),
+    by_conv_algorithm: rows(s.byConvAlgorithm),
   };
 }
 
@@ -123,10 +128,24 @@ function profileLines(title: string, p: StepProfile): string[] {
     ...p.by_kind.map(row),
     ' by model section:',
     ...p.by_section.map(row),
+    ' convolutions by algorithm (share of the convolutions\' time):',
+    ...p.by_conv_algorithm.map(row),
   ];
 }
 
 const LOSS = { loss: 'ftl' as const, alpha: 0.7, beta: 0.3, gamma: 4 / 3 };
+
+/**
+ * AUNET_CONV2D (environment): how 3x3 stride-1 convs run, as in the kernels suite: auto (conv2d's
+ * choice), direct, winograd (F(2x2)), winograd4 (F(4x4)), or alternate: each step timed with the direct kernels and with
+ * conv2d's choice in turn (the record's direct_ms beside ms), which is how a gain of Winograd on a
+ * whole step is measured on a machine whose speed drifts.
+ */
+function conv2dAlgorithm(): 'auto' | 'direct' | 'winograd' | 'winograd4' | 'alternate' {
+  const a = process.env.AUNET_CONV2D ?? 'auto';
+  if (a !== 'auto' && a !== 'direct' && a !== 'winograd' && a !== 'winograd4' && a !== 'alternate') throw new Error(`AUNET_CONV2D must be auto, direct, winograd, winograd4 or alternate, got "${a}"`);
+  return a;
+}
 
 /** What --only matches: "aunet train 128", "unet infer 512". */
 const label = (c: Omit<StepCase, 'id'>) => `${c.model} ${c.mode} ${c.size}`;
@@ -140,7 +159,7 @@ function cases(full: boolean, only: string | null): StepCase[] {
   return list.filter((c) => !only || label(c).toLowerCase().includes(only.toLowerCase())).map((c, id) => ({ ...c, id }));
 }
 
-async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>, profileStep: boolean, rates: Pick<SuiteOptions, 'peakGflops'>) {
+async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>, profileStep: boolean, withOrt: boolean, rates: Pick<SuiteOptions, 'peakGflops'>) {
   const rt = runtime();
   manualSeed(1);
   const model = new AUNet(c.config);
@@ -175,7 +194,31 @@ async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>, profile
     await step();
     const dispatches = rt.counters.dispatches - before;
     rt.pool.resetPeak();
-    const t = await timeRuns(step, { ...plan, warmup: 0 });
+    let direct: { ms: number; runs: number } | null = null;
+    let t: { ms: number; runs: number };
+    if (conv2dAlgorithm() === 'alternate') {
+      // The direct kernels and conv2d's own choice (Winograd where it pays) step by step in turn,
+      // so that the machine's drift falls on both alike; each compiles on its first step.
+      const samples = { direct: [] as number[], auto: [] as number[] };
+      try {
+        for (const a of ['direct', 'auto'] as const) {
+          setConv2dAlgorithm(a);
+          await step();
+        }
+        for (let i = 0; i < plan.runs; i++) {
+          for (const a of ['direct', 'auto'] as const) {
+            setConv2dAlgorithm(a);
+            const t0 = performance.now();
+            await step();
+            samples[a].push(performance.now() - t0);
+          }
+        }
+      } finally {
+        setConv2dAlgorithm('auto');
+      }
+      t = { ms: median(samples.auto), runs: samples.auto.length };
+      direct = { ms: median(samples.direct), runs: samples.direct.length };
+    } else t = await timeRuns(step, { ...plan, warmup: 0 });
     const peak = rt.memory().peakBytes;
     let profile: StepProfile | null = null;
     if (profileStep) {
@@ -192,7 +235,7 @@ async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>, profile
     // ONNX Runtime on the same weights, after ours (the two never share the CPU).
     let ort: OrtTiming | null = null;
     let ortError: string | undefined;
-    if (c.mode === 'infer' && probabilities) {
+    if (c.mode === 'infer' && probabilities && withOrt) {
       try {
         const { bytes } = await exportOnnx(model);
         ort = await timeOrt(bytes, x, [c.batch, c.config.inChannels, c.size, c.size], probabilities, plan);
@@ -200,7 +243,7 @@ async function runOurs(c: StepCase, plan: ReturnType<typeof timingPlan>, profile
         ortError = `ort failed: ${errorText(e)}`;
       }
     }
-    return { ms: t.ms, runs: t.runs, peak, dispatches, params, profile, ort, ortError };
+    return { ms: t.ms, runs: t.runs, directMs: direct?.ms ?? null, peak, dispatches, params, profile, ort, ortError };
   } finally {
     opt?.dispose();
     model.dispose();
@@ -215,18 +258,25 @@ export const suite: Suite = {
     const rt = await init();
     const adapter = rt.describe();
     log(`adapter: ${adapter}`);
+    const algorithm = conv2dAlgorithm();
+    if (algorithm !== 'auto' && algorithm !== 'alternate') setConv2dAlgorithm(algorithm);
     const list = cases(options.full, options.only);
     if (!list.length) throw new Error(`--only "${options.only}" matches no case (labels look like "aunet train 128", "unet infer 512")`);
     // A step takes seconds: a few runs are enough for a median.
     const plan = options.quick ? { warmup: 1, runs: 2, budgetMs: 1 } : { warmup: 1, runs: 5, budgetMs: 60_000 };
-    const notes = [`adapter: ${adapter}`, `timing: ${plan.runs} steps at most (or ${plan.budgetMs / 1000} s) after a warm-up step`];
-    const ours = new Map<number, { ms: number | null; runs: number; peak: number | null; dispatches: number | null; params: number | null; profile?: StepProfile | null; ort?: OrtTiming | null; ortError?: string; note?: string }>();
+    const notes = [`adapter: ${adapter}`, describeConv2dVariant(), `3x3 stride-1 convs: ${conv2dAlgorithm()} (AUNET_CONV2D)`, `timing: ${plan.runs} steps at most (or ${plan.budgetMs / 1000} s) after a warm-up step`];
+    const ours = new Map<number, { ms: number | null; runs: number; directMs?: number | null; peak: number | null; dispatches: number | null; params: number | null; profile?: StepProfile | null; ort?: OrtTiming | null; ortError?: string; note?: string }>();
     for (const c of list) {
       log(`ours: ${c.model} ${c.mode} ${c.size}x${c.size} batch ${c.batch}...`);
       try {
-        const r = await runOurs(c, plan, options.profile, options);
+        const r = await runOurs(c, plan, options.profile, options.peers.has('ort'), options);
         ours.set(c.id, r);
         log(`  ${r.ms.toFixed(0)} ms, peak ${(r.peak / 2 ** 30).toFixed(2)} GiB, ${r.dispatches} dispatches`);
+        if (r.directMs !== null) {
+          const line = `${label(c)}: direct kernels ${r.directMs.toFixed(0)} ms, conv2d's choice ${r.ms.toFixed(0)} ms (${(r.directMs / r.ms).toFixed(2)}x), alternated over ${r.runs} steps each`;
+          log(`  ${line}`);
+          notes.push(line);
+        }
         if (r.ort) log(`  ort: ${r.ort.ms.toFixed(0)} ms, worst |ort - ours| ${r.ort.worstDiff.toExponential(2)}`);
         if (r.ortError) log(`  ${r.ortError}`);
         if (r.profile) notes.push(...profileLines(label(c), r.profile));
@@ -244,6 +294,7 @@ export const suite: Suite = {
     } else notes.push('torch: not run (--no-torch)');
     const ortVersion = [...ours.values()].find((o) => o.ort)?.ort?.version;
     if (ortVersion) notes.push(ortNote(ortVersion));
+    else if (!options.peers.has('ort')) notes.push('ort: not run (--no-ort)');
 
     const records: StepRecord[] = list.map((c) => {
       const o = ours.get(c.id)!;
@@ -254,6 +305,7 @@ export const suite: Suite = {
         size: c.size,
         batch: c.batch,
         ms: sig(o.ms),
+        direct_ms: sig(o.directMs ?? null),
         torch_ms: sig(t?.ms ?? null),
         ratio: sig(o.ms && t?.ms ? o.ms / t.ms : null, 3),
         ort_ms: sig(o.ort?.ms ?? null),
