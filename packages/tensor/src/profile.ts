@@ -103,7 +103,18 @@ export function groupProfile(p: Profile, key: (d: DispatchTiming) => string): Pr
 }
 
 /** The profile's summary: device time by kind and by top-level section, and the host's share. */
-export function summariseProfile(p: Profile): { deviceMs: number; idleMs: number; byKind: ProfileRow[]; bySection: ProfileRow[] } {
+/**
+ * For a convolution's dispatch, its pass and how it ran: "conv forward, Winograd" (the Winograd
+ * F(2x2, 3x3) or F(4x4, 3x3) kernels: transforms and GEMM) or "conv forward, direct" (the correlation, 1x1 and
+ * weight-gradient kernels and their re-layouts); null for other kernels. The profile thereby
+ * records which algorithm conv2d chose, and what each cost.
+ */
+export function convAlgorithm(kernel: string, backward: boolean): string | null {
+  if (!kernel.startsWith('conv2d.')) return null;
+  return `${kernelKind(kernel, backward)}, ${kernel.startsWith('conv2d.winograd.') ? 'Winograd' : 'direct'}`;
+}
+
+export function summariseProfile(p: Profile): { deviceMs: number; idleMs: number; byKind: ProfileRow[]; bySection: ProfileRow[]; byConvAlgorithm: ProfileRow[] } {
   const deviceMs = p.dispatches.reduce((s, d) => s + d.ms, 0);
   return {
     deviceMs,
@@ -111,6 +122,8 @@ export function summariseProfile(p: Profile): { deviceMs: number; idleMs: number
     idleMs: Math.max(0, p.wallMs - deviceMs),
     byKind: groupProfile(p, (d) => kernelKind(d.kernel, d.backward)),
     bySection: groupProfile(p, (d) => `${d.section.split('/')[0] || '(none)'}${d.backward ? ' backward' : ''}`),
+    // Shares of the convolutions' time only.
+    byConvAlgorithm: groupProfile({ ...p, dispatches: p.dispatches.filter((d) => d.kernel.startsWith('conv2d.')) }, (d) => convAlgorithm(d.kernel, d.backward)!),
   };
 }
 

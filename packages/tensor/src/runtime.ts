@@ -78,6 +78,20 @@ function dawnSleepCell(): Int32Array | null {
     return null;
   }
 }
+/**
+ * AUNET_WEBGPU_WITHOUT=subgroups,shader-f16,timestamp-query (Node): leave those features off the
+ * device although the adapter has them, to run and measure in Node the paths a browser takes
+ * where it lacks them (a compatibility-mode adapter has none of the three).
+ */
+function featuresWithheld(): string[] {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.AUNET_WEBGPU_WITHOUT;
+  const names = (v ?? '').split(',').map((f) => f.trim()).filter(Boolean);
+  const known = ['subgroups', 'shader-f16', 'timestamp-query'];
+  const bad = names.filter((f) => !known.includes(f));
+  if (bad.length) throw new WebGPUError(`AUNET_WEBGPU_WITHOUT lists ${bad.join(', ')}: it takes a comma-separated list of ${known.join(', ')}`);
+  return names;
+}
+
 let current: Runtime | null = null;
 let initializing: Promise<Runtime> | null = null;
 
@@ -202,7 +216,8 @@ export class Runtime {
     const adapter = await holdDawnNotices(() => gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' }));
     if (!adapter) throw new WebGPUError(noAdapterMessage());
     const wanted: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];
-    const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+    const withheld = featuresWithheld();
+    const requiredFeatures = wanted.filter((f) => adapter.features.has(f) && !withheld.includes(f));
     const L = adapter.limits;
     const requiredLimits: Record<string, number> = {
       maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,

@@ -273,4 +273,27 @@ test('conv2d backward frees its temporaries', async () => {
   }
 });
 
+test('the variant probe times both variants and keeps the faster (fallback only under 0.8x); forced and CPU adapters skip it', async () => {
+  await setupGPU();
+  const before = T.conv2dVariantChoice();
+  assert.is(before.how, 'adapter', 'lavapipe names itself a CPU: no probe at init');
+  assert.is(before.variant, T.runtime().adapter.isFallback ? 'fallback' : 'gpu');
+  assert.equal(await T.measureConv2dVariant(), before, 'a CPU adapter is not measured unless asked');
+  try {
+    const m = await T.measureConv2dVariant({ evenOnCpu: true });
+    assert.is(m.how, 'measured');
+    assert.ok(m.fallbackMs! > 0 && Number.isFinite(m.fallbackMs) && m.gpuMs! > 0 && Number.isFinite(m.gpuMs), `times ${m.fallbackMs} ${m.gpuMs}`);
+    assert.is(m.variant, m.fallbackMs! < 0.8 * m.gpuMs! ? 'fallback' : 'gpu');
+    assert.equal(T.conv2dVariantChoice(), m, 'auto now takes the measured variant');
+    assert.match(T.describeConv2dVariant(), /^conv2d: (fallback|gpu) kernels \(measured: fallback [\d.]+ ms, gpu [\d.]+ ms\)$/);
+    T.setConv2dVariant('gpu');
+    assert.equal(T.conv2dVariantChoice(), { variant: 'gpu', how: 'forced' });
+    assert.equal(await T.measureConv2dVariant({ evenOnCpu: true }), { variant: 'gpu', how: 'forced' }, 'a forced variant is not measured');
+  } finally {
+    T.setConv2dVariant('auto');
+    T.setMeasuredConv2dVariant(null);
+  }
+  assert.equal(T.conv2dVariantChoice(), before);
+});
+
 test.run();

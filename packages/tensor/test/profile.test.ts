@@ -137,4 +137,24 @@ test('start twice or stop without start: clear errors; profiling ends cleanly', 
   await rt.stopProfile().then(() => assert.unreachable('stopped twice'), (e: Error) => assert.match(e.message, /no profile is running/));
 });
 
+test('the profile records which algorithm each convolution pass ran (Winograd or direct), with its time and work', async () => {
+  const x = [1, 8, 6, 7];
+  const w = [8, 8, 3, 3];
+  const work = 2 * 8 * 6 * 7 * 8 * 9;
+  try {
+    for (const algorithm of ['winograd', 'direct'] as const) {
+      T.setConv2dAlgorithm(algorithm);
+      const s = T.summariseProfile(await profiledConv(x, w, { padding: 1 }));
+      const fast = algorithm === 'winograd' ? 'Winograd' : 'direct';
+      assert.equal(s.byConvAlgorithm.map((r) => r.name).sort(), [`conv forward, ${fast}`, `conv input gradient, ${fast}`, 'conv weight gradient, direct'].sort());
+      for (const r of s.byConvAlgorithm) assert.ok(Math.abs(r.flops - work) <= 1e-9 * work, `${algorithm} ${r.name}: ${r.flops} flops, expected ${work}`);
+      assert.ok(Math.abs(s.byConvAlgorithm.reduce((a, r) => a + r.share, 0) - 1) < 1e-9, 'shares of the convolutions\' time');
+    }
+  } finally {
+    T.setConv2dAlgorithm('auto');
+  }
+  assert.is(T.convAlgorithm('conv2d.winograd.gemm', true), 'conv input gradient, Winograd');
+  assert.is(T.convAlgorithm('instanceNorm.forward', false), null);
+});
+
 test.run();

@@ -12,7 +12,7 @@ import { DEFAULT_DATA_DIR, readVolume } from '../data/files';
 import { encodeNifti } from '../data/nifti';
 import { resizeBilinear } from '../data/transforms';
 import { AUNet } from '../model';
-import { CHROMIUM_ROUTES, launchChromium, type ChromiumRoute } from '../web/chromium';
+import { CHROMIUM_ROUTES, launchChromiumWithProfile, type ChromiumRoute } from '../web/chromium';
 import { startWebServer } from '../web/server';
 import { fail, numberFlag, parseFlags, userPath } from './common';
 
@@ -31,18 +31,27 @@ Usage: pnpm --filter aunet web-time [options]
   --size N           the model's input size without --checkpoint (default 512)
   --slices N         slices of the shipped CT to segment, at the model's size (default 3)
   --tta              with mirroring test-time augmentation (4 network passes per slice)
+  --conv2d-variant V fallback, gpu or auto (default auto): force conv2d's kernel variant on the
+                     page (the page's ?conv2d=V), to compare them on one route
+  --visits N         load the page N times per route on one browser profile (default 1): the
+                     first slice of a later visit shows what Chromium kept of the compiled
+                     kernels, as a returning user sees it
   --verbose          also show Dawn's (the WebGPU library's) own notices on stderr
   -h, --help         this help
 
 Run it on an otherwise idle machine: other lavapipe work slows both 10-100x.
 `;
 
-const flags = parseFlags(usage, { route: { type: 'string' }, checkpoint: { type: 'string' }, size: { type: 'string' }, slices: { type: 'string' }, tta: { type: 'boolean' } });
+const flags = parseFlags(usage, { route: { type: 'string' }, checkpoint: { type: 'string' }, size: { type: 'string' }, slices: { type: 'string' }, tta: { type: 'boolean' }, 'conv2d-variant': { type: 'string' }, visits: { type: 'string' } });
 
 try {
   const route = flags.route ?? 'both';
   const routes: ChromiumRoute[] = route === 'both' ? ['swiftshader', 'lavapipe'] : [route as ChromiumRoute];
   if (!['swiftshader', 'lavapipe'].includes(routes[0])) throw new Error(`--route must be swiftshader, lavapipe or both, got "${route}"`);
+  const variant = flags['conv2d-variant'] ?? 'auto';
+  if (!['fallback', 'gpu', 'auto'].includes(variant)) throw new Error(`--conv2d-variant must be fallback, gpu or auto, got "${variant}"`);
+  const visits = numberFlag('visits', flags.visits, true) ?? 1;
+  if (visits < 1 || visits > 5) throw new Error(`--visits must be 1 to 5, got ${visits}`);
   const slices = numberFlag('slices', flags.slices, true) ?? 3;
   if (slices < 1 || slices > 100) throw new Error(`--slices must be 1 to 100, got ${slices}`);
   const tmp = mkdtempSync(join(tmpdir(), 'aunet-web-time-'));
@@ -79,37 +88,41 @@ try {
     try {
       for (const r of routes) {
         console.log(`${r}: chromium ${CHROMIUM_ROUTES[r].join(' ')}`);
-        const browser = await launchChromium(r);
-        try {
-          const page = await browser.newPage();
-          const times: number[] = [];
-          page.on('console', (m) => {
-            const hit = /^aunet-timing slice=(\d+)\/(\d+) ms=([\d.]+)/.exec(m.text());
-            if (hit) {
-              times.push(Number(hit[3]));
-              console.log(`  slice ${hit[1]}/${hit[2]}: ${hit[3]} ms`);
-            }
-          });
-          await page.goto(server.url);
-          await page.waitForFunction(() => !['starting', 'loading'].includes(document.body.dataset.state ?? ''), null, { timeout: 600_000 });
-          const adapter = (await page.textContent('#adapter')) ?? '';
-          if ((await page.evaluate(() => document.body.dataset.state)) !== 'ready') throw new Error(`${r}: the page did not start: ${await page.textContent('#messages')}`);
-          if (flags.tta) await page.check('#tta');
-          await page.setInputFiles('#files', { name: `ct-${size}.nii`, mimeType: 'application/octet-stream', buffer: Buffer.from(scan) });
-          await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), null, { timeout: 3_600_000 });
-          if ((await page.evaluate(() => document.body.dataset.state)) !== 'done') throw new Error(`${r}: ${await page.textContent('#messages')}`);
-          const rest = times.slice(1).sort((a, b) => a - b);
-          const mean = rest.length ? rest.reduce((a, b) => a + b, 0) / rest.length : NaN;
-          const median = rest.length ? rest[Math.floor(rest.length / 2)] : NaN;
-          rows.push(`${r.padEnd(12)} ${String(size).padStart(5)} ${times[0].toFixed(0).padStart(10)} ${mean.toFixed(0).padStart(12)} ${median.toFixed(0).padStart(10)}   ${adapter.replace(/^WebGPU: /, '')}`);
-        } finally {
-          await browser.close();
+        // One browser profile per route, kept across its visits as a user's browser keeps it.
+        const profile = join(tmp, `profile-${r}`);
+        for (let visit = 1; visit <= visits; visit++) {
+          const browser = await launchChromiumWithProfile(r, profile);
+          try {
+            const page = await browser.newPage();
+            const times: number[] = [];
+            page.on('console', (m) => {
+              const hit = /^aunet-timing slice=(\d+)\/(\d+) ms=([\d.]+)/.exec(m.text());
+              if (hit) {
+                times.push(Number(hit[3]));
+                console.log(`  ${visits > 1 ? `visit ${visit}, ` : ''}slice ${hit[1]}/${hit[2]}: ${hit[3]} ms`);
+              }
+            });
+            await page.goto(variant === 'auto' ? server.url : `${server.url}?conv2d=${variant}`);
+            await page.waitForFunction(() => !['starting', 'loading'].includes(document.body.dataset.state ?? ''), null, { timeout: 600_000 });
+            const adapter = (await page.textContent('#adapter')) ?? '';
+            if ((await page.evaluate(() => document.body.dataset.state)) !== 'ready') throw new Error(`${r}: the page did not start: ${await page.textContent('#messages')}`);
+            if (flags.tta) await page.check('#tta');
+            await page.setInputFiles('#files', { name: `ct-${size}.nii`, mimeType: 'application/octet-stream', buffer: Buffer.from(scan) });
+            await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), null, { timeout: 3_600_000 });
+            if ((await page.evaluate(() => document.body.dataset.state)) !== 'done') throw new Error(`${r}: ${await page.textContent('#messages')}`);
+            const rest = times.slice(1).sort((a, b) => a - b);
+            const mean = rest.length ? rest.reduce((a, b) => a + b, 0) / rest.length : NaN;
+            const median = rest.length ? rest[Math.floor(rest.length / 2)] : NaN;
+            rows.push(`${r.padEnd(12)} ${String(visit).padStart(5)} ${String(size).padStart(5)} ${times[0].toFixed(0).padStart(10)} ${mean.toFixed(0).padStart(12)} ${median.toFixed(0).padStart(10)}   ${adapter.replace(/^WebGPU: /, '')}`);
+          } finally {
+            await browser.close();
+          }
         }
       }
     } finally {
       await server.close();
     }
-    console.log(`\nroute         size  first (ms)  mean (ms)*  median (ms)*   adapter${flags.tta ? '   (with TTA)' : ''}`);
+    console.log(`\nroute        visit  size  first (ms)  mean (ms)*  median (ms)*   adapter${flags.tta ? '   (with TTA)' : ''}`);
     for (const row of rows) console.log(row);
     console.log('* per slice, slices 2 and later (the first includes compiling the kernels)');
   } finally {

@@ -3,7 +3,7 @@
 // package, which scripts/setup.sh installs), never a browser build downloaded by playwright.
 
 import { existsSync } from 'node:fs';
-import type { Browser } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
 
 /**
  * How headless Chromium gets WebGPU on a machine without a GPU:
@@ -39,4 +39,16 @@ export async function launchChromium(route: ChromiumRoute, extraArgs: string[] =
   if (!executablePath) throw new Error(NO_CHROMIUM);
   const { chromium } = await import('playwright-core');
   return chromium.launch({ executablePath, headless: true, args: [...CHROMIUM_ROUTES[route], ...extraArgs], timeout: 120_000 });
+}
+
+/**
+ * Launch headless Chromium with the flags of `route` on the browser profile in `profileDir`
+ * (created if missing), as a user's browser keeps one between visits: what Chromium caches on
+ * disk (compiled shaders among it) is there the next time.
+ */
+export async function launchChromiumWithProfile(route: ChromiumRoute, profileDir: string): Promise<BrowserContext> {
+  const executablePath = findChromium();
+  if (!executablePath) throw new Error(NO_CHROMIUM);
+  const { chromium } = await import('playwright-core');
+  return chromium.launchPersistentContext(profileDir, { executablePath, headless: true, args: [...CHROMIUM_ROUTES[route]], timeout: 120_000 });
 }

@@ -3,10 +3,10 @@
 // burden as `predict` does, and download the mask and the report. The mask, report and file names
 // come from prediction-report.ts, as `predict`'s files do. Browser only; bundled by server.ts.
 
-import { init, type Runtime } from '@aunet/tensor';
+import { describeConv2dVariant, init, setConv2dVariant, type Runtime } from '@aunet/tensor';
 import {
-  CheckpointError, DataError, loadModel, pct, maskNifti, mirroredTTA, modelPredictor, predictionFileNames, predictionReport, predictVolume, reportCsv, storedDims, withThreshold,
-  type AUNet, type IntensityKind, type PredictionReport, type TrainConfig, type Volume,
+  BURDEN_REFERENCE_TEXT, CheckpointError, DataError, loadModel, pct, maskNifti, mirroredTTA, modelPredictor, predictionFileNames, predictionReport, predictVolume, reportCsv, storedDims, withThreshold,
+  type AUNet, type BurdenReference, type IntensityKind, type PredictionReport, type TrainConfig, type Volume,
 } from '../index';
 import { encodeNifti } from '../data/nifti';
 import { ACCEPTED, classifyFile, defaultWindow, displaySpace, isOriented, stem, volumeFromNifti, volumeFromPicture, windowPresets } from './inputs';
@@ -52,8 +52,8 @@ interface Scan {
 interface Result {
   scan: Scan;
   modelName: string;
-  /** Probabilities, mask at the current threshold, and the lesion report over the body, built
-   *  as `predict` builds its files. */
+  /** Probabilities, mask at the current threshold, and the lesion report over the lungs found
+   *  in the image (the body where none are found), built as `predict` builds its files. */
   report: PredictionReport;
   msPerSlice: number[];
   tta: boolean;
@@ -121,6 +121,10 @@ async function startWebGPU(): Promise<boolean> {
     // The runtime asks the device for the adapter's own limits (workgroup storage and size,
     // storage buffers and binding sizes), so a compatibility-mode adapter works at its limits;
     // it uses f16, subgroups and timestamps only where the adapter has them.
+    // ?conv2d=fallback|gpu forces conv2d's kernel variant (web-time compares them); by default
+    // init() measures which is faster where the adapter does not say it is a CPU.
+    const variant = new URLSearchParams(location.search).get('conv2d');
+    if (variant === 'fallback' || variant === 'gpu') setConv2dVariant(variant);
     runtime = await init();
   } catch (e) {
     say('error', 'no-adapter', `WebGPU could not start a device: ${errorText(e)}\n${WEBGPU_BROWSERS}`);
@@ -129,7 +133,7 @@ async function startWebGPU(): Promise<boolean> {
   }
   // A compatibility-mode adapter (WebGPU on OpenGL ES, or --force-webgpu-compat) lacks core-features-and-limits.
   const compat = !adapter.features.has('core-features-and-limits');
-  $('adapter').textContent = `WebGPU: ${runtime.describe()}${compat ? ', compatibility mode' : ''}; features: ${runtime.adapter.features.filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f)).join(', ') || 'none of f16, subgroups, timestamps'}`;
+  $('adapter').textContent = `WebGPU: ${runtime.describe()}${compat ? ', compatibility mode' : ''}; features: ${runtime.adapter.features.filter((f) => ['shader-f16', 'subgroups', 'timestamp-query'].includes(f)).join(', ') || 'none of f16, subgroups, timestamps'}; ${describeConv2dVariant()}`;
   return true;
 }
 
@@ -331,7 +335,8 @@ async function segment(): Promise<void> {
         $('progressText').textContent = `${done} / ${nz} slices, ${ms.toFixed(0)} ms for the last`;
       },
     });
-    // Without a lung mask, as predict without --lung-mask: the burden over the body found in the image.
+    // Without a lung mask, as predict without --lung-mask: the burden over the lungs found in the
+    // image (the body where none are found).
     const report = predictionReport(s.volume, p);
     result = { scan: s, modelName: m.name, report, msPerSlice, tta };
     await viewer?.setMask(p.mask, maskNifti(report, displaySpace(s.volume.space)));
@@ -365,6 +370,13 @@ async function rethreshold(): Promise<void> {
   showReport();
 }
 
+/** How the page's burden reference was found (it has no lung mask), for the note under the report. */
+const BURDEN_NOTE: Record<BurdenReference, string> = {
+  lung: 'lesion area over the lung mask',
+  'computed-lung': 'lesion area over the lungs found in the image (air below a per-slice threshold, enclosed by the body, holes filled and gaps closed), an approximation',
+  body: 'no lungs were found in the image, so lesion area over the body found in it (everything but the air reached from the border)',
+};
+
 const fmt = (v: number, d = 1) => (Number.isNaN(v) ? '–' : v.toFixed(d));
 const percent = (v: number) => (Number.isFinite(v) ? `${pct(v)}%` : '–');
 
@@ -382,10 +394,10 @@ function showReport(): void {
   if (!result) return;
   const r = result.report.lesions;
   const v = r.volume;
-  $('volumeReport').textContent = `Volume: ${v.lesionPixels} lesion voxels, ${fmt(v.lesionMm2 / 100, 2)} cm² over all slices, ${fmt(v.lesionMl, 2)} ml; burden ${percent(v.burden)} of the body`;
+  $('volumeReport').textContent = `Volume: ${v.lesionPixels} lesion voxels, ${fmt(v.lesionMm2 / 100, 2)} cm² over all slices, ${fmt(v.lesionMl, 2)} ml; burden ${percent(v.burden)} of the ${BURDEN_REFERENCE_TEXT[result.report.reference]}`;
   $('reportNote').textContent =
     `Voxel ${r.voxelMm.map((x) => +x.toFixed(3)).join(' x ')} mm${r.unitsKnown ? '' : ' (the header gives no unit or size: mm and 1 mm assumed)'}. ` +
-    'Burden: lesion area over the body found in the image (everything but the air reached from the border), an approximation, as predict computes it without --lung-mask. ' +
+    `Burden: ${BURDEN_NOTE[result.report.reference]}, as predict computes it without --lung-mask. ` +
     `Threshold ${result.report.prediction.threshold}${result.tta ? ', mirroring TTA' : ''}; model ${result.modelName}.`;
   const tbody = $('slices').querySelector('tbody')!;
   tbody.replaceChildren(
@@ -411,7 +423,7 @@ function updateSliceReport(): void {
   $('sliceLabel').textContent = nz ? `${slice} of 0–${nz - 1}` : '–';
   if (!result) return;
   const s = result.report.lesions.slices[slice];
-  if (s) $('sliceReport').textContent = `Slice ${slice}: ${s.lesionPixels} lesion pixels, ${fmt(s.lesionMm2)} mm²; burden ${percent(s.burden)} of the body`;
+  if (s) $('sliceReport').textContent = `Slice ${slice}: ${s.lesionPixels} lesion pixels, ${fmt(s.lesionMm2)} mm²; burden ${percent(s.burden)} of the ${BURDEN_REFERENCE_TEXT[result.report.reference]}`;
   for (const tr of Array.from($('slices').querySelectorAll('tbody tr'))) tr.classList.toggle('current', (tr as HTMLElement).dataset.slice === String(slice));
 }
 

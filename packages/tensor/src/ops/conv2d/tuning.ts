@@ -53,14 +53,19 @@ export function setConv2dVariant(v: 'auto' | 'fallback' | 'gpu'): void {
  * when rounding the lanes up to whole subgroups wastes at most a quarter of them.
  */
 export function shareFor(channels: number, cg = 1): number {
-  if (!tuning().share) return 0;
-  const rt = runtime();
-  if (!rt.device.features.has('subgroups')) return 0;
-  const info = (rt.device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
-  if (info?.subgroupMinSize !== 8 || info?.subgroupMaxSize !== 8) return 0;
+  if (!sharedLoadsPossible()) return 0;
   const lanes = Math.ceil(Math.ceil(channels / 4) / cg);
   const padded = Math.ceil(lanes / 8) * 8;
   return lanes * 4 >= padded * 3 ? 8 : 0;
+}
+
+/** Whether this variant and device can share loads over subgroups (see shareFor). */
+function sharedLoadsPossible(): boolean {
+  if (!tuning().share) return false;
+  const rt = runtime();
+  if (!rt.device.features.has('subgroups')) return false;
+  const info = (rt.device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+  return info?.subgroupMinSize === 8 && info?.subgroupMaxSize === 8;
 }
 
 /**
@@ -76,20 +81,24 @@ export function inputGradTile(g: { kh: number; kw: number; s: number; d: number 
   return t.dxTall && g.kh <= 3 && g.kw <= 3 && g.s === 1 && g.d <= 2 ? t.dxTall : t.dx;
 }
 
-let algorithm: 'auto' | 'direct' | 'winograd' = 'auto';
+/** How 3x3 stride-1 convolutions run: see setConv2dAlgorithm. */
+export type Conv2dAlgorithm = 'auto' | 'direct' | 'winograd' | 'winograd4';
+
+let algorithm: Conv2dAlgorithm = 'auto';
 
 /**
  * Choose how 3x3 stride-1 convolutions run: 'auto' (by the table in {@link useWinograd}), or force
- * the direct kernels or Winograd F(2x2, 3x3) (tests, benchmarks; 'winograd' still leaves every
- * other shape to the direct kernels).
+ * the direct kernels, Winograd F(2x2, 3x3) ('winograd') or Winograd F(4x4, 3x3) ('winograd4')
+ * (tests, benchmarks; the Winograd choices still leave every other shape to the direct kernels).
  */
-export function setConv2dAlgorithm(a: 'auto' | 'direct' | 'winograd'): void {
+export function setConv2dAlgorithm(a: Conv2dAlgorithm): void {
   algorithm = a;
 }
 
 /**
  * Whether a 3x3 stride-1 conv's forward pass ('forward') or input gradient ('inputGrad') takes
- * Winograd F(2x2, 3x3) (winograd.ts) instead of the direct correlation kernel. The table, measured
+ * Winograd (winograd.ts) instead of the direct correlation kernel: false for the direct kernel,
+ * else the side of the output tile, 2 for F(2x2, 3x3) or 4 for F(4x4, 3x3). The table, measured
  * on lavapipe (fallback variant, shared subgroup loads; `AUNET_CONV2D=direct|winograd pnpm bench
  * kernels --quick --only "k3 d2 s1"` and d4, batch 4, padding = dilation, Cin = Cout, images 128
  * and 256, 2026-12-07):
@@ -101,15 +110,44 @@ export function setConv2dAlgorithm(a: 'auto' | 'direct' | 'winograd'): void {
  *     0.78-1.3x, as often slower as faster: direct.
  *   - 32 channels (128x128 and 256x256): 0.65-0.95x (the transforms cost more than the GEMM): direct.
  * So: Winograd where both channel counts are at least 128 (64 for the forward with dilation 1), with
- * dilation 1, 2 or 4 and padding equal to the dilation (the measured shapes). Never on the 'gpu'
- * variant (not measured there).
+ * dilation 1, 2 or 4 and padding equal to the dilation (the measured shapes).
+ * Without shared loads (no subgroups of 8: a compatibility-mode adapter such as Chromium's
+ * lavapipe route), the direct kernels lose their 8x cut in activation loads and Winograd wins at
+ * every level: forward 1.2-2.9x, input gradient 1.2-2.2x, 32 to 512 channels, dilations 1, 2 and 4
+ * (`AUNET_WEBGPU_WITHOUT=subgroups AUNET_CONV2D=direct|winograd pnpm bench kernels --quick
+ * --only "k3 d"`, two runs each, 2026-12-07). So there it takes every such shape.
+ * F(4x4, 3x3) against F(2x2, 3x3) and the direct kernels, with shared loads (`AUNET_CONV2D=direct|
+ * winograd|winograd4 pnpm bench kernels --quick --no-torch --no-tfjs --only "k3 d1 s1"`, and d2,
+ * d4; run alternately, three runs each at d1, two at d2 and d4, 2026-12-07; ratios of the medians
+ * over the runs, times their ranges):
+ *   - 64 to 512 channels, planes 16x16 to 128x128: F(4x4) 1.1-2.0x faster than F(2x2) in both
+ *     passes at every dilation (4x128x64x64 d1 forward 46-56 ms against 76-95, input gradient
+ *     47-58 against 69-77; 4x256x32x32 d2 forward 34-41 against 51-66) and, at 64 channels, 1.3-2.2x
+ *     faster than the direct kernels that the table took there (4x64x128x128 d1 input gradient
+ *     69-79 ms against 104-115, d4 forward 63-78 against 115-119).
+ *   - 8x8 planes (512 channels): F(4x4) 0.6-1.0x of F(2x2) (a 4x4 tile over 8x8 outputs leaves 4
+ *     tiles an image and, at dilation 4, tiles mostly of padding): F(2x2).
+ *   - 32 channels (128x128 and 256x256): F(4x4) 1.05-1.8x the speed of the direct kernels in
+ *     those runs (the direct ones with outliers), but 0.9-1.3x in three more alternate runs of
+ *     each (`--only "4x32x"`): no gain beyond the noise: direct.
+ * So: F(4x4) where both channel counts are at least 64 and the plane at least 16x16 (dilation 1,
+ * 2 or 4, padding = dilation); F(2x2) on the smaller planes as above. Its float32 error is about
+ * 10x F(2x2)'s and 5x the direct kernels' (at most 1.2e-5 of the largest output on a trained
+ * network's layers: winograd.test.ts); without shared loads F(4x4) was not measured and F(2x2)
+ * stays.
+ * Never on the 'gpu' variant (not measured on a GPU).
  */
-export function useWinograd(g: { kh: number; kw: number; s: number; d: number; p: number; ci: number; co: number }, pass: 'forward' | 'inputGrad'): boolean {
+export function useWinograd(g: { kh: number; kw: number; s: number; d: number; p: number; ci: number; co: number; h: number; w: number }, pass: 'forward' | 'inputGrad'): false | 2 | 4 {
   if (g.kh !== 3 || g.kw !== 3 || g.s !== 1 || algorithm === 'direct') return false;
-  if (algorithm === 'winograd') return true;
-  if (tuning().name !== 'fallback' || !shareFor(pass === 'forward' ? g.co : g.ci)) return false;
+  if (algorithm === 'winograd') return 2;
+  if (algorithm === 'winograd4') return 4;
+  if (tuning().name !== 'fallback' || !((g.d === 1 || g.d === 2 || g.d === 4) && g.p === g.d)) return false;
+  if (!sharedLoadsPossible()) return 2;
+  if (!shareFor(pass === 'forward' ? g.co : g.ci)) return false;
+  // Padding = dilation: the plane is the same size in and out, for both passes.
+  if (Math.min(g.ci, g.co) >= 64 && Math.min(g.h, g.w) >= 16) return 4;
   const minChannels = pass === 'forward' && g.d === 1 ? WINOGRAD_MIN_CHANNELS_FORWARD_D1 : WINOGRAD_MIN_CHANNELS;
-  return (g.d === 1 || g.d === 2 || g.d === 4) && g.p === g.d && Math.min(g.ci, g.co) >= minChannels;
+  return Math.min(g.ci, g.co) >= minChannels && 2;
 }
 
 /** Channels (input and output) from which Winograd pays on the fallback variant (see useWinograd). */
@@ -118,10 +156,38 @@ export const WINOGRAD_MIN_CHANNELS = 128;
 export const WINOGRAD_MIN_CHANNELS_FORWARD_D1 = 64;
 
 export function tuning(): Tuning {
-  const chosen = variant !== 'auto' ? variant : variantFromEnvironment();
-  if (chosen === 'fallback') return FALLBACK;
-  if (chosen === 'gpu') return GPU;
-  return runtime().adapter.isFallback ? FALLBACK : GPU;
+  return conv2dVariantChoice().variant === 'fallback' ? FALLBACK : GPU;
+}
+
+/** How conv2d's variant was chosen, and the probe's times where it was measured (variant-probe.ts). */
+export interface Conv2dVariantChoice {
+  variant: 'fallback' | 'gpu';
+  /** 'forced': setConv2dVariant or AUNET_CONV2D_VARIANT; 'measured': by measureConv2dVariant; 'adapter': by the adapter's CPU flag or driver. */
+  how: 'forced' | 'measured' | 'adapter';
+  fallbackMs?: number;
+  gpuMs?: number;
+}
+
+let measured: { variant: 'fallback' | 'gpu'; fallbackMs?: number; gpuMs?: number } | null = null;
+
+/** Record the variant measured faster on this adapter (variant-probe.ts): 'auto' takes it from then on; null forgets it. */
+export function setMeasuredConv2dVariant(v: 'fallback' | 'gpu' | null, times: { fallbackMs?: number; gpuMs?: number } = {}): void {
+  measured = v && { variant: v, ...times };
+}
+
+/** The variant conv2d runs now and why: forced, else measured, else by whether the adapter says it is a CPU. */
+export function conv2dVariantChoice(): Conv2dVariantChoice {
+  const forced = variant !== 'auto' ? variant : variantFromEnvironment();
+  if (forced !== 'auto') return { variant: forced, how: 'forced' };
+  if (measured) return { ...measured, how: 'measured' };
+  return { variant: runtime().adapter.isFallback ? 'fallback' : 'gpu', how: 'adapter' };
+}
+
+/** One line for a user: which conv2d kernels run, and why. */
+export function describeConv2dVariant(c: Conv2dVariantChoice = conv2dVariantChoice()): string {
+  if (c.how === 'forced') return `conv2d: ${c.variant} kernels (forced)`;
+  if (c.how === 'adapter') return `conv2d: ${c.variant} kernels (the adapter ${c.variant === 'fallback' ? 'is a CPU' : 'is not a known CPU'})`;
+  return `conv2d: ${c.variant} kernels (measured: fallback ${c.fallbackMs?.toFixed(1)} ms, gpu ${c.gpuMs?.toFixed(1)} ms)`;
 }
 
 /**
