@@ -1,6 +1,8 @@
 // @aunet/tensor: WebGPU tensors, reverse-mode autodiff, WGSL kernels.
 export { profileSection, currentSection, kernelKind, convAlgorithm, groupProfile, summariseProfile, type Profile, type DispatchTiming, type ProfileRow } from './profile';
 export { init } from './init';
+// Not re-exported by ops/conv2d: the probe imports conv2d.
+export { measureConv2dVariant } from './ops/conv2d/variant-probe';
 export { runtime, grid1d, WebGPUError, Runtime, type AdapterReport, type InitOptions, type Dispatch, type StorageBinding } from './runtime';
 export { dawnStderrFilter, dawnVerbose, DAWN_LIMIT_NOTICE, type StderrFilter } from './dawn-stderr';
 export { Tensor, tidy, scope, keep, dispose, shapeSize, type DType, type Shape, type GradFn } from './tensor';

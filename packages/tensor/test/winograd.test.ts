@@ -35,7 +35,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as R from '../src/reference/index';
 import { relativeError } from '../src/reference/core';
-import { checkOp, randomRef, setupGPU, testRng, toTensor } from '../src/testing';
+import { checkOp, randomRef, sampleCases, setupGPU, testRng, toTensor } from '../src/testing';
 import * as T from '../src/index';
 import { scope } from '../src/tensor';
 import { geometry } from '../src/ops/conv2d/geometry';
@@ -113,12 +113,17 @@ async function errors(c: Case, seedName: string, m: 2 | 4 = 2) {
     const y = winogradForward(xt, wt, bt, g, m);
     assert.ok(y, `${label(c)}: Winograd applies`);
     assert.equal(y!.shape, yRef.shape);
-    T.setConv2dAlgorithm('direct');
-    const direct = T.conv2d(xt, wt, bt, opts);
-    T.setConv2dAlgorithm('auto');
+    // The direct kernel's error beside it, for F(2x2) only: for F(4x4)'s own cases it would
+    // compile direct kernels no other test needs (lavapipe: ~20 s each on an empty cache).
+    let direct: T.Tensor | null = null;
+    if (m === 2) {
+      T.setConv2dAlgorithm('direct');
+      direct = T.conv2d(xt, wt, bt, opts);
+      T.setConv2dAlgorithm('auto');
+    }
     const out = {
       forward: relativeError(await y!.data(), yRef.data),
-      directForward: relativeError(await direct.data(), yRef.data),
+      directForward: direct ? relativeError(await direct.data(), yRef.data) : NaN,
       inputGrad: NaN,
     };
     if (winogradInputGradApplies(g)) {
@@ -166,9 +171,14 @@ test('the transform matrices compute 1-D F(2, 3) and F(4, 3): direct correlation
 });
 
 test('F(4x4, 3x3): forward and input gradient match the float64 reference (dilations 1, 2, 4; planes not multiples of the tiles)', async () => {
-  for (const c of [...CASES, ...CASES_F4]) {
+  // Compiling F(4x4)'s kernels takes lavapipe minutes on an empty shader cache: every run takes
+  // the cases made for F(4x4)'s paths and one with the shared GEMM, plus three of the others
+  // drawn by the seed (FULL=1 runs all).
+  const sharedGemm = CASES.find((c) => c.cout >= 32)!;
+  const all = [...CASES, ...CASES_F4];
+  for (const c of sampleCases('F(4x4) cases', all, { always: (c) => CASES_F4.includes(c) || c === sharedGemm, sampled: 3 })) {
     const e = await errors(c, `winograd ${label(c)}`, 4);
-    console.log(`  F(4x4) ${label(c)}: forward ${e.forward.toExponential(2)} (direct ${e.directForward.toExponential(2)}), input gradient ${e.inputGrad.toExponential(2)}`);
+    console.log(`  F(4x4) ${label(c)}: forward ${e.forward.toExponential(2)}, input gradient ${e.inputGrad.toExponential(2)}`);
     assert.ok(e.forward <= TOL_F4, `${label(c)} forward: relative error ${e.forward} > ${TOL_F4}`);
     assert.ok(e.inputGrad <= TOL_F4, `${label(c)} input gradient: relative error ${e.inputGrad} > ${TOL_F4}`);
   }

@@ -69,7 +69,6 @@ import { weightGradRaw } from './weight-grad';
 import { winogradForward, winogradInputGrad } from './winograd';
 
 export { conv2dVariantChoice, describeConv2dVariant, setConv2dAlgorithm, setConv2dVariant, setMeasuredConv2dVariant, type Conv2dVariantChoice } from './tuning';
-export { measureConv2dVariant } from './variant-probe';
 export type { Conv2dOptions } from './geometry';
 
 /**
