@@ -12,7 +12,11 @@ let measuring: Promise<unknown> | null = null;
  */
 export async function init(options: InitOptions = {}): Promise<Runtime> {
   const rt = await initRuntime(options);
-  measuring ??= measureConv2dVariant();
+  // A failed measurement is thrown to this caller and tried again by the next.
+  measuring ??= measureConv2dVariant().catch((e: unknown) => {
+    measuring = null;
+    throw e;
+  });
   await measuring;
   return rt;
 }

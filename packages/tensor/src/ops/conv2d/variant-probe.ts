@@ -47,6 +47,9 @@ export async function measureConv2dVariant(options: { evenOnCpu?: boolean } = {}
         if (run > 0) ms[variant] = Math.min(ms[variant], performance.now() - start);
       }
     }
+  } catch (e) {
+    setMeasuredConv2dVariant(null); // back to the adapter's default, not the variant last probed
+    throw e;
   } finally {
     x.dispose();
     w.dispose();
