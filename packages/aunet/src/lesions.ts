@@ -87,37 +87,48 @@ export function bodyMask(image: Float32Array, nx: number, ny: number, nz: number
   const plane = nx * ny;
   const body = new Uint8Array(image.length);
   const outside = new Uint8Array(plane);
-  const stack: number[] = [];
+  const stack = new Int32Array(plane);
   for (let k = 0; k < nz; k++) {
     const off = k * plane;
     const slice = image.subarray(off, off + plane);
     const threshold = otsuThreshold(slice);
-    outside.fill(0);
-    const push = (i: number) => {
-      if (!outside[i] && slice[i] < threshold) {
-        outside[i] = 1;
-        stack.push(i);
-      }
-    };
-    for (let x = 0; x < nx; x++) {
-      push(x);
-      push(x + nx * (ny - 1));
-    }
-    for (let y = 0; y < ny; y++) {
-      push(nx * y);
-      push(nx - 1 + nx * y);
-    }
-    while (stack.length) {
-      const i = stack.pop()!;
-      const x = i % nx;
-      if (x > 0) push(i - 1);
-      if (x < nx - 1) push(i + 1);
-      if (i >= nx) push(i - nx);
-      if (i < plane - nx) push(i + nx);
-    }
+    reachFromBorder(nx, ny, (i) => slice[i] < threshold, outside, stack);
     for (let i = 0; i < plane; i++) body[off + i] = outside[i] ? 0 : 1;
   }
   return body;
+}
+
+/**
+ * Marks in `reached` (1, else 0) the pixels of an `nx` x `ny` plane that a 4-connected path
+ * through pixels where `passable` holds joins to the plane's border (the border pixels that pass
+ * included). `stack` holds at least nx * ny entries; both are overwritten.
+ */
+export function reachFromBorder(nx: number, ny: number, passable: (i: number) => boolean, reached: Uint8Array, stack: Int32Array): void {
+  const plane = nx * ny;
+  reached.fill(0, 0, plane);
+  let top = 0;
+  const visit = (i: number) => {
+    if (!reached[i] && passable(i)) {
+      reached[i] = 1;
+      stack[top++] = i;
+    }
+  };
+  for (let x = 0; x < nx; x++) {
+    visit(x);
+    visit(x + nx * (ny - 1));
+  }
+  for (let y = 0; y < ny; y++) {
+    visit(nx * y);
+    visit(nx - 1 + nx * y);
+  }
+  while (top > 0) {
+    const i = stack[--top];
+    const x = i % nx;
+    if (x > 0) visit(i - 1);
+    if (x < nx - 1) visit(i + 1);
+    if (i >= nx) visit(i - nx);
+    if (i < plane - nx) visit(i + nx);
+  }
 }
 
 /**

@@ -5,7 +5,7 @@
 
 import { fromSliceStack, toSliceStack, type Volume } from './data/nifti';
 import { normaliseImage } from './data/normalise';
-import { otsuThreshold } from './lesions';
+import { otsuThreshold, reachFromBorder } from './lesions';
 
 /** Settings of {@link lungSlice}. Sizes are in pixels of a slice 512 pixels across and scale with
  *  the slice's shorter side: many CT files (the shipped ones among them) give no voxel size, and a
@@ -282,30 +282,7 @@ export function airLevel(image: Float32Array, nx: number, ny: number, o: { maxGr
 function fillHoles(mask: Uint8Array, nx: number, ny: number, work: LungWork): void {
   const plane = nx * ny;
   const { reached, stack } = work;
-  reached.fill(0, 0, plane);
-  let top = 0;
-  const seed = (i: number) => {
-    if (!mask[i] && !reached[i]) {
-      reached[i] = 1;
-      stack[top++] = i;
-    }
-  };
-  for (let x = 0; x < nx; x++) {
-    seed(x);
-    seed(x + nx * (ny - 1));
-  }
-  for (let y = 0; y < ny; y++) {
-    seed(nx * y);
-    seed(nx - 1 + nx * y);
-  }
-  while (top > 0) {
-    const i = stack[--top];
-    const x = i % nx;
-    if (x > 0) seed(i - 1);
-    if (x < nx - 1) seed(i + 1);
-    if (i >= nx) seed(i - nx);
-    if (i < plane - nx) seed(i + nx);
-  }
+  reachFromBorder(nx, ny, (i) => !mask[i], reached, stack);
   for (let i = 0; i < plane; i++) if (!reached[i]) mask[i] = 1;
 }
 
