@@ -65,7 +65,7 @@ export interface Profile {
 /** The kind of work a kernel does, for the profile's first table. */
 export function kernelKind(kernel: string, backward: boolean): string {
   if (kernel.startsWith('conv2d.')) {
-    if (/^conv2d\.(weightGrad|gradLayout|dw1x1)/.test(kernel)) return 'conv weight gradient';
+    if (/^conv2d\.(winograd\.(f4x4\.)?)?(weightGrad|gradLayout|dw1x1)/.test(kernel)) return 'conv weight gradient';
     return backward ? 'conv input gradient' : 'conv forward';
   }
   if (/^instanceNorm(Relu)?\./.test(kernel)) return backward ? 'instance norm backward' : 'instance norm forward';

@@ -1,7 +1,7 @@
 // Winograd F(2x2, 3x3) and F(4x4, 3x3) conv kernels (packages/tensor/src/ops/conv2d/winograd.ts),
 // called directly so that they are tested whether or not the tuning table selects them: their
-// matrices against direct correlation in float64; forward and input gradient against the float64
-// reference on random data, outputs poisoned (every new buffer starts as NaN), planes that are no
+// matrices against direct correlation in float64 (and the weight gradient's dual form); forward,
+// input gradient and weight gradient against the float64 reference on random data, outputs poisoned (every new buffer starts as NaN), planes that are no
 // multiple of the 2x2 or 4x4 tile nor of the GEMM's 16- or 32-tile block, dilations 1, 2, 4, with
 // and without the shared-load GEMM and the vec4 transforms, and chunked over images; conv2d with
 // each forced, through checkOp (reference backward and finite differences).
@@ -40,9 +40,9 @@ import * as T from '../src/index';
 import { scope } from '../src/tensor';
 import { geometry } from '../src/ops/conv2d/geometry';
 import {
-  WINOGRAD_F2, WINOGRAD_F4, setWinogradChunkLimit, winogradForward, winogradInputGrad, winogradInputGradApplies, type WinogradTransforms,
+  WINOGRAD_F2, WINOGRAD_F4, setWinogradChunkLimit, winogradForward, winogradInputGrad, winogradInputGradApplies, winogradWeightGrad, type WinogradTransforms,
 } from '../src/ops/conv2d/winograd';
-import { WINOGRAD_MIN_CHANNELS, useWinograd } from '../src/ops/conv2d/tuning';
+import { WINOGRAD_MIN_CHANNELS, sharedLoadsPossible, useWinograd, winogradTable } from '../src/ops/conv2d/tuning';
 
 test.before(setupGPU);
 test.after(() => {
@@ -104,7 +104,7 @@ async function errors(c: Case, seedName: string, m: 2 | 4 = 2) {
   const b = c.bias === false ? null : randomRef(rng, [c.cout]);
   const yRef = R.conv2d(x, w, b, opts);
   const gy = randomRef(rng, yRef.shape);
-  const dxRef = R.conv2dBackward(x, w, b, opts, gy)[0];
+  const [dxRef, dwRef] = R.conv2dBackward(x, w, b, opts, gy);
   return scope(async () => {
     const xt = toTensor(x);
     const wt = toTensor(w);
@@ -125,7 +125,12 @@ async function errors(c: Case, seedName: string, m: 2 | 4 = 2) {
       forward: relativeError(await y!.data(), yRef.data),
       directForward: direct ? relativeError(await direct.data(), yRef.data) : NaN,
       inputGrad: NaN,
+      weightGrad: NaN,
     };
+    const dw = winogradWeightGrad(xt, toTensor(gy), g, m);
+    assert.ok(dw, `${label(c)}: Winograd weight gradient applies`);
+    assert.equal(dw!.shape, w.shape);
+    out.weightGrad = relativeError(await dw!.data(), dwRef.data);
     if (winogradInputGradApplies(g)) {
       const dx = winogradInputGrad(toTensor(gy), wt, g, m);
       assert.ok(dx, `${label(c)}: Winograd input gradient applies`);
@@ -144,11 +149,20 @@ test('forward and input gradient match the float64 reference (dilations 1, 2, 4;
   // cases of every path and three drawn by the seed (FULL=1 runs all).
   for (const c of sampleCases('F(2x2) cases', CASES, { always: (c) => PATH_CASES.includes(c), sampled: 3 })) {
     const e = await errors(c, `winograd ${label(c)}`);
-    console.log(`  ${label(c)}: forward ${e.forward.toExponential(2)} (direct ${e.directForward.toExponential(2)}), input gradient ${e.inputGrad.toExponential(2)}`);
+    console.log(`  ${label(c)}: forward ${e.forward.toExponential(2)} (direct ${e.directForward.toExponential(2)}), input gradient ${e.inputGrad.toExponential(2)}, weight gradient ${e.weightGrad.toExponential(2)}`);
     assert.ok(e.forward <= TOL, `${label(c)} forward: relative error ${e.forward} > ${TOL}`);
     assert.ok(e.inputGrad <= TOL, `${label(c)} input gradient: relative error ${e.inputGrad} > ${TOL}`);
+    assert.ok(e.weightGrad <= TOL, `${label(c)} weight gradient: relative error ${e.weightGrad} > ${TOL}`);
   }
 });
+
+/** The 1-D taps' gradient by the dual algorithm in float64: G^T [(A dy) . (B^T d)] for m output gradients dy. */
+function winogradWeightGrad1d(tf: WinogradTransforms, d: number[], dy: number[]): number[] {
+  const a = tf.m + 2;
+  const ady = Array.from({ length: a }, (_, j) => tf.AT.reduce((s, row, i) => s + row[j] * dy[i], 0));
+  const bd = tf.BT.map((row) => row.reduce((s, c, k) => s + c * d[k], 0));
+  return [0, 1, 2].map((k) => tf.G.reduce((s, row, j) => s + row[k] * ady[j] * bd[j], 0));
+}
 
 /** 1-D F(m, 3) in float64 by the matrices: A^T [(G g) . (B^T d)] for m + 2 inputs d and 3 taps g. */
 function winograd1d(tf: WinogradTransforms, d: number[], g: number[]): number[] {
@@ -158,7 +172,7 @@ function winograd1d(tf: WinogradTransforms, d: number[], g: number[]): number[] 
   return mul(tf.AT, gg.map((x, k) => x * bd[k]));
 }
 
-test('the transform matrices compute 1-D F(2, 3) and F(4, 3): direct correlation in float64 on random inputs', () => {
+test('the transform matrices compute 1-D F(2, 3) and F(4, 3), and the taps\' gradient by the dual form: direct correlation in float64 on random inputs', () => {
   const rng = testRng('winograd 1-D matrices');
   for (const tf of [WINOGRAD_F2, WINOGRAD_F4]) {
     const a = tf.m + 2;
@@ -171,6 +185,13 @@ test('the transform matrices compute 1-D F(2, 3) and F(4, 3): direct correlation
         const direct = g[0] * d[i] + g[1] * d[i + 1] + g[2] * d[i + 2];
         assert.ok(Math.abs(y[i] - direct) <= 1e-14, `F(${tf.m}, 3) output ${i}: ${y[i]} against ${direct}`);
       }
+      // The weight gradient's dual form: G^T [(A dy) . (B^T d)] = sum_i dy_i d_(i+k).
+      const dy = Array.from({ length: tf.m }, () => rng.range(-1, 1));
+      const dg = winogradWeightGrad1d(tf, d, dy);
+      for (let k = 0; k < 3; k++) {
+        const direct = dy.reduce((s, v, i) => s + v * d[i + k], 0);
+        assert.ok(Math.abs(dg[k] - direct) <= 1e-14, `F(${tf.m}, 3) weight gradient tap ${k}: ${dg[k]} against ${direct}`);
+      }
     }
   }
 });
@@ -182,9 +203,10 @@ test('F(4x4, 3x3): forward and input gradient match the float64 reference (dilat
   const all = [...CASES, ...CASES_F4];
   for (const c of sampleCases('F(4x4) cases', all, { always: (c) => CASES_F4.includes(c) || PATH_CASES.includes(c), sampled: 2 })) {
     const e = await errors(c, `winograd ${label(c)}`, 4);
-    console.log(`  F(4x4) ${label(c)}: forward ${e.forward.toExponential(2)}, input gradient ${e.inputGrad.toExponential(2)}`);
+    console.log(`  F(4x4) ${label(c)}: forward ${e.forward.toExponential(2)}, input gradient ${e.inputGrad.toExponential(2)}, weight gradient ${e.weightGrad.toExponential(2)}`);
     assert.ok(e.forward <= TOL_F4, `${label(c)} forward: relative error ${e.forward} > ${TOL_F4}`);
     assert.ok(e.inputGrad <= TOL_F4, `${label(c)} input gradient: relative error ${e.inputGrad} > ${TOL_F4}`);
+    assert.ok(e.weightGrad <= TOL_F4, `${label(c)} weight gradient: relative error ${e.weightGrad} > ${TOL_F4}`);
   }
 });
 
@@ -201,6 +223,7 @@ test('batches whose transformed planes pass the binding limit run in chunks of i
       const e = await errors(c, `winograd chunks ${label(c)}`);
       assert.ok(e.forward <= TOL, `${label(c)} forward in chunks: relative error ${e.forward}`);
       assert.ok(e.inputGrad <= TOL, `${label(c)} input gradient in chunks: relative error ${e.inputGrad}`);
+      assert.ok(e.weightGrad <= TOL, `${label(c)} weight gradient in chunks: relative error ${e.weightGrad}`);
     }
     // F(4x4): 36 floats per channel and tile. Forward passes: 4 x 36 x 64 x 32 = 288 KiB per image
     // for the first case (12 tiles rounded up to the GEMM's 32), 4 x 36 x 8 x 16 = 18 KiB for the
@@ -213,6 +236,7 @@ test('batches whose transformed planes pass the binding limit run in chunks of i
       const e = await errors(c, `winograd chunks ${label(c)}`, 4);
       assert.ok(e.forward <= TOL_F4, `F(4x4) ${label(c)} forward in chunks: relative error ${e.forward}`);
       assert.ok(e.inputGrad <= TOL_F4, `F(4x4) ${label(c)} input gradient in chunks: relative error ${e.inputGrad}`);
+      assert.ok(e.weightGrad <= TOL_F4, `F(4x4) ${label(c)} weight gradient in chunks: relative error ${e.weightGrad}`);
     }
     // Not even one image fits: no Winograd (the caller falls back to the direct kernel).
     setWinogradChunkLimit(1024);
@@ -220,6 +244,7 @@ test('batches whose transformed planes pass the binding limit run in chunks of i
       const x = toTensor(randomRef(testRng('winograd too large'), [1, 4, 16, 16]));
       const w = toTensor(randomRef(testRng('winograd too large w'), [4, 4, 3, 3]));
       assert.is(winogradForward(x, w, null, geometry(x, w, null, { padding: 1 })), null);
+      assert.is(winogradWeightGrad(x, x, geometry(x, w, null, { padding: 1 })), null);
     });
   } finally {
     setWinogradChunkLimit(null);
@@ -284,7 +309,8 @@ for (const c of [
   // Which kernels ran: Winograd's exactly where the table says so (on lavapipe with subgroups of 8: yes).
   await scope(async () => {
     const x = toTensor(randomRef(rng, c.x));
-    const w = toTensor(randomRef(rng, [c.cout, c.x[1], 3, 3]));
+    const wRef = randomRef(rng, [c.cout, c.x[1], 3, 3]);
+    const w = toTensor(wRef);
     const rt = T.runtime();
     await rt.startProfile();
     T.conv2d(x, w, null, opts);
@@ -293,41 +319,56 @@ for (const c of [
     assert.is(kernels.includes('conv2d.winograd.gemm'), chosen === 2, `Winograd F(2x2) ran: ${kernels.join(', ')}`);
     assert.is(kernels.includes('conv2d.winograd.f4x4.gemm'), chosen === 4, `Winograd F(4x4) ran: ${kernels.join(', ')}`);
     console.log(`  conv2d ${label(c)} ran: ${kernels.join(', ')}`);
+    // The weight gradient alone (input without a gradient).
+    const wg = toTensor(wRef, true);
+    await rt.startProfile();
+    T.backward(T.sum(T.conv2d(x, wg, null, opts)));
+    const backwardKernels = (await rt.stopProfile()).dispatches.map((d) => d.kernel);
+    const chosenDw = useWinograd(geometry(x, w, null, opts), 'weightGrad');
+    assert.is(backwardKernels.includes('conv2d.winograd.weightGrad.gemm'), chosenDw === 2, `Winograd F(2x2) weight gradient ran: ${backwardKernels.join(', ')}`);
+    assert.is(backwardKernels.includes('conv2d.winograd.f4x4.weightGrad.gemm'), chosenDw === 4, `Winograd F(4x4) weight gradient ran: ${backwardKernels.join(', ')}`);
   });
 });
 
-test('the tuning table, fallback variant, 3x3 stride 1, dilation 1, 2, 4, padding = dilation: F(4x4) from 64 channels on planes from 16x16, F(2x2) on smaller planes from 128 channels (64 for the forward at dilation 1)', () => {
-  // An 8x8 plane (F(2x2) or direct), then larger ones.
+test('the tuning table, fallback variant, 3x3 stride 1, dilation 1, 2, 4, padding = dilation: with shared loads F(4x4) from 64 channels on planes from 16x16 (the weight gradient from 32 channels), F(2x2) on smaller planes from 128 channels (64 for the forward at dilation 1); without, F(4x4) but at dilation 4 below 64x64', () => {
+  // An 8x8 plane, then larger ones. winogradTable is the table for either kind of adapter.
   const g = { kh: 3, kw: 3, s: 1, d: 1, p: 1, ci: 128, co: 128, h: 8, w: 8 };
+  const table = (shape: typeof g, pass: 'forward' | 'inputGrad' | 'weightGrad', shared = true) => winogradTable(shape, pass, shared);
+  for (const d of [1, 2, 4]) {
+    for (const pass of ['forward', 'inputGrad', 'weightGrad'] as const) {
+      assert.is(table({ ...g, d, p: d }, pass), 2, `d${d} ${pass}, 8x8: F(2x2)`);
+      assert.is(table({ ...g, d, p: d, h: 16, w: 16 }, pass), 4, `d${d} ${pass}, 16x16: F(4x4)`);
+      assert.is(table({ ...g, d, p: d, ci: 64, co: 64, h: 128, w: 128 }, pass), 4, `d${d} ${pass}, 64 channels, 128x128: F(4x4)`);
+      // Without shared loads: F(4x4), but F(2x2) at dilation 4 below 64x64.
+      assert.is(table({ ...g, d, p: d }, pass, false), d === 4 ? 2 : 4, `d${d} ${pass}, 8x8, no shared loads`);
+      assert.is(table({ ...g, d, p: d, h: 32, w: 32 }, pass, false), d === 4 ? 2 : 4, `d${d} ${pass}, 32x32, no shared loads`);
+      assert.is(table({ ...g, d, p: d, ci: 32, co: 32, h: 64, w: 64 }, pass, false), 4, `d${d} ${pass}, 32 channels, 64x64, no shared loads`);
+    }
+    assert.is(table({ ...g, d, p: d, ci: 32, co: 32, h: 128, w: 128 }, 'weightGrad'), 4, `d${d} weight gradient, 32 channels: F(4x4)`);
+  }
+  assert.is(table({ ...g, ci: WINOGRAD_MIN_CHANNELS, co: 512 }, 'forward'), 2);
+  assert.is(table({ ...g, ci: 64, co: 64 }, 'forward'), 2, '64 channels, 8x8, dilation 1: F(2x2) forward');
+  assert.is(table({ ...g, h: 16, w: 15 }, 'forward'), 2, 'a plane narrower than 16: F(2x2)');
+  assert.not.ok(table({ ...g, ci: 32, co: 32, h: 128, w: 128 }, 'forward'), '32 channels: direct');
+  assert.not.ok(table({ ...g, ci: 32, co: 64, h: 128, w: 128 }, 'inputGrad'), '32 input channels: direct');
+  assert.not.ok(table({ ...g, ci: 64, co: 64 }, 'inputGrad'), '64 channels on 8x8, input gradient: direct');
+  assert.not.ok(table({ ...g, ci: 64, co: 64, d: 2, p: 2 }, 'forward'), '64 channels on 8x8, dilation 2: direct');
+  assert.not.ok(table({ ...g, ci: 64, co: 256 }, 'inputGrad'), 'fewer than 128 input channels on 8x8: direct');
+  assert.not.ok(table({ ...g, ci: 64, co: 8, h: 64, w: 64 }, 'weightGrad'), 'weight gradient, 8 output channels (too few lanes to share): direct');
+  for (const shared of [true, false]) {
+    assert.not.ok(table({ ...g, s: 2 }, 'forward', shared), 'stride 2');
+    assert.not.ok(table({ ...g, kh: 1, kw: 1, p: 0 }, 'weightGrad', shared), '1x1');
+    assert.not.ok(table({ ...g, d: 3, p: 3 }, 'forward', shared), 'dilation 3: not measured');
+    assert.not.ok(table({ ...g, p: 0 }, 'forward', shared), 'padding other than the dilation: not measured');
+  }
   try {
     T.setConv2dVariant('fallback');
-    // Shared subgroup loads are part of the measured configuration: without subgroups of 8 nothing changes.
-    const shared = useWinograd(g, 'forward');
-    if (shared) {
-      for (const d of [1, 2, 4]) {
-        for (const pass of ['forward', 'inputGrad'] as const) {
-          assert.is(useWinograd({ ...g, d, p: d }, pass), 2, `d${d} ${pass}, 8x8: F(2x2)`);
-          assert.is(useWinograd({ ...g, d, p: d, h: 16, w: 16 }, pass), 4, `d${d} ${pass}, 16x16: F(4x4)`);
-          assert.is(useWinograd({ ...g, d, p: d, ci: 64, co: 64, h: 128, w: 128 }, pass), 4, `d${d} ${pass}, 64 channels, 128x128: F(4x4)`);
-        }
-      }
-      assert.is(useWinograd({ ...g, ci: WINOGRAD_MIN_CHANNELS, co: 512 }, 'forward'), 2);
-      assert.is(useWinograd({ ...g, ci: 64, co: 64 }, 'forward'), 2, '64 channels, 8x8, dilation 1: F(2x2) forward');
-      assert.is(useWinograd({ ...g, h: 16, w: 15 }, 'forward'), 2, 'a plane narrower than 16: F(2x2)');
-    }
-    assert.not.ok(useWinograd({ ...g, ci: 32, co: 32, h: 128, w: 128 }, 'forward'), '32 channels: direct');
-    assert.not.ok(useWinograd({ ...g, ci: 32, co: 64, h: 128, w: 128 }, 'inputGrad'), '32 input channels: direct');
-    assert.not.ok(useWinograd({ ...g, ci: 64, co: 64 }, 'inputGrad'), '64 channels on 8x8, input gradient: direct');
-    assert.not.ok(useWinograd({ ...g, ci: 64, co: 64, d: 2, p: 2 }, 'forward'), '64 channels on 8x8, dilation 2: direct');
-    assert.not.ok(useWinograd({ ...g, ci: 64, co: 256 }, 'inputGrad'), 'fewer than 128 input channels on 8x8: direct');
-    assert.not.ok(useWinograd({ ...g, s: 2 }, 'forward'), 'stride 2');
-    assert.not.ok(useWinograd({ ...g, kh: 1, kw: 1, p: 0 }, 'forward'), '1x1');
-    assert.not.ok(useWinograd({ ...g, d: 3, p: 3 }, 'forward'), 'dilation 3: not measured');
-    assert.not.ok(useWinograd({ ...g, p: 0 }, 'forward'), 'padding other than the dilation: not measured');
+    for (const pass of ['forward', 'inputGrad', 'weightGrad'] as const) assert.is(useWinograd(g, pass), winogradTable(g, pass, sharedLoadsPossible()), `useWinograd takes the table (${pass})`);
     T.setConv2dVariant('gpu');
     assert.not.ok(useWinograd(g, 'forward'), 'gpu variant: not measured');
     T.setConv2dAlgorithm('winograd');
     assert.is(useWinograd(g, 'forward'), 2, 'forced');
+    assert.is(useWinograd(g, 'weightGrad'), 2, 'forced, weight gradient');
     assert.not.ok(useWinograd({ ...g, s: 2 }, 'forward'), 'forced, but stride 2');
     T.setConv2dAlgorithm('winograd4');
     assert.is(useWinograd(g, 'inputGrad'), 4, 'F(4x4) forced');
@@ -335,6 +376,7 @@ test('the tuning table, fallback variant, 3x3 stride 1, dilation 1, 2, 4, paddin
     T.setConv2dAlgorithm('direct');
     T.setConv2dVariant('fallback');
     assert.not.ok(useWinograd(g, 'forward'), 'direct forced');
+    assert.not.ok(useWinograd(g, 'weightGrad'), 'direct forced, weight gradient');
   } finally {
     T.setConv2dVariant('auto');
     T.setConv2dAlgorithm('auto');

@@ -34,8 +34,8 @@
 //   channels per vec4 (one load per pixel) and the input as above; the bands' partial sums are
 //   then added by a small second kernel (deterministic, no atomics).
 // - 3x3 stride-1 convs with enough channels take Winograd F(4x4, 3x3) or F(2x2, 3x3) for the
-//   forward pass and the input gradient instead (winograd.ts; which shapes and which tile:
-//   useWinograd in tuning.ts, by measurement).
+//   forward pass, the input gradient and the weight gradient instead (winograd.ts; which shapes
+//   and which tile: useWinograd in tuning.ts, by measurement).
 // - 1x1 kernels with stride 1, no padding and at most 4 output channels have their own kernels
 //   with lanes over pixels (see "1x1 kernels with few output channels" below).
 // - Pipelines depend only on (kernel size, stride, dilation, padding mod 4 and mod stride, tile
@@ -56,7 +56,7 @@
 // Files: tuning.ts (variants), geometry.ts (options, output size, checks), taps.ts (tap planning
 // and the load / multiply-add code built from it), correlation.ts (forward and input gradient),
 // weight-grad.ts, helpers.ts (padding, re-layouts, partial sums), pointwise.ts (the 1x1 family),
-// winograd.ts (Winograd F(2x2, 3x3) and F(4x4, 3x3), forward and input gradient).
+// winograd.ts (Winograd F(2x2, 3x3) and F(4x4, 3x3), forward, input gradient and weight gradient).
 
 import { record } from '../../autograd';
 import { Tensor } from '../../tensor';
@@ -66,7 +66,7 @@ import { geometry, type Conv2dOptions } from './geometry';
 import { forward1x1, inputGrad1x1, isSmall1x1, weightGrad1x1 } from './pointwise';
 import { useWinograd } from './tuning';
 import { weightGradRaw } from './weight-grad';
-import { winogradForward, winogradInputGrad } from './winograd';
+import { winogradForward, winogradInputGrad, winogradWeightGrad } from './winograd';
 
 export { conv2dVariantChoice, describeConv2dVariant, setConv2dAlgorithm, setConv2dVariant, setMeasuredConv2dVariant, type Conv2dVariantChoice } from './tuning';
 export type { Conv2dOptions } from './geometry';
@@ -85,7 +85,8 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: Conv
   return record(y, 'conv2d', inputs, (gy) => {
     const tileInput = small ? false : useWinograd(g, 'inputGrad');
     const dx = x.requiresGrad ? (small ? inputGrad1x1(gy, w, g) : ((tileInput && winogradInputGrad(gy, w, g, tileInput)) || inputGradRaw(gy, w, g))) : null;
-    const dw = w.requiresGrad ? (small ? weightGrad1x1(x, gy, g) : weightGradRaw(x, gy, g)) : null;
+    const tileWeight = small ? false : useWinograd(g, 'weightGrad');
+    const dw = w.requiresGrad ? (small ? weightGrad1x1(x, gy, g) : ((tileWeight && winogradWeightGrad(x, gy, g, tileWeight)) || weightGradRaw(x, gy, g))) : null;
     if (!b) return [dx, dw];
     return [dx, dw, b.requiresGrad ? sumRaw(gy, [0, 2, 3], 1, 'conv2d backward (bias)') : null];
   });

@@ -52,15 +52,15 @@ export function setConv2dVariant(v: 'auto' | 'fallback' | 'gpu'): void {
  * the cache does this job), only with a fixed subgroup size of 8 (lavapipe's on AVX2), and only
  * when rounding the lanes up to whole subgroups wastes at most a quarter of them.
  */
-export function shareFor(channels: number, cg = 1): number {
-  if (!sharedLoadsPossible()) return 0;
+export function shareFor(channels: number, cg = 1, possible = sharedLoadsPossible()): number {
+  if (!possible) return 0;
   const lanes = Math.ceil(Math.ceil(channels / 4) / cg);
   const padded = Math.ceil(lanes / 8) * 8;
   return lanes * 4 >= padded * 3 ? 8 : 0;
 }
 
 /** Whether this variant and device can share loads over subgroups (see shareFor). */
-function sharedLoadsPossible(): boolean {
+export function sharedLoadsPossible(): boolean {
   if (!tuning().share) return false;
   const rt = runtime();
   if (!rt.device.features.has('subgroups')) return false;
@@ -133,19 +133,45 @@ export function setConv2dAlgorithm(a: Conv2dAlgorithm): void {
  * So: F(4x4) where both channel counts are at least 64 and the plane at least 16x16 (dilation 1,
  * 2 or 4, padding = dilation); F(2x2) on the smaller planes as above. Its float32 error is about
  * 10x F(2x2)'s and 5x the direct kernels' (at most 1.2e-5 of the largest output on a trained
- * network's layers: winograd.test.ts); without shared loads F(4x4) was not measured and F(2x2)
- * stays.
+ * network's layers: winograd.test.ts).
+ * The weight gradient (`AUNET_CONV2D=direct|winograd|winograd4 pnpm bench kernels --quick
+ * --no-torch --no-tfjs --only "conv2d backward-weight"`, three alternate runs each, 2026-12-07,
+ * ranges over the runs): F(4x4) 2-6x faster than the direct kernel on every plane from 16x16, 32
+ * channels included (4x32x256x256 d1 76-125 ms against 300-318, 4x32x128x128 d1 28-64 against
+ * 49-82, 4x256x32x32 d2 44-181 against 207-350); on 8x8 planes (512 channels) F(2x2) 44-81 ms,
+ * F(4x4) 56-101, direct 68-231: F(2x2).
+ * Without shared loads (`AUNET_WEBGPU_WITHOUT=subgroups`, same commands for `--only "k3 d1 s1"`,
+ * d2 and d4, one run each, 2026-12-07) F(4x4) beat F(2x2) in all three passes at dilations 1 and
+ * 2 on every plane (8x8 included: 1.1-5.4x), and at dilation 4 from 64x64 up to 0.8-3.3x (at 64x64
+ * as often slower as faster) while on 32x32 and smaller it lost (0.2-0.9x): F(4x4) except at
+ * dilation 4 below 64x64.
  * Never on the 'gpu' variant (not measured on a GPU).
  */
-export function useWinograd(g: { kh: number; kw: number; s: number; d: number; p: number; ci: number; co: number; h: number; w: number }, pass: 'forward' | 'inputGrad'): false | 2 | 4 {
+export function useWinograd(g: WinogradShape, pass: 'forward' | 'inputGrad' | 'weightGrad'): false | 2 | 4 {
   if (g.kh !== 3 || g.kw !== 3 || g.s !== 1 || algorithm === 'direct') return false;
   if (algorithm === 'winograd') return 2;
   if (algorithm === 'winograd4') return 4;
-  if (tuning().name !== 'fallback' || !((g.d === 1 || g.d === 2 || g.d === 4) && g.p === g.d)) return false;
-  if (!sharedLoadsPossible()) return 2;
-  if (!shareFor(pass === 'forward' ? g.co : g.ci)) return false;
-  // Padding = dilation: the plane is the same size in and out, for both passes.
-  if (Math.min(g.ci, g.co) >= 64 && Math.min(g.h, g.w) >= 16) return 4;
+  if (tuning().name !== 'fallback') return false;
+  return winogradTable(g, pass, sharedLoadsPossible());
+}
+
+/** What a 3x3 stride-1 convolution's shape says to useWinograd. */
+export type WinogradShape = { kh: number; kw: number; s: number; d: number; p: number; ci: number; co: number; h: number; w: number };
+
+/**
+ * The measured table behind useWinograd on the fallback variant, with (`shared`) or without
+ * subgroups of 8 for shared loads; a function of its own so that both halves are tested on any
+ * adapter.
+ */
+export function winogradTable(g: WinogradShape, pass: 'forward' | 'inputGrad' | 'weightGrad', shared: boolean): false | 2 | 4 {
+  if (g.kh !== 3 || g.kw !== 3 || g.s !== 1 || !((g.d === 1 || g.d === 2 || g.d === 4) && g.p === g.d)) return false;
+  // Padding = dilation: the plane is the same size in and out, for every pass.
+  const plane = Math.min(g.h, g.w);
+  if (!shared) return g.d === 4 && plane < 64 ? 2 : 4;
+  // The GEMM's lanes run over the pass's output channels (the weight gradient's: the conv's).
+  if (!shareFor(pass === 'inputGrad' ? g.ci : g.co, 1, shared)) return false;
+  if (pass === 'weightGrad') return plane >= 16 ? 4 : 2;
+  if (Math.min(g.ci, g.co) >= 64 && plane >= 16) return 4;
   const minChannels = pass === 'forward' && g.d === 1 ? WINOGRAD_MIN_CHANNELS_FORWARD_D1 : WINOGRAD_MIN_CHANNELS;
   return Math.min(g.ci, g.co) >= minChannels && 2;
 }

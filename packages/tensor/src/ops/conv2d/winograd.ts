@@ -1,5 +1,5 @@
-// Winograd F(m x m, 3 x 3) for 3x3 stride-1 convolutions (any padding, any dilation), forward and
-// input gradient, for m = 2 (F(2x2, 3x3): 4x4 input tiles, 16 products per tile and channel
+// Winograd F(m x m, 3 x 3) for 3x3 stride-1 convolutions (any padding, any dilation): forward,
+// input gradient and weight gradient (its own section below), for m = 2 (F(2x2, 3x3): 4x4 input tiles, 16 products per tile and channel
 // instead of the direct kernel's 36, 2.25x fewer) and m = 4 (F(4x4, 3x3): 6x6 input tiles, 36
 // instead of 144, 4x fewer, with larger rounding error: its transforms have constants up to 8 and
 // 1/24). Both are y = A^T [(G g G^T) . (B^T d B)] A per tile (Lavin and Gray, "Fast Algorithms
@@ -41,7 +41,7 @@ import { runtime } from '../../runtime';
 import type { Tensor } from '../../tensor';
 import { convFlops, type Geometry } from './geometry';
 import { tiledKernelFrame } from './taps';
-import { WG, shareFor, useWinograd } from './tuning';
+import { WG, shareFor, tuning, useWinograd } from './tuning';
 
 /** The matrices of one Winograd algorithm F(m x m, 3 x 3): y = A^T [(G g G^T) . (B^T d B)] A. */
 export interface WinogradTransforms {
@@ -585,6 +585,150 @@ function outputGroupedCode(tf: WinogradTransforms, d: number): string {
   return L.join('\n');
 }
 
+// ---- weight gradient -------------------------------------------------------------------------------
+//
+// dW[o][c] = sum over images and output pixels of dY[o] times the input shifted by the tap. Per tile
+// the 1-D algorithm y = A^T [(G g) . (B^T d)] is a bilinear map, so by its dual (sum_i dy_i y_i =
+// sum_j (A dy)_j (G g)_j (B^T d)_j, differentiated in g) the taps' gradient over one tile is
+//   dg = G^T [(A dy) . (B^T d)]        and in 2-D   dW = G^T [sum over tiles (A dY A^T) . (B^T X B)] G,
+// the same tiles and input transform as the forward pass (V), the m x m output-gradient tile
+// transformed by A (a^2 values from m^2), a sum over tiles in the transformed domain (a^2 GEMMs
+// [O x P] by [P x C], P the tiles), and G^T . G once per channel pair at the end: a^2 products per
+// tile and channel pair instead of 9 m^2 (16 against 36 for m = 2, 36 against 144 for m = 4).
+// Layouts: V[t][c][p] (the forward's, vec4 over 4 tiles), D[t][p][o4] (vec4 over 4 output
+// channels), partial sums P[part][t][c][o4] over ranges of tiles (split so that small channel
+// counts still give enough invocations), then the output kernel sums the parts and applies G^T . G.
+
+const GRAD_TILE_UNIFORMS = uniformStruct('conv2d.winograd.gradTiles', {
+  total: 'u32', o: 'u32', o4: 'u32', ho: 'u32', wo: 'u32', tilesX: 'u32', tilesY: 'u32', tiles: 'u32', tp: 'u32', n0: 'u32', d: 'u32',
+});
+
+const transpose = (M: number[][]) => M[0].map((_, j) => M.map((row) => row[j]));
+
+/** D[t][p][o4] = A dY A^T of the m x m output-gradient tile p, 4 output channels per invocation (zero past the tiles). */
+function gradTilesCode(tf: WinogradTransforms): string {
+  const { m } = tf;
+  const a = m + 2;
+  const L: string[] = [];
+  L.push(`// conv2d Winograd F(${m}x${m}, 3x3) weight gradient: output-gradient tile transform A dY A^T, 4 output channels per invocation`);
+  L.push(GRAD_TILE_UNIFORMS.wgsl);
+  L.push(`@group(0) @binding(1) var<storage, read> gy: array<f32>;`);
+  L.push(`@group(0) @binding(2) var<storage, read_write> gt: array<vec4<f32>>;`);
+  L.push(`fn px(live: bool, plane: u32, oy: u32, ox: u32) -> f32 {`);
+  L.push(`  if (!live || oy >= p.ho || ox >= p.wo) { return 0.0; }`);
+  L.push(`  return gy[plane + oy * p.wo + ox];`);
+  L.push(`}`);
+  L.push(ENTRY);
+  L.push(`  let o4 = q % p.o4; let pt = q / p.o4;`);
+  L.push(`  let o = o4 * 4u;`);
+  L.push(`  let tx = pt % p.tilesX; let t2 = pt / p.tilesX;`);
+  L.push(`  let ty = t2 % p.tilesY; let n = p.n0 + t2 / p.tilesY;`);
+  L.push(`  let y0 = ty % p.d + ${m}u * p.d * (ty / p.d);`);
+  L.push(`  let x0 = tx % p.d + ${m}u * p.d * (tx / p.d);`);
+  for (let s = 0; s < 4; s++) {
+    L.push(`  let live${s} = pt < p.tiles && o + ${s}u < p.o;`);
+    L.push(`  let plane${s} = (n * p.o + o + ${s}u) * p.ho * p.wo;`);
+  }
+  const e = range(m).map((i) => range(m).map((j) => {
+    L.push(`  let e${i}_${j} = vec4<f32>(${range(4).map((s) => `px(live${s}, plane${s}, y0 + ${i}u * p.d, x0 + ${j}u * p.d)`).join(', ')});`);
+    return `e${i}_${j}`;
+  }));
+  const t = sandwich(transpose(tf.AT), e, 'z');
+  L.push(...t.lines.map((l) => `  ${l}`));
+  for (let i = 0; i < a; i++) for (let j = 0; j < a; j++) L.push(`  gt[(${a * i + j}u * p.tp + pt) * p.o4 + o4] = ${t.y[i][j]};`);
+  L.push(`}`);
+  return L.join('\n');
+}
+
+const DW_GEMM_UNIFORMS = uniformStruct('conv2d.winograd.weightGradGemm', {
+  total: 'u32', c: 'u32', o4: 'u32', ogp: 'u32', cblocks: 'u32', parts: 'u32', p4: 'u32', span: 'u32', accumulate: 'u32', cp: 'u32',
+});
+
+/**
+ * P[part][t][c][o4] = sum over the part's tiles p of D[t][p][o4] * V[t][c][p]: per invocation 4
+ * output channels (a vec4) x cb input channels over a range of tiles, 4 tiles a step (V's vec4).
+ * With shared loads the 8 lanes of a subgroup (same tiles and input channels, 8 groups of output
+ * channels) each load cb/8 of the step's cb vec4s of V and pass them round by subgroupBroadcast,
+ * as the forward GEMM does.
+ */
+function weightGradGemmCode(tf: WinogradTransforms, cb: number, share: number): string {
+  const a2 = (tf.m + 2) ** 2;
+  const frame = tiledKernelFrame(share, WG);
+  const L: string[] = [...frame.enable];
+  L.push(`// conv2d Winograd F(${tf.m}x${tf.m}, 3x3) weight gradient GEMM: 4 output x ${cb} input channels per invocation, share ${share}`);
+  L.push(DW_GEMM_UNIFORMS.wgsl);
+  L.push(`@group(0) @binding(1) var<storage, read> gt: array<vec4<f32>>;`);
+  L.push(`@group(0) @binding(2) var<storage, read> v: array<vec4<f32>>;`);
+  L.push(`@group(0) @binding(3) var<storage, read_write> part: array<vec4<f32>>;`);
+  L.push(...frame.entry);
+  L.push(`  let og = gi % p.ogp; let r = gi / p.ogp;`);
+  L.push(`  let ogc = min(og, p.o4 - 1u);`);
+  L.push(`  let cbk = r % p.cblocks; let r2 = r / p.cblocks;`);
+  L.push(`  let prt = r2 % p.parts; let t = r2 / p.parts;`);
+  L.push(`  let q0 = prt * p.span; let q1 = min(q0 + p.span, p.p4);`);
+  L.push(`  var gb = (t * p.p4 * 4u + q0 * 4u) * p.o4 + ogc;`);
+  // Rows of V this lane loads: every one of the block's cb channels, or with shared loads its cb/8.
+  const rows = share ? cb / share : cb;
+  for (let k = 0; k < rows; k++) {
+    const ch = share ? `cbk * ${cb}u + ${k * share}u + lane` : `cbk * ${cb}u + ${k}u`;
+    L.push(`  let vr${k} = (t * p.c + min(${ch}, p.c - 1u)) * p.p4;`);
+  }
+  for (let b = 0; b < cb; b++) L.push(`  var a${b} = vec4<f32>();`);
+  L.push(`  for (var q = q0; q < q1; q++) {`);
+  for (let l = 0; l < 4; l++) L.push(`    let g${l} = gt[gb${l ? ` + ${l}u * p.o4` : ''}];`);
+  for (let k = 0; k < rows; k++) L.push(`    let s${k} = v[vr${k} + q];`);
+  for (let b = 0; b < cb; b++) {
+    const vb = share ? `subgroupBroadcast(s${Math.floor(b / share)}, ${b % share}u)` : `s${b}`;
+    L.push(`    let v${b} = ${vb};`);
+    L.push(`    a${b} += g0 * v${b}.x + g1 * v${b}.y + g2 * v${b}.z + g3 * v${b}.w;`);
+  }
+  L.push(`    gb += 4u * p.o4;`);
+  L.push(`  }`);
+  L.push(`  if (!valid || og >= p.o4) { return; }`);
+  L.push(`  let mb = ((prt * ${a2}u + t) * p.cp + cbk * ${cb}u) * p.o4 + og;`);
+  // Chunks of images after the first add to the parts.
+  L.push(`  if (p.accumulate != 0u) {`);
+  for (let b = 0; b < cb; b++) L.push(`    a${b} += part[mb + ${b}u * p.o4];`);
+  L.push(`  }`);
+  for (let b = 0; b < cb; b++) L.push(`  part[mb + ${b}u * p.o4] = a${b};`);
+  L.push(`}`);
+  return L.join('\n');
+}
+
+const DW_OUTPUT_UNIFORMS = uniformStruct('conv2d.winograd.weightGradOutput', { total: 'u32', c: 'u32', o: 'u32', o4: 'u32', cp: 'u32', parts: 'u32' });
+
+/** dW[o][c] = G^T (sum of the parts) G for one input channel x 4 output channels per invocation. */
+function weightGradOutputCode(tf: WinogradTransforms): string {
+  const a = tf.m + 2;
+  const L: string[] = [];
+  L.push(`// conv2d Winograd F(${tf.m}x${tf.m}, 3x3) weight gradient output transform: the parts summed, G^T M G`);
+  L.push(DW_OUTPUT_UNIFORMS.wgsl);
+  L.push(`@group(0) @binding(1) var<storage, read> part: array<vec4<f32>>;`);
+  L.push(`@group(0) @binding(2) var<storage, read_write> dw: array<f32>;`);
+  L.push(ENTRY);
+  L.push(`  let o4 = q % p.o4; let c = q / p.o4;`);
+  L.push(`  let tstep = p.cp * p.o4;`);
+  const mv = range(a).map((i) => range(a).map((j) => {
+    L.push(`  var m${i}_${j} = vec4<f32>();`);
+    return `m${i}_${j}`;
+  }));
+  L.push(`  var b = c * p.o4 + o4;`);
+  L.push(`  for (var s = 0u; s < p.parts; s++) {`);
+  for (let i = 0; i < a; i++) for (let j = 0; j < a; j++) L.push(`    m${i}_${j} += part[b + ${a * i + j}u * tstep];`);
+  L.push(`    b += ${a * a}u * tstep;`);
+  L.push(`  }`);
+  const t = sandwich(transpose(tf.G), mv, 'z');
+  L.push(...t.lines.map((l) => `  ${l}`));
+  L.push(`  let o = o4 * 4u;`);
+  L.push(`  for (var s = 0u; s < 4u; s++) {`);
+  L.push(`    if (o + s >= p.o) { break; }`);
+  L.push(`    let at = ((o + s) * p.c + c) * 9u;`);
+  for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) L.push(`    dw[at + ${3 * ky + kx}u] = ${t.y[ky][kx]}[s];`);
+  L.push(`  }`);
+  L.push(`}`);
+  return L.join('\n');
+}
+
 // ---- drivers ---------------------------------------------------------------------------------------
 
 /** Whether Winograd computes this convolution's forward pass (3x3, stride 1). */
@@ -595,6 +739,19 @@ export function winogradForwardApplies(g: Geometry): boolean {
 /** Whether it computes the input gradient: 3x3, stride 1, padding at most 2d (the gradient's padding 2d - p). */
 export function winogradInputGradApplies(g: Geometry): boolean {
   return winogradForwardApplies(g) && g.p <= 2 * g.d;
+}
+
+/** V[t][c][p] = B^T d B for the tiles of images n0.. (`tiles` of them, zeros up to plan.tilesPad). */
+function transformInput(tf: WinogradTransforms, src: Tensor, v: Tensor, cv: WinoConv, plan: WinoPlan, n0: number, tiles: number, kernel = `${tf.kernel}.input`): void {
+  const code = groupedInput(cv.d, cv.w, plan.tilesX)
+    ? cached(`input4 ${tf.m} ${cv.d} ${cv.p}`, () => inputGroupedCode(tf, cv.d, cv.p))
+    : cached(`input ${tf.m}`, () => inputCode(tf));
+  const p4 = plan.tilesPad / 4;
+  const total = cv.c * p4;
+  launch({
+    kernel, code, grid: grid1d(total, WG), bind: [src, v],
+    uniforms: TILE_UNIFORMS.pack({ total, c: cv.c, h: cv.h, w: cv.w, tilesX: plan.tilesX, tilesY: plan.tilesY, tiles, p4, n0, pad: cv.p, d: cv.d }),
+  });
 }
 
 /**
@@ -623,20 +780,13 @@ function winogradConv(tf: WinogradTransforms, src: Tensor, w: Tensor, b: Tensor 
   const ogp = plan.share ? Math.ceil(o4 / plan.share) * plan.share : o4;
   const blocks = plan.tilesPad / plan.pb;
   const gemm = cached(`gemm ${tf.m} ${plan.pb} ${plan.share}`, () => gemmCode(tf, plan.pb, plan.share));
-  const input = groupedInput(cv.d, cv.w, plan.tilesX)
-    ? cached(`input4 ${tf.m} ${cv.d} ${cv.p}`, () => inputGroupedCode(tf, cv.d, cv.p))
-    : cached(`input ${tf.m}`, () => inputCode(tf));
   const output4 = groupedOutput(cv.d, cv.wo, plan.tilesX);
   const output = output4 ? cached(`output4 ${tf.m} ${cv.d}`, () => outputGroupedCode(tf, cv.d)) : cached(`output ${tf.m}`, () => outputCode(tf));
   for (let k = 0; k < plan.chunks; k++) {
     const n0 = k * plan.nb;
     const nb = Math.min(plan.nb, cv.n - n0);
     const tiles = nb * plan.tilesY * plan.tilesX;
-    const inputTotal = cv.c * p4;
-    launch({
-      kernel: `${tf.kernel}.input`, code: input, grid: grid1d(inputTotal, WG), bind: [src, v],
-      uniforms: TILE_UNIFORMS.pack({ total: inputTotal, c: cv.c, h: cv.h, w: cv.w, tilesX: plan.tilesX, tilesY: plan.tilesY, tiles, p4, n0, pad: cv.p, d: cv.d }),
-    });
+    transformInput(tf, src, v, cv, plan, n0, tiles);
     const gemmTotal = a2 * blocks * ogp;
     launch({
       kernel: `${tf.kernel}.gemm`, code: gemm, grid: grid1d(gemmTotal, WG), bind: [u, v, m], flops: (flops * nb) / cv.n,
@@ -670,4 +820,70 @@ export function winogradInputGrad(gy: Tensor, w: Tensor, g: Geometry, m: 2 | 4 =
   if (!winogradInputGradApplies(g)) return null;
   const cv: WinoConv = { n: g.n, c: g.co, h: g.ho, w: g.wo, o: g.ci, ho: g.h, wo: g.w, p: 2 * g.d - g.p, d: g.d };
   return winogradConv(winogradTransforms(m), gy, w, null, cv, true, convFlops(g), 'conv2d backward (input)');
+}
+
+/** Whether Winograd computes this convolution's weight gradient (3x3, stride 1, any padding and dilation). */
+export function winogradWeightGradApplies(g: Geometry): boolean {
+  return winogradForwardApplies(g);
+}
+
+/**
+ * The weight gradient [co, ci, 3, 3] by Winograd F(m x m, 3 x 3) (see "weight gradient" above), or
+ * null when it does not apply or one image's transformed planes do not fit; m as in winogradForward.
+ */
+export function winogradWeightGrad(x: Tensor, gy: Tensor, g: Geometry, m: 2 | 4 = useWinograd(g, 'weightGrad') || 2): Tensor | null {
+  if (!winogradWeightGradApplies(g)) return null;
+  const tf = winogradTransforms(m);
+  const cv: WinoConv = { n: g.n, c: g.ci, h: g.h, w: g.w, o: g.co, ho: g.ho, wo: g.wo, p: g.p, d: g.d };
+  const plan = planFor(cv, tf.m);
+  if (!plan) return null;
+  const op = 'conv2d backward (weights)';
+  const a2 = (tf.m + 2) ** 2;
+  const o4 = Math.ceil(cv.o / 4);
+  const p4 = plan.tilesPad / 4;
+  // Input channels per invocation: 32 with shared loads (4 + 4 loads a lane per 4 tiles for 128
+  // vec4 multiply-adds), 16 without; fewer for few channels (a multiple of the subgroup).
+  const cb = Math.max(8, Math.min(plan.share ? 32 : 16, 2 ** Math.ceil(Math.log2(cv.c))));
+  const cblocks = Math.ceil(cv.c / cb);
+  const cp = cblocks * cb;
+  const ogp = plan.share ? Math.ceil(o4 / plan.share) * plan.share : o4;
+  // Split the tiles into parts until there are enough invocations, within the binding limit.
+  const perPart = a2 * cblocks * ogp;
+  const partBytes = a2 * cp * o4 * 16;
+  const limit = chunkBytes ?? runtime().adapter.limits.maxStorageBufferBindingSize ?? 128 * 2 ** 20;
+  const wanted = Math.max(1, Math.min(p4, Math.ceil(tuning().dw.minInvocations / perPart), Math.floor(limit / partBytes)));
+  const span = Math.ceil(p4 / wanted);
+  const parts = Math.ceil(p4 / span);
+  if (partBytes * parts > limit) return null;
+  const v = empty([a2 * cv.c * plan.tilesPad], 'float32', op);
+  const gt = empty([a2 * plan.tilesPad * o4 * 4], 'float32', op);
+  const partial = empty([parts * a2 * cp * o4 * 4], 'float32', op);
+  const tilesCode = cached(`gradTiles ${tf.m}`, () => gradTilesCode(tf));
+  const gemm = cached(`weightGradGemm ${tf.m} ${cb} ${plan.share}`, () => weightGradGemmCode(tf, cb, plan.share));
+  for (let k = 0; k < plan.chunks; k++) {
+    const n0 = k * plan.nb;
+    const nb = Math.min(plan.nb, cv.n - n0);
+    const tiles = nb * plan.tilesY * plan.tilesX;
+    transformInput(tf, x, v, cv, plan, n0, tiles, `${tf.kernel}.weightGrad.input`);
+    const tileTotal = plan.tilesPad * o4;
+    launch({
+      kernel: `${tf.kernel}.weightGrad.tiles`, code: tilesCode, grid: grid1d(tileTotal, WG), bind: [gy, gt],
+      uniforms: GRAD_TILE_UNIFORMS.pack({ total: tileTotal, o: cv.o, o4, ho: cv.ho, wo: cv.wo, tilesX: plan.tilesX, tilesY: plan.tilesY, tiles, tp: plan.tilesPad, n0, d: cv.d }),
+    });
+    const gemmTotal = perPart * parts;
+    launch({
+      kernel: `${tf.kernel}.weightGrad.gemm`, code: gemm, grid: grid1d(gemmTotal, WG), bind: [gt, v, partial], flops: (convFlops(g) * nb) / cv.n,
+      uniforms: DW_GEMM_UNIFORMS.pack({ total: gemmTotal, c: cv.c, o4, ogp, cblocks, parts, p4, span, accumulate: k > 0 ? 1 : 0, cp }),
+    });
+  }
+  const dw = empty([cv.o, cv.c, 3, 3], 'float32', op);
+  const outTotal = cv.c * o4;
+  launch({
+    kernel: `${tf.kernel}.weightGrad.output`, code: cached(`weightGradOutput ${tf.m}`, () => weightGradOutputCode(tf)), grid: grid1d(outTotal, WG), bind: [partial, dw],
+    uniforms: DW_OUTPUT_UNIFORMS.pack({ total: outTotal, c: cv.c, o: cv.o, o4, cp, parts }),
+  });
+  v.dispose();
+  gt.dispose();
+  partial.dispose();
+  return dw;
 }
