@@ -88,6 +88,8 @@ export function configFromMetadata(metadata: Record<string, string>, file: strin
     // Checkpoints written before augmentation had levels stored a boolean (true: the full set).
     const augment = config.augment as unknown;
     if (typeof augment === 'boolean') config.augment = augment ? 'full' : 'none';
+    // Checkpoints written before training on every slice was possible held out a split.
+    config.allSlices ??= false;
     // Checkpoints written before the architecture had its own name stored it as `model.model`.
     const model = config.model as ModelConfig & { model?: Architecture };
     if (model && model.architecture === undefined && model.model !== undefined) {
@@ -122,6 +124,21 @@ export function checkSameData(stored: string | undefined, ds: SliceDataset, file
     );
   }
   return was.intensity === ds.intensity ? null : `warning: ${file} was trained on ${was.intensity} images, this data is ${ds.intensity}: scores may suffer`;
+}
+
+/**
+ * For a checkpoint trained on every slice of its data (`allSlices`: no split to keep), scored on
+ * `ds`: a warning when `ds` has the shape of that data (`stored`, its DATA_KEY entry), since its
+ * slices are then likely the ones it was trained on and the scores no test; null otherwise.
+ */
+export function allSlicesDataWarning(stored: string | undefined, ds: SliceDataset, file: string): string | null {
+  const was = stored ? (JSON.parse(stored) as DataInfo) : null;
+  const same = !was || (was.count === ds.count && was.height === ds.height && was.width === ds.width && (was.sliceAxis ?? 2) === ds.sliceAxis);
+  if (!same) return null;
+  return (
+    `warning: ${file} was trained on every slice of ${was ? `${was.count} slices of ${was.height}x${was.width}` : 'its data'}, ` +
+    `and these data have that shape: if they are those slices, the scores below are on training slices, not a test`
+  );
 }
 
 /**

@@ -36,6 +36,12 @@ export interface TrainConfig {
   valFraction: number;
   /** k-fold cross-validation: fold k (1-based) of K is the test part. */
   fold: { k: number; K: number } | null;
+  /**
+   * Train on every slice (the model to ship): no validation or test split, so no plateau
+   * schedule (the lr stays `lr`), no early stopping and no best checkpoint; the run trains
+   * exactly `epochs` epochs and its model is last.safetensors. Excludes `fold`.
+   */
+  allSlices: boolean;
   /** Random changes to the training slices: {@link AugmentName}; the options are `BASIC_AUGMENT` and `FULL_AUGMENT` in data/transforms.ts. */
   augment: AugmentName;
   /** Folder of the NIfTI files (absolute). */
@@ -74,6 +80,7 @@ export function defaultTrainConfig(preset: PresetName, data: string, overrides: 
     testFraction: 0.2,
     valFraction: 0.1,
     fold: null,
+    allSlices: false,
     augment: 'basic',
     data,
     ...rest,
@@ -102,6 +109,8 @@ export function validateTrainConfig(c: TrainConfig): void {
   if (c.fold !== null && !(Number.isInteger(c.fold?.k) && Number.isInteger(c.fold?.K) && c.fold.K >= 2 && c.fold.k >= 1 && c.fold.k <= c.fold.K)) {
     bad.push(`fold must be null or k/K with 1 <= k <= K and K >= 2, got ${JSON.stringify(c.fold)}`);
   }
+  if (typeof c.allSlices !== 'boolean') bad.push(`allSlices must be true or false, got ${JSON.stringify(c.allSlices)}`);
+  else if (c.allSlices && c.fold !== null) bad.push('allSlices trains on every slice, so it cannot hold out a fold: give one or the other');
   if (!AUGMENT_NAMES.includes(c.augment)) bad.push(`augment must be one of ${AUGMENT_NAMES.join(', ')}, got ${JSON.stringify(c.augment)}`);
   if (!(c.preset in PRESETS)) bad.push(`preset must be one of ${Object.keys(PRESETS).join(', ')}, got ${JSON.stringify(c.preset)}`);
   if (c.model?.inChannels !== 1) bad.push(`model.inChannels must be 1 (single-channel CT slices), got ${c.model?.inChannels}`);
@@ -119,7 +128,11 @@ export function parseFilters(text: string): number[] {
   return values;
 }
 
-/** The train / validation / test split of `count` slices that `config` trains and is evaluated on. */
+/**
+ * The train / validation / test split of `count` slices that `config` trains and is evaluated
+ * on; with `allSlices`, every slice trains and none is held out.
+ */
 export function splitFor(config: TrainConfig, count: number): Split {
+  if (config.allSlices) return { train: Array.from({ length: count }, (_, i) => i), val: [], test: [] };
   return splitSlices(count, { seed: config.seed, testFraction: config.testFraction, valFraction: config.valFraction, fold: config.fold ?? undefined });
 }

@@ -35,6 +35,8 @@ export type ExperimentOptions = Omit<TrainOptions, 'out' | 'resume'> & { lungMas
  * Throws when `out` holds a run of other settings, naming them.
  */
 export async function runOnce(config: TrainConfig, out: string, hooks: ExperimentOptions = {}): Promise<RunOutcome> {
+  // Each run of an experiment is scored on its held-out slices; a run on all slices has none.
+  if (config.allSlices) throw new Error(`${resolve(out)}: a run on all slices holds out no test slices to score; experiments need a split (allSlices false)`);
   const { lungMask, ...trainHooks } = hooks;
   const outcome = await trainOnce(config, out, trainHooks);
   if (lungMask !== undefined) outcome.lung = await evaluateInLungs(outcome.out, resolve(lungMask), trainHooks.log ?? console.log);

@@ -6,7 +6,7 @@ export { confusion, scores, SegmentationMetrics, PAPER_TABLE1, paperRow, pct, ty
 export { predictProbabilities, batchThatFits, modelPredictor, mirroredTTA, mirror, predictVolume, thresholdMask, type SlicePredictor, type VolumePrediction } from './predict';
 export { predictionReport, withThreshold, storedDims, lesionMaskImage, maskImage, maskNifti, probabilitiesImage, reportCsv, reportJson, slicePictures, segmentedSlices, predictionFileNames, type PredictionReport, type PredictionRun, type LungRegion } from './prediction-report';
 export {
-  loadModel, configFromMetadata, epochFromMetadata, readCheckpointMetadata, checkpointMetadata, checkSameData, dataInfo, CheckpointError,
+  loadModel, configFromMetadata, epochFromMetadata, readCheckpointMetadata, checkpointMetadata, checkSameData, allSlicesDataWarning, dataInfo, CheckpointError,
   CONFIG_KEY, EPOCH_KEY, STATE_KEY, DATA_KEY, VAL_KEY, type LoadedCheckpoint, type CheckpointRecord, type DataInfo,
 } from './checkpoint';
 export { bodyMask, lesionReport, lesionCsv, voxelSizeMm, BURDEN_REFERENCE_TEXT, type LesionReport, type SliceLesions, type BurdenReference } from './lesions';

@@ -5,10 +5,11 @@ export { predictionInputs, predictFile, writePredictionFiles, outputStem, type P
 export { exportCheckpointOnnx, exportCheckpointSafetensors, type OnnxFileExport, type SafetensorsFileExport } from './onnx-file';
 export { evaluateCheckpoint, type CheckpointEvaluation, type CheckpointEvaluationOptions } from './evaluate-file';
 export {
-  LAST, BEST, LOG, CONFIG_FILE, EVALUATION_FILE, LOCK_FILE, DEFAULT_RUNS_DIR, lockRun, RunLockedError, readCheckpointBytes, loadRunCheckpoint, saveRunCheckpoint, runState, runConfig,
+  LAST, BEST, LOG, CONFIG_FILE, EVALUATION_FILE, LOCK_FILE, DEFAULT_RUNS_DIR, ALL_SLICES_SCOPE, lockRun, RunLockedError, readCheckpointBytes, loadRunCheckpoint, saveRunCheckpoint, runState, runConfig,
   startRunFolder, appendEpochRecord, truncateLog, writeEvaluation, readEvaluation, evaluationFileFor, runDifferences, latestBestCheckpoint, checkRunFolder,
   type EpochRecord, type RunState, type EvaluationRecord,
 } from './run-folder';
 export { train, DivergedError, type TrainOptions, type TrainResult, type StepProgress } from './train';
 export { fetchDataset, md5File, FetchError, MEDSEG_FILES, MEDSEG_DOI_URL, DEFAULT_FETCH_DIR, type DataFile, type FetchOptions, type FetchProgress, type FetchResult } from './fetch';
 export { runOnce, checkLungMask, ablation, ablationMarkdown, crossValidate, crossValidationMarkdown, summarise, ABLATION_ROWS, type RunOutcome, type ExperimentOptions, type PooledScores, type AblationRow, type FoldResult, type CrossValidation, type Summary, type SummaryPair } from './experiments';
+export { SHIPPED_MODEL_FILE, MODEL_CARD_FILE, MODEL_ENV, defaultModel, defaultModelLine, missingModelMessage, requireDefaultModel, shownPath, type DefaultModel } from './shipped-model';

@@ -3,8 +3,9 @@
 //   config.json            the run's settings and split, written when it starts
 //   metrics.jsonl          one line per finished epoch (EpochRecord)
 //   last.safetensors       the last epoch's weights, optimiser and trainer state (resume from it)
-//   best.safetensors       the weights of the best validation Dice so far
+//   best.safetensors       the weights of the best validation Dice so far (none in a run on all slices)
 //   evaluation.json        the best checkpoint on the test slices, written when the run ends
+//                          (none in a run on all slices: it has no test slices)
 //   evaluation-*.json      what `evaluate` wrote for a checkpoint of the folder
 //   .lock                  held by the training run that owns the folder
 //
@@ -34,13 +35,16 @@ export const LOCK_FILE = '.lock';
 /** packages/aunet/runs: where `train` writes its run folders by default, and where `web` looks for the latest. */
 export const DEFAULT_RUNS_DIR = fileURLToPath(new URL('../runs', import.meta.url));
 
-/** One line of metrics.jsonl. */
+/**
+ * One line of metrics.jsonl. A run on all slices (`allSlices`) has no validation or test
+ * slices: its `valLoss`, `val` and `test` are null and `best` is false.
+ */
 export interface EpochRecord {
   epoch: number;
   trainLoss: number;
-  valLoss: number;
-  val: Scores;
-  test: Scores;
+  valLoss: number | null;
+  val: Scores | null;
+  test: Scores | null;
   lr: number;
   seconds: number;
   slicesPerSecond: number;
@@ -237,10 +241,14 @@ export interface EvaluationRecord {
   report: EvaluationReport;
 }
 
+/** What an evaluation of a model trained on all slices scores (its report's `scope`). */
+export const ALL_SLICES_SCOPE = 'every slice of the data: the model was trained on all slices of its own data and held none out';
+
 /** Write an evaluation report with the paper's Table 1 row beside it (atomically). */
 export async function writeEvaluation(file: string, e: EvaluationRecord): Promise<void> {
   const row = paperRow(e.config.model.architecture, e.config.loss);
-  await writeJsonAtomic(file, { checkpoint: e.checkpoint, epoch: e.epoch, data: e.data, paper: { row, ...PAPER_TABLE1[row] }, ...e.report });
+  const scope = e.config.allSlices ? { scope: ALL_SLICES_SCOPE } : {};
+  await writeJsonAtomic(file, { checkpoint: e.checkpoint, epoch: e.epoch, data: e.data, ...scope, paper: { row, ...PAPER_TABLE1[row] }, ...e.report });
 }
 
 /** An evaluation file read back; NaN scores were written as null. */
@@ -306,14 +314,16 @@ export function latestBestCheckpoint(runsDir = DEFAULT_RUNS_DIR): string | null 
 /**
  * What is wrong with a finished run folder of `epochs` epochs (empty when nothing is): a
  * checkpoint that does not load or holds another epoch, a log without every epoch exactly once,
- * no evaluation, a lock or temporary file left behind. A run that early stopping ended (its
- * checkpoint's state says so) is finished at its last epoch.
+ * no evaluation (a run on all slices has none to write), a lock or temporary file left behind.
+ * A run that early stopping ended (its checkpoint's state says so) is finished at its last epoch.
  */
 export async function checkRunFolder(out: string, epochs: number): Promise<string[]> {
   const problems: string[] = [];
   let last = epochs;
+  let evaluated = true;
   try {
     const run = await runState(out);
+    evaluated = !run.config.allSlices;
     if (run.stoppedEarly && run.epoch <= epochs) last = run.epoch;
     if (run.epoch !== last) problems.push(`${LAST} holds epoch ${run.epoch}, expected ${epochs}`);
   } catch (e) {
@@ -330,7 +340,7 @@ export async function checkRunFolder(out: string, epochs: number): Promise<strin
   });
   const expected = Array.from({ length: last }, (_, i) => i + 1);
   if (seen.join() !== expected.join()) problems.push(`${LOG} lists epochs [${seen.join(', ')}], expected 1..${last} once each`);
-  if (!existsSync(join(out, EVALUATION_FILE))) problems.push(`${EVALUATION_FILE} was not written`);
+  if (evaluated && !existsSync(join(out, EVALUATION_FILE))) problems.push(`${EVALUATION_FILE} was not written`);
   const left = existsSync(out) ? readdirSync(out).filter((n) => isTemporary(n) || n === LOCK_FILE) : [];
   if (left.length) problems.push(`left behind: ${left.join(', ')}`);
   return problems;

@@ -1,5 +1,6 @@
 // The trainer: the paper's recipe (Adam, focal Tversky or soft Dice, lr halved on plateau, early
-// stopping) on a seeded split of the slices, in a run folder that survives kills (run-folder.ts).
+// stopping) on a seeded split of the slices, or on every slice for the model to ship
+// (`allSlices`), in a run folder that survives kills (run-folder.ts).
 // A run is a short loop over named phases: open (or resume) the run, train an epoch, score it,
 // save it; and at the end evaluate the best checkpoint. Node-only.
 
@@ -50,9 +51,10 @@ export interface TrainOptions {
 export interface TrainResult {
   out: string;
   epochs: number;
-  bestEpoch: number;
+  /** The epoch of best.safetensors; null in a run on all slices (nothing to choose by). */
+  bestEpoch: number | null;
   stoppedEarly: boolean;
-  /** Test scores of the best checkpoint at the model's and the original resolution. */
+  /** Test scores of the best checkpoint at the model's and the original resolution (null on all slices: no test slices). */
   evaluation: EvaluationReport | null;
 }
 
@@ -66,6 +68,8 @@ export class DivergedError extends Error {
  * log line every epoch, and at the end evaluation.json (the best checkpoint on the test slices).
  * Validation Dice (pooled, threshold 0.5) drives the learning-rate schedule, early stopping and
  * the best checkpoint; the test slices are scored every epoch for the log but steer nothing.
+ * With `config.allSlices` every slice trains: no scores, schedule, early stopping, best
+ * checkpoint or evaluation; exactly `config.epochs` epochs at `config.lr`, the model in last.safetensors.
  */
 export async function train(config: TrainConfig, o: TrainOptions): Promise<TrainResult> {
   validateTrainConfig(config);
@@ -79,7 +83,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
         const epoch = run.epoch + 1;
         const started = performance.now();
         const trained = await trainEpoch(run, epoch, o);
-        const scores = await scoreEpoch(run, epoch);
+        const scores = config.allSlices ? null : await scoreEpoch(run, epoch);
         const { record, stop } = await endEpoch(run, epoch, trained, scores, (performance.now() - started) / 1000);
         await saveEpoch(run, record);
         run.epoch = epoch;
@@ -94,7 +98,7 @@ export async function train(config: TrainConfig, o: TrainOptions): Promise<Train
       run.opt.dispose();
     }
     const evaluation = await evaluateBest(run);
-    return { out: run.out, epochs: run.epoch, bestEpoch: run.early.bestEpoch + 1, stoppedEarly: run.stoppedEarly, evaluation };
+    return { out: run.out, epochs: run.epoch, bestEpoch: config.allSlices ? null : run.early.bestEpoch + 1, stoppedEarly: run.stoppedEarly, evaluation };
   } finally {
     unlock();
   }
@@ -130,7 +134,7 @@ async function openRun(config: TrainConfig, o: TrainOptions): Promise<Run> {
   const log = o.log ?? console.log;
   const ds = await loadDataset(config.data);
   const split = splitFor(config, ds.count);
-  if (split.train.length === 0 || split.val.length === 0 || split.test.length === 0) {
+  if (!config.allSlices && (split.train.length === 0 || split.val.length === 0 || split.test.length === 0)) {
     throw new Error(
       `${ds.count} slices leave ${split.train.length} for training, ${split.val.length} for validation and ${split.test.length} for testing: ` +
         'each needs at least one; use more data',
@@ -206,7 +210,10 @@ async function resumeRun(run: Run): Promise<void> {
   restoreSchedulers(JSON.parse(metadata[STATE_KEY]) as SchedulerState, run.plateau, run.early);
   run.epoch = epoch;
   await truncateLog(run.out, epoch);
-  run.log(`resuming ${run.out} after epoch ${epoch} (best validation Dice ${pct(run.early.best)} at epoch ${run.early.bestEpoch + 1})`);
+  run.log(
+    `resuming ${run.out} after epoch ${epoch} ` +
+      (run.config.allSlices ? '(on all slices: no validation)' : `(best validation Dice ${pct(run.early.best)} at epoch ${run.early.bestEpoch + 1})`),
+  );
 }
 
 /** The data and model lines the user sees before the first epoch. */
@@ -215,7 +222,9 @@ function describeRun(run: Run): void {
   const size = config.model.inputSize;
   run.log(
     `data: ${ds.count} slices ${ds.height}x${ds.width} (${ds.intensity}) from ${config.data}; ` +
-      `${split.train.length} train / ${split.val.length} validation / ${split.test.length} test${config.fold ? ` (fold ${config.fold.k}/${config.fold.K})` : ''}`,
+      (config.allSlices
+        ? `all ${split.train.length} train (--all-slices: no validation or test slices; ${config.epochs} epochs at lr ${config.lr}, no plateau schedule, early stopping or best checkpoint)`
+        : `${split.train.length} train / ${split.val.length} validation / ${split.test.length} test${config.fold ? ` (fold ${config.fold.k}/${config.fold.K})` : ''}`),
   );
   run.log(
     `model: ${config.model.architecture} ${config.model.filters.join('-')}, ${(run.model.numParameters() / 1e6).toFixed(2)} M parameters, ${size}x${size}, ` +
@@ -282,27 +291,33 @@ async function scoreEpoch(run: Run, epoch: number): Promise<{ valLoss: number; v
   return { valLoss, val: scoreAtModel(valProbs, split.val), test: scoreAtModel(testProbs, split.test) };
 }
 
-/** Phase 4: step the LR schedule and early stopping on the validation Dice; the epoch's log line. */
+/**
+ * Phase 4: step the LR schedule and early stopping on the validation Dice; the epoch's log line.
+ * Without scores (a run on all slices) neither steps, and no epoch is the best.
+ */
 async function endEpoch(
   run: Run,
   epoch: number,
   trained: { loss: number; seconds: number; slices: number },
-  scores: { valLoss: number; val: Scores; test: Scores },
+  scores: { valLoss: number; val: Scores; test: Scores } | null,
   seconds: number,
 ): Promise<{ record: EpochRecord; stop: boolean }> {
   const lr = run.opt.lr;
-  run.plateau.step(scores.val.dice);
-  const stop = await run.early.step(scores.val.dice);
+  let stop = false;
+  if (scores) {
+    run.plateau.step(scores.val.dice);
+    stop = await run.early.step(scores.val.dice);
+  }
   const record: EpochRecord = {
     epoch,
     trainLoss: trained.loss,
-    valLoss: scores.valLoss,
-    val: scores.val,
-    test: scores.test,
+    valLoss: scores?.valLoss ?? null,
+    val: scores?.val ?? null,
+    test: scores?.test ?? null,
     lr,
     seconds,
     slicesPerSecond: trained.slices / trained.seconds,
-    best: run.early.bestEpoch === run.early.epoch,
+    best: scores !== null && run.early.bestEpoch === run.early.epoch,
   };
   return { record, stop };
 }
@@ -315,14 +330,15 @@ async function endEpoch(
 async function saveEpoch(run: Run, record: EpochRecord): Promise<void> {
   await appendEpochRecord(run.out, record);
   const saved: CheckpointRecord = { config: run.config, epoch: record.epoch, state: schedulerState(run.plateau, run.early), data: dataInfo(run.ds) };
-  if (record.best) await saveRunCheckpoint(join(run.out, BEST), run.model, { ...saved, val: record.val });
+  if (record.best) await saveRunCheckpoint(join(run.out, BEST), run.model, { ...saved, val: record.val! });
   await saveRunCheckpoint(join(run.out, LAST), run.model, saved, run.opt);
 }
 
 /** Phase 6: the best checkpoint on the test slices, at both resolutions, into evaluation.json. */
 async function evaluateBest(run: Run): Promise<EvaluationReport | null> {
   const file = join(run.out, BEST);
-  if (!existsSync(file)) return null; // no epoch finished
+  // No epoch finished, or a run on all slices (no best checkpoint, no test slices).
+  if (!existsSync(file) || run.config.allSlices) return null;
   const { config } = run;
   const best = await loadRunCheckpoint(file);
   try {

@@ -1,14 +1,16 @@
 // Prediction on volumes: resizing to and from the model's size, mirroring TTA on predictors whose
 // output is known, lesion area and burden on hand-made masks, slice pictures, the outputs built
 // once for predict's files and the page (the same bytes from both), and the predict command end
-// to end on a small NIfTI volume (geometry kept, files readable) and on a 2-D slice.
+// to end on a small NIfTI volume (geometry kept, files readable) and on a 2-D slice, and with no
+// --checkpoint: the default model (a stand-in exported to F16, named by $AUNET_MODEL), or one line
+// saying it is missing.
 import './conv-variant';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import * as nifti from 'nifti-reader-js';
@@ -17,6 +19,9 @@ import { setupGPU } from '@aunet/tensor/testing';
 import { manualSeed, saveCheckpoint } from '@aunet/nn';
 import { defaultTrainConfig } from '../src/config';
 import { CONFIG_KEY, EPOCH_KEY, loadModel } from '../src/checkpoint';
+import { exportCheckpointSafetensors } from '../src/onnx-file';
+import { loadRunCheckpoint, saveRunCheckpoint } from '../src/run-folder';
+import { defaultModel, defaultModelLine, missingModelMessage, MODEL_CARD_FILE, MODEL_ENV, SHIPPED_MODEL_FILE } from '../src/shipped-model';
 import { DEFAULT_DATA_DIR, readLungMask, readVolume } from '../src/data/files';
 import { writeNifti } from './nifti-fixture';
 import { defaultSpace, type NiftiSpace, type Volume } from '../src/data/nifti';
@@ -400,6 +405,75 @@ c('a small HU volume: the mask keeps the geometry and reads back; CSV, JSON and 
   assert.is(two.status, 0, two.stderr);
   const flatMask = nifti.readHeader(gunzipped(join(out, 'flat-cli_lesions.nii.gz')).buffer as ArrayBuffer) as nifti.NIFTI1;
   assert.equal(flatMask.dims.slice(0, 4), [2, nx, ny, 1]);
+});
+
+c('no --checkpoint: the default model (here $AUNET_MODEL\'s F16 stand-in) segments the scan, said in one line; a missing one is one error line', async () => {
+  // The stand-in is made as the shipped model is: a run's checkpoint (trained on all slices)
+  // exported with its weights in F16.
+  manualSeed(4);
+  const config = defaultTrainConfig('cpu', DEFAULT_DATA_DIR, { allSlices: true, model: { inputSize: 16, filters: [4, 8] } });
+  const model = new AUNet(config.model);
+  const run = join(tmp, 'shipped-run', 'last.safetensors');
+  mkdirSync(join(tmp, 'shipped-run'));
+  await saveRunCheckpoint(run, model, { config, epoch: 12 });
+  model.dispose();
+  const shipped = join(tmp, 'models', 'aunet-medseg.safetensors');
+  mkdirSync(join(tmp, 'models'));
+  await exportCheckpointSafetensors(run, shipped, 'F16');
+
+  const [nx, ny, nz] = [24, 20, 3];
+  const hu = Int16Array.from({ length: nx * ny * nz }, (_, i) => ((i * 6007) % 1400) - 1000);
+  const input = join(tmp, 'default-model', 'ct.nii.gz');
+  writeNifti(input, { dims: [nx, ny, nz], data: hu, datatype: 'int16', space: SPACE });
+  const out = join(tmp, 'default-model', 'out');
+  const predict = (env: Record<string, string>, ...args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src/cli/predict.ts'), '--input', input, '--out', out, '--probabilities', '--png', 'none', ...args], {
+      cwd: pkg,
+      encoding: 'utf8',
+      timeout: 300_000,
+      env: { ...process.env, ...env },
+    });
+  // $AUNET_MODEL relative to the folder the command runs in, as --checkpoint would be.
+  const r = predict({ [MODEL_ENV]: relative(pkg, shipped) });
+  assert.is(r.status, 0, r.stderr);
+  const said = r.stdout.split('\n').filter((l) => l.startsWith('no --checkpoint'));
+  assert.equal(said, [`no --checkpoint: using ${shipped}, which $AUNET_MODEL names in place of the shipped model (see MODEL.md)`]);
+  assert.match(r.stdout, /: aunet, 16x16, epoch 12/);
+  // The files are the library's prediction with the F16 file read through predict's loader.
+  const loaded = await loadRunCheckpoint(shipped);
+  const lib = await predictVolume(modelPredictor(loaded.model), readVolume(input));
+  loaded.model.dispose();
+  const p = readVolume(join(out, 'ct_probabilities.nii.gz')).data;
+  lib.probabilities.forEach((x, i) => assert.ok(Math.abs(x - p[i]) < 1e-6, `voxel ${i}: ${x} vs ${p[i]}`));
+  assert.equal(Array.from(readVolume(join(out, 'ct_lesions.nii.gz')).data), Array.from(lib.mask));
+  assert.ok(existsSync(join(out, 'ct_lesions.json')));
+
+  // --checkpoint still wins: no line about the default model, even where $AUNET_MODEL names one that is not there.
+  const named = predict({ [MODEL_ENV]: join(tmp, 'gone.safetensors') }, '--checkpoint', shipped);
+  assert.is(named.status, 0, named.stderr);
+  assert.not.match(named.stdout, /no --checkpoint/);
+
+  // The default model missing: one line, exit 1, nothing written.
+  const missing = predict({ [MODEL_ENV]: join(tmp, 'gone.safetensors') }, '--out', join(tmp, 'never'));
+  const lines = missing.stderr.split('\n').filter((l) => l.trim() && !/artificially reduced/.test(l));
+  assert.is(missing.status, 1);
+  assert.equal(lines, [`error: no --checkpoint given, and $AUNET_MODEL names ${join(tmp, 'gone.safetensors')}, which does not exist: correct or unset AUNET_MODEL, or pass --checkpoint FILE`]);
+  assert.not.ok(existsSync(join(tmp, 'never')));
+
+  // Without $AUNET_MODEL: the package's own file, and what is said about it from the repository root.
+  const root = join(pkg, '..', '..');
+  const m = defaultModel({ env: {} });
+  assert.equal(m, { file: SHIPPED_MODEL_FILE, exists: existsSync(SHIPPED_MODEL_FILE), from: 'package' });
+  assert.is(SHIPPED_MODEL_FILE, join(pkg, 'models', 'aunet-medseg.safetensors'));
+  assert.is(MODEL_CARD_FILE, join(pkg, 'MODEL.md'));
+  assert.is(defaultModelLine(m, root), 'no --checkpoint: using the shipped model packages/aunet/models/aunet-medseg.safetensors (see packages/aunet/MODEL.md)');
+  assert.is(
+    missingModelMessage({ ...m, exists: false }, root),
+    "no --checkpoint given, and the shipped model packages/aunet/models/aunet-medseg.safetensors is not in this copy of the package: pass --checkpoint FILE (a run's best.safetensors or last.safetensors)",
+  );
+  // Empty counts as unset; outside the folder the path is shown whole.
+  assert.is(defaultModel({ env: { [MODEL_ENV]: '' } }).from, 'package');
+  assert.match(defaultModelLine(m, tmp), new RegExp(`using the shipped model ${SHIPPED_MODEL_FILE.replace(/[.]/g, '\\.')} \\(see ${MODEL_CARD_FILE.replace(/[.]/g, '\\.')}\\)`));
 });
 
 c('library use from another package: loadModel, predictVolume, evaluate imported from "aunet"', () => {

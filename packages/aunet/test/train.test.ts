@@ -1,6 +1,8 @@
 // The trainer and the commands, on the shipped data at a tiny size (32x32, filters 4-8-16):
 // real training lowers the loss, a run killed with SIGKILL mid-epoch resumes and ends as the
-// uninterrupted run does, divergence stops cleanly, and bad inputs give one clear message.
+// uninterrupted run does, divergence stops cleanly, and bad inputs give one clear message; a run
+// on all slices (the model to ship) trains its epochs without scores, resumes, exports to F16,
+// and `evaluate --data` scores it as the default model.
 import './conv-variant';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -10,14 +12,18 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setupGPU } from '@aunet/tensor/testing';
-import { Conv2d, decodeSafetensors, encodeSafetensors, manualSeed, saveCheckpoint } from '@aunet/nn';
-import { defaultTrainConfig, validateTrainConfig, type TrainConfig } from '../src/config';
+import { Conv2d, decodeSafetensors, encodeSafetensors, f16BitsToFloat32, float32ToF16Bits, manualSeed, saveCheckpoint } from '@aunet/nn';
+import { defaultTrainConfig, splitFor, validateTrainConfig, type TrainConfig } from '../src/config';
 import { CheckpointError, checkSameData, CONFIG_KEY, configFromMetadata, dataInfo, STATE_KEY } from '../src/checkpoint';
 import { DEFAULT_DATA_DIR } from '../src/data/files';
 import { writeNifti } from './nifti-fixture';
 import { AUNet } from '../src/model';
-import { BEST, EVALUATION_FILE, LAST, loadRunCheckpoint, LOCK_FILE, LOG, RunLockedError, type EpochRecord } from '../src/run-folder';
+import { resizeImage, resizeNearest } from '../src/data/transforms';
+import { loadDataset } from '../src/data/files';
+import { ALL_SLICES_SCOPE, BEST, checkRunFolder, CONFIG_FILE, EVALUATION_FILE, LAST, loadRunCheckpoint, LOCK_FILE, LOG, RunLockedError, type EpochRecord } from '../src/run-folder';
+import { MODEL_ENV } from '../src/shipped-model';
 import { DivergedError, train } from '../src/train';
+import { runOnce } from '../src/experiments';
 import type { SliceDataset } from '../src/data/dataset';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
@@ -28,9 +34,9 @@ const tiny = (over: Partial<Omit<TrainConfig, 'model'>> = {}): TrainConfig =>
 const records = (dir: string): EpochRecord[] =>
   readFileSync(join(dir, LOG), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as EpochRecord);
 
-/** Run a command of this package in a child process. */
-function cli(command: 'train' | 'evaluate', args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src', 'cli', `${command}.ts`), ...args], { cwd: pkg, encoding: 'utf8', timeout: 600_000 });
+/** Run a command of this package in a child process (`env`: added to this process's). */
+function cli(command: 'train' | 'evaluate' | 'export', args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src', 'cli', `${command}.ts`), ...args], { cwd: pkg, encoding: 'utf8', timeout: 600_000, env: { ...process.env, ...env } });
   return { code: r.status, out: r.stdout, err: r.stderr.split('\n').filter((l) => l.trim() && !/artificially reduced/.test(l)) };
 }
 
@@ -42,7 +48,7 @@ const straight = join(tmp, 'straight');
 t('a short real training on the shipped data lowers the loss and writes the run folder', async () => {
   const result = await train(tiny(), { out: straight, log: quiet });
   const r = records(straight);
-  console.log(`  train loss by epoch: ${r.map((e) => e.trainLoss.toFixed(4)).join(', ')}; validation Dice ${r.map((e) => (100 * e.val.dice).toFixed(1)).join(', ')}`);
+  console.log(`  train loss by epoch: ${r.map((e) => e.trainLoss.toFixed(4)).join(', ')}; validation Dice ${r.map((e) => (100 * e.val!.dice).toFixed(1)).join(', ')}`);
   assert.equal(r.map((e) => e.epoch), [1, 2, 3]);
   assert.ok(r[2].trainLoss < r[0].trainLoss, 'the loss fell');
   for (const f of [LAST, BEST, EVALUATION_FILE, 'config.json']) assert.ok(existsSync(join(straight, f)), f);
@@ -93,7 +99,7 @@ t('a run killed with SIGKILL mid-epoch resumes from its checkpoint and ends as t
   for (let i = 0; i < 3; i++) {
     const rel = Math.abs(a[i].trainLoss - b[i].trainLoss) / a[i].trainLoss;
     assert.ok(rel < 1e-4, `epoch ${i + 1}: loss ${b[i].trainLoss} after the kill, ${a[i].trainLoss} without`);
-    assert.ok(Math.abs(a[i].val.dice - b[i].val.dice) < 1e-3, `epoch ${i + 1}: validation Dice`);
+    assert.ok(Math.abs(a[i].val!.dice - b[i].val!.dice) < 1e-3, `epoch ${i + 1}: validation Dice`);
   }
   assert.ok(existsSync(join(dir, EVALUATION_FILE)));
   // The learning-rate schedule and early stopping went on from their saved state, not afresh.
@@ -324,6 +330,135 @@ t("paths are taken from where pnpm ran the command (INIT_CWD); stderr holds no D
     assert.is(verbose.status, 0, verbose.stderr);
     assert.match(verbose.stderr, /artificially reduced/);
   }
+});
+
+const allSlices = join(tmp, 'all-slices');
+
+t('--all-slices: every slice trains, exactly --epochs epochs at the constant lr, metrics without scores, no best or evaluation; it resumes', async () => {
+  const args = ['--size', '32', '--filters', '4,8', '--epochs', '2', '--lr', '1e-3', '--seed', '5', '--all-slices'];
+  const first = cli('train', [...args, '--out', allSlices]);
+  assert.is(first.code, 0, first.err.join('\n'));
+  assert.match(first.out, /all 100 train \(--all-slices: no validation or test slices/);
+  assert.match(first.out, /epoch 2: loss \d\.\d+, no validation \(all slices train\), lr 1\.00e-3/);
+  assert.match(first.out, /done after epoch 2 \(all slices: the model is the last epoch's\)/);
+  const config = JSON.parse(readFileSync(join(allSlices, CONFIG_FILE), 'utf8'));
+  assert.is(config.allSlices, true);
+  assert.equal(config.split, { train: Array.from({ length: 100 }, (_, i) => i), val: [], test: [] });
+  const check = (epochs: number) => {
+    const r = records(allSlices);
+    assert.equal(r.map((e) => e.epoch), Array.from({ length: epochs }, (_, i) => i + 1));
+    for (const e of r) {
+      assert.ok(Number.isFinite(e.trainLoss) && e.trainLoss > 0, `train loss ${e.trainLoss}`);
+      assert.equal([e.valLoss, e.val, e.test, e.best, e.lr], [null, null, null, false, 1e-3], `epoch ${e.epoch}`);
+    }
+    assert.not.ok(existsSync(join(allSlices, BEST)), 'no best checkpoint');
+    assert.not.ok(existsSync(join(allSlices, EVALUATION_FILE)), 'no evaluation');
+  };
+  check(2);
+  assert.equal(await checkRunFolder(allSlices, 2), [], 'a finished run on all slices, as chaos checks one');
+
+  const more = cli('train', ['--resume', allSlices, '--epochs', '3']);
+  assert.is(more.code, 0, more.err.join('\n'));
+  assert.match(more.out, /resuming .* after epoch 2 \(on all slices: no validation\)/);
+  check(3);
+  const last = await loadRunCheckpoint(join(allSlices, LAST));
+  assert.equal([last.epoch, last.config.allSlices], [3, true]);
+  last.model.dispose();
+
+  // The flags it excludes: one line each, nothing trained.
+  for (const [extra, message] of [
+    [[...args, '--fold', '1/5', '--out', join(tmp, 'never-all')], /give --fold or --all-slices, not both/],
+    [['--resume', allSlices, '--all-slices'], /only --epochs and --data may be given with it, not --all-slices/],
+  ] as const) {
+    const bad = cli('train', [...extra]);
+    assert.is(bad.code, 1);
+    assert.is(bad.err.length, 1, bad.err.join('\n'));
+    assert.match(bad.err[0], message);
+  }
+  assert.not.ok(existsSync(join(tmp, 'never-all', LAST)));
+});
+
+t('all slices in the library: the split holds every slice, and neither the lr schedule nor early stopping acts, even at patience 1', async () => {
+  const config = tiny({ allSlices: true, epochs: 3, lrPatience: 1, earlyStopping: 1 });
+  assert.equal(splitFor(config, 7), { train: [0, 1, 2, 3, 4, 5, 6], val: [], test: [] });
+  assert.throws(() => validateTrainConfig({ ...config, fold: { k: 1, K: 5 } }), /allSlices trains on every slice, so it cannot hold out a fold/);
+  assert.throws(() => validateTrainConfig({ ...config, allSlices: 'yes' as never }), /allSlices must be true or false/);
+  // A checkpoint from before the field trained on a split.
+  const { allSlices: _, ...old } = tiny();
+  assert.is(configFromMetadata({ [CONFIG_KEY]: JSON.stringify(old) }, 'old.safetensors').allSlices, false);
+  const dir = join(tmp, 'all-slices-library');
+  const result = await train(config, { out: dir, log: quiet });
+  assert.equal([result.epochs, result.bestEpoch, result.stoppedEarly, result.evaluation], [3, null, false, null]);
+  assert.equal(records(dir).map((e) => e.lr), [1e-3, 1e-3, 1e-3]);
+  // Experiments score each run on its held-out slices: one on all slices is refused before it trains.
+  await runOnce(config, join(tmp, 'never-experiment')).then(
+    () => assert.unreachable('an experiment ran on all slices'),
+    (e: Error) => assert.match(e.message, /never-experiment: a run on all slices holds out no test slices to score; experiments need a split/),
+  );
+  assert.not.ok(existsSync(join(tmp, 'never-experiment', LAST)));
+});
+
+t('the shipped model\'s way: an all-slices run exported to F16 loads, and `evaluate --data` scores it on every slice without --checkpoint', async () => {
+  const models = join(tmp, 'models');
+  mkdirSync(models);
+  const shipped = join(models, 'aunet-medseg.safetensors');
+  const exported = cli('export', ['--checkpoint', join(allSlices, LAST), '--safetensors', shipped, '--dtype', 'f16']);
+  assert.is(exported.code, 0, exported.err.join('\n'));
+  // Read through predict's loader: the run's float32 weights rounded to F16, back in float32.
+  const [f16, f32] = [await loadRunCheckpoint(shipped), await loadRunCheckpoint(join(allSlices, LAST))];
+  assert.equal([f16.epoch, f16.config], [3, f32.config]);
+  const f32Weights = new Map<string, Float32Array>();
+  for (const [name, p] of f32.model.namedParameters()) f32Weights.set(name, (await p.value.data()) as Float32Array);
+  for (const [name, p] of f16.model.namedParameters()) {
+    assert.equal(Array.from((await p.value.data()) as Float32Array), Array.from(f32Weights.get(name)!, (x) => f16BitsToFloat32(float32ToF16Bits(x))), name);
+  }
+  f16.model.dispose();
+  f32.model.dispose();
+
+  const env = { [MODEL_ENV]: shipped };
+  // On the shipped data (the very slices it was trained on): every slice scored, and a warning says so.
+  const ev = cli('evaluate', ['--data', DEFAULT_DATA_DIR], env);
+  assert.is(ev.code, 0, ev.err.join('\n'));
+  const lines = ev.out.split('\n');
+  assert.is(lines.filter((l) => l.startsWith('no --checkpoint')).length, 1, 'one line says which model');
+  assert.match(ev.out, new RegExp(`no --checkpoint: using ${shipped.replace(/[.]/g, '\\.')}, which \\$AUNET_MODEL names in place of the shipped model \\(see .*MODEL\\.md\\)`));
+  assert.match(ev.out, /warning: .*was trained on every slice of 100 slices of 512x512, and these data have that shape/);
+  assert.match(ev.out, /epoch 3; every slice of .*medseg-covid \(100; trained on all slices/);
+  assert.match(ev.out, /\(%, 100 slices\)/);
+  const report = JSON.parse(readFileSync(join(models, 'evaluation-aunet-medseg.json'), 'utf8'));
+  assert.is(report.scope, ALL_SLICES_SCOPE);
+  assert.equal(report.slices, Array.from({ length: 100 }, (_, i) => i));
+  for (const v of Object.values(report.original.pooled) as number[]) assert.ok(v >= 0 && v <= 1);
+
+  // Other data, of any slice count: every slice, no warning.
+  const ds = await loadDataset(DEFAULT_DATA_DIR);
+  const other = join(tmp, 'other-data');
+  const [n, side] = [4, 64];
+  const image = new Uint8Array(side * side * n);
+  const mask = new Uint8Array(side * side * n);
+  for (let k = 0; k < n; k++) {
+    image.set(resizeImage(ds.images[30 + k], ds.height, ds.width, side, side).map((v) => Math.round(255 * v)), k * side * side);
+    mask.set(resizeNearest(ds.masks[30 + k], ds.height, ds.width, side, side), k * side * side);
+  }
+  writeNifti(join(other, 'tr_im.nii.gz'), { dims: [side, side, n], data: image, datatype: 'uint8' });
+  writeNifti(join(other, 'tr_mask.nii.gz'), { dims: [side, side, n], data: mask, datatype: 'uint8' });
+  const json = join(tmp, 'other-eval.json');
+  const ev2 = cli('evaluate', ['--data', other, '--json', json], env);
+  assert.is(ev2.code, 0, ev2.err.join('\n'));
+  assert.not.match(ev2.out, /warning/);
+  assert.equal(JSON.parse(readFileSync(json, 'utf8')).slices, [0, 1, 2, 3]);
+
+  // No --checkpoint and no --data; a default model that is not there: one line, exit 1, no report.
+  for (const [args, extra, message] of [
+    [[], env, /^error: --checkpoint FILE or --data DIR is required: with --data alone the shipped model is scored on every slice of DIR/],
+    [['--data', DEFAULT_DATA_DIR, '--json', join(tmp, 'never.json')], { [MODEL_ENV]: join(tmp, 'no-model.safetensors') }, /^error: no --checkpoint given, and \$AUNET_MODEL names .*no-model\.safetensors, which does not exist: correct or unset AUNET_MODEL, or pass --checkpoint FILE$/],
+  ] as const) {
+    const bad = cli('evaluate', [...args], extra);
+    assert.is(bad.code, 1);
+    assert.is(bad.err.length, 1, bad.err.join('\n'));
+    assert.match(bad.err[0], message);
+  }
+  assert.not.ok(existsSync(join(tmp, 'never.json')));
 });
 
 t.run();

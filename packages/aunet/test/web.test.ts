@@ -4,7 +4,9 @@
 // at the threshold); the downloaded mask has the input's geometry; no request leaves for another
 // host; the missing-WebGPU, bad-file and bad-checkpoint messages appear. Both headless routes
 // without a GPU: SwiftShader (with NiiVue on WebGL2) and lavapipe through OpenGL ES
-// (compatibility-mode WebGPU; the page's 2-D view). Screenshots: test-artifacts/web-*.png.
+// (compatibility-mode WebGPU; the page's 2-D view). The server and `predict` use the default model
+// (no checkpoint named): a tiny trained run exported to F16, named by $AUNET_MODEL in place of the
+// shipped file. Screenshots: test-artifacts/web-*.png.
 // Without Chromium every test here fails with a message saying so.
 import './conv-variant';
 import { suite } from 'uvu';
@@ -29,6 +31,8 @@ import { train } from '../src/train';
 import { findChromium, launchChromium, NO_CHROMIUM, type ChromiumRoute } from '../src/web/chromium';
 import { classifyFile, displaySpace, volumeFromPicture } from '../src/web/inputs';
 import { latestBestCheckpoint } from '../src/run-folder';
+import { exportCheckpointSafetensors } from '../src/onnx-file';
+import { defaultModel, MODEL_ENV } from '../src/shipped-model';
 import { buildPage, startWebServer, type PageBundle, type WebServer } from '../src/web/server';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
@@ -73,6 +77,7 @@ function makePicture(): { png: Uint8Array; nifti: Uint8Array } {
 interface Fixture {
   bundle: PageBundle;
   server: WebServer;
+  /** The default model the server serves: the run's best checkpoint exported to F16. */
   checkpoint: string;
   scan: Uint8Array;
   picture: { png: Uint8Array; nifti: Uint8Array };
@@ -106,11 +111,17 @@ async function fixture(): Promise<Fixture> {
   if (!findChromium()) throw new Error(NO_CHROMIUM);
   await setupGPU();
   // A tiny AU-Net (32x32, filters 4-8) trained 4 epochs on the shipped slices: a real run folder,
-  // whose best.safetensors the server finds as the latest run's.
+  // whose best.safetensors `web --runs` finds as the latest run's.
   const runs = join(tmp, 'runs');
   await train(defaultTrainConfig('cpu', DEFAULT_DATA_DIR, { epochs: 4, lr: 3e-3, seed: 5, model: { inputSize: 32, filters: [4, 8] } }), { out: join(runs, 'tiny'), log: quiet });
-  const checkpoint = latestBestCheckpoint(runs);
-  assert.is(checkpoint, join(runs, 'tiny', 'best.safetensors'));
+  assert.is(latestBestCheckpoint(runs), join(runs, 'tiny', 'best.safetensors'));
+  // Exported as the shipped model is (F16), and made the default model for this process and the
+  // commands it starts.
+  const checkpoint = join(tmp, 'models', 'aunet-medseg.safetensors');
+  mkdirSync(join(tmp, 'models'));
+  await exportCheckpointSafetensors(join(runs, 'tiny', 'best.safetensors'), checkpoint, 'F16');
+  process.env[MODEL_ENV] = checkpoint;
+  assert.equal(defaultModel(), { file: checkpoint, exists: true, from: MODEL_ENV });
 
   const scan = makeScan();
   const picture = makePicture();
@@ -119,12 +130,14 @@ async function fixture(): Promise<Fixture> {
   writeFileSync(join(inputs, 'scan.nii.gz'), scan);
   writeFileSync(join(inputs, 'slice.nii'), picture.nifti);
   const out = join(tmp, 'predict');
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src/cli/predict.ts'), '--checkpoint', checkpoint!, '--input', inputs, '--out', out, '--probabilities', '--png', 'none'], {
+  // No --checkpoint: predict takes the default model, as the server does.
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src/cli/predict.ts'), '--input', inputs, '--out', out, '--probabilities', '--png', 'none'], {
     cwd: pkg,
     encoding: 'utf8',
     timeout: 300_000,
   });
   assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, `no --checkpoint: using ${checkpoint}, which $AUNET_MODEL names in place of the shipped model`);
   const node = {} as Fixture['node'];
   for (const name of ['scan', 'slice'] as const) {
     node[name] = {
@@ -135,8 +148,8 @@ async function fixture(): Promise<Fixture> {
     };
   }
   const bundle = await buildPage();
-  const server = await startWebServer({ checkpoint, bundle });
-  fx = { bundle, server, checkpoint: checkpoint!, scan, picture, node, requests: [] };
+  const server = await startWebServer({ checkpoint, shipped: true, bundle });
+  fx = { bundle, server, checkpoint, scan, picture, node, requests: [] };
   return fx;
 }
 
@@ -277,7 +290,8 @@ server('serves the page, its script and the checkpoint; nothing else; loopback n
   assert.is((await get('/app.js')).status, 200);
   const info = await (await get('/model/info.json')).json();
   assert.is(info.available, true);
-  assert.is(info.name, 'best.safetensors');
+  assert.is(info.name, 'aunet-medseg.safetensors');
+  assert.is(info.shipped, true);
   assert.is(info.model.inputSize, 32);
   assert.equal(new Uint8Array(await (await get('/model/checkpoint.safetensors')).arrayBuffer()), new Uint8Array(readFileSync(f.checkpoint)));
   assert.is((await get('/../../etc/passwd')).status, 404);
@@ -314,28 +328,46 @@ server('`web` prints the URL and serves the latest run; --help; one-line errors'
   assert.is(taken.status, 1);
   assert.match(taken.stderr, /^error: port \d+ on 127\.0\.0\.1 is in use/);
 
-  // The real command, with the runs folder of the fixture: prints the URL, serves the latest best checkpoint.
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, '--port', '0', '--runs', join(tmp, 'runs')], { cwd: pkg, stdio: ['ignore', 'pipe', 'pipe'] });
-  try {
-    let out = '';
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no URL printed: ${out}`)), 120_000);
-      child.stdout.on('data', (d) => {
-        out += d;
-        const m = /open (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]);
-        }
+  assert.match(run('--checkpoint', f.checkpoint, '--runs', join(tmp, 'runs')).stderr, /^error: give --checkpoint FILE or --runs DIR, not both\n$/);
+
+  /** The real command: the lines it printed up to the URL, and what it serves as its model. */
+  const serve = async (args: string[], env: Record<string, string> = {}) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, '--port', '0', ...args], { cwd: pkg, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    try {
+      let out = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no URL printed: ${out}`)), 120_000);
+        child.stdout.on('data', (d) => {
+          out += d;
+          const m = /open (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]);
+          }
+        });
+        child.on('exit', (code) => reject(new Error(`web exited with ${code}: ${out}`)));
       });
-      child.on('exit', (code) => reject(new Error(`web exited with ${code}: ${out}`)));
-    });
-    assert.match(out, /model: .*runs\/tiny\/best\.safetensors \(aunet, 32x32, filters 4-8, epoch \d+\)/);
-    const info = await (await fetch(new URL('/model/info.json', url))).json();
-    assert.is(info.available, true);
-  } finally {
-    child.kill('SIGTERM');
-  }
+      return { out, info: await (await fetch(new URL('/model/info.json', url))).json() };
+    } finally {
+      child.kill('SIGTERM');
+    }
+  };
+  // No flag: the default model ($AUNET_MODEL's, in place of the shipped file), said in one line.
+  const shipped = await serve([]);
+  assert.equal(shipped.out.split('\n').filter((l) => l.startsWith('no --checkpoint')), [`no --checkpoint: using ${f.checkpoint}, which $AUNET_MODEL names in place of the shipped model (see MODEL.md)`]);
+  assert.match(shipped.out, /model: .*models\/aunet-medseg\.safetensors \(aunet, 32x32, filters 4-8, epoch \d+\)/);
+  assert.equal([shipped.info.available, shipped.info.name, shipped.info.shipped], [true, 'aunet-medseg.safetensors', true]);
+  // --runs: the latest run's best checkpoint, not the default model.
+  const latest = await serve(['--runs', join(tmp, 'runs')]);
+  assert.match(latest.out, /model: .*runs\/tiny\/best\.safetensors \(aunet, 32x32, filters 4-8, epoch \d+\)/);
+  assert.not.match(latest.out, /no --checkpoint/);
+  assert.equal([latest.info.available, latest.info.name, latest.info.shipped], [true, 'best.safetensors', undefined]);
+  // The default model missing: the page is still served, for a dropped checkpoint, and one line says why.
+  const gone = join(tmp, 'gone.safetensors');
+  const none = await serve([], { [MODEL_ENV]: gone });
+  assert.match(none.out, new RegExp(`model: none\\. No --checkpoint given, and \\$AUNET_MODEL names ${gone.replace(/[.]/g, '\\.')}, which does not exist: correct or unset AUNET_MODEL, or pass --checkpoint FILE\\. The page asks for a \\.safetensors checkpoint to be dropped on it\\.\n`));
+  assert.is(none.info.available, false);
+  assert.match(none.info.note, /^No --checkpoint given, and \$AUNET_MODEL names/);
 });
 
 server.run();
@@ -351,7 +383,7 @@ page('SwiftShader route: a dropped NIfTI volume is segmented as predict segments
   const f = await fixture();
   const p = await openPage('swiftshader');
   assert.is(await state(p), 'ready');
-  assert.match(await p.textContent('#model') ?? '', /AU-Net 32x32, filters 4-8, epoch \d+ \(best\.safetensors, from the server\)/);
+  assert.match(await p.textContent('#model') ?? '', /AU-Net 32x32, filters 4-8, epoch \d+ \(aunet-medseg\.safetensors, the shipped model, from the server\)/);
   assert.is(await drop(p, [{ name: 'scan.nii.gz', bytes: f.scan }]), 'done');
   const r = (await pageResult(p))!;
   assert.match(r.adapter, /swiftshader/i);
@@ -469,7 +501,7 @@ page('messages: no WebGPU at all, WebGPU without an adapter, a file that is not 
   ms = (await pageMessages(p)).filter((m) => m.code === 'bad-checkpoint');
   assert.match(ms[0].text, /foreign\.safetensors is not an aunet checkpoint/);
   // The server's model is still the one in use.
-  assert.match(await p.textContent('#model') ?? '', /best\.safetensors, from the server/);
+  assert.match(await p.textContent('#model') ?? '', /aunet-medseg\.safetensors, the shipped model, from the server/);
   await p.close();
 });
 

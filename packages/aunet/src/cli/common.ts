@@ -97,13 +97,13 @@ export function fail(e: unknown): never {
   process.exit(1);
 }
 
-/** The test scores beside the paper's Table 1 row. */
-export function resultsTable(r: EvaluationReport, paperRow: string): string {
+/** The test scores beside the paper's Table 1 row; `scored` names the slices (a model trained on all slices has no test slices). */
+export function resultsTable(r: EvaluationReport, paperRow: string, scored = 'test slices'): string {
   const cell = (v: number) => pct(v).padStart(5);
   const row = (name: string, s: Scores) => `${name.padEnd(34)} ${cell(s.dice)}  ${cell(s.sensitivity)}  ${cell(s.specificity)}`;
   const paper = PAPER_TABLE1[paperRow];
   return [
-    `${''.padEnd(34)}  Dice   Sens   Spec  (%, ${r.slices.length} test slices)`,
+    `${''.padEnd(34)}  Dice   Sens   Spec  (%, ${r.slices.length} ${scored})`,
     row(`pooled, ${r.model.resolution}`, r.model.pooled),
     row(`per-slice mean, ${r.model.resolution}`, r.model.perSliceMean),
     row(`pooled, ${r.original.resolution}`, r.original.pooled),

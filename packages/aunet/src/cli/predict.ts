@@ -1,4 +1,5 @@
-// `pnpm --filter aunet predict --checkpoint FILE --input CT.nii.gz --out DIR`: segment new scans.
+// `pnpm --filter aunet predict [--checkpoint FILE] --input CT.nii.gz --out DIR`: segment new scans,
+// with the shipped model unless --checkpoint names another.
 // Flags only: the work (reading, segmenting, writing the outputs) is prediction-files.ts. Node-only.
 
 import cliProgress from 'cli-progress';
@@ -9,15 +10,19 @@ import { mirroredTTA, modelPredictor } from '../predict';
 import { outputStem, predictFile, predictionInputs } from '../prediction-files';
 import { pct } from '../metrics';
 import { BURDEN_REFERENCE_TEXT } from '../lesions';
-import { DEFAULT_PREDICTIONS_DIR, fail, numberFlag, parseFlags, trackBar, userPath } from './common';
+import { requireDefaultModel } from '../shipped-model';
+import { DEFAULT_PREDICTIONS_DIR, fail, invocationDir, numberFlag, parseFlags, trackBar, userPath } from './common';
 
 const usage = `
-Segment COVID-19 lesions in CT volumes with a trained checkpoint. Each slice is resized to the
-model's input size, segmented, and its probabilities resized back to the slice's own grid.
+Segment COVID-19 lesions in CT volumes with the shipped model or a trained checkpoint. Each
+slice is resized to the model's input size, segmented, and its probabilities resized back to
+the slice's own grid.
 
-Usage: pnpm --filter aunet predict --checkpoint FILE --input PATH [options]
+Usage: pnpm --filter aunet predict --input PATH [--checkpoint FILE] [options]
 
-  --checkpoint FILE     best.safetensors or last.safetensors of a training run (required)
+  --checkpoint FILE     best.safetensors or last.safetensors of a training run, or an exported
+                        one (default: the shipped model, packages/aunet/models/aunet-medseg.safetensors,
+                        described in packages/aunet/MODEL.md; $AUNET_MODEL names another file)
   --input PATH          a .nii / .nii.gz volume (HU or 8-bit, any size, any number of slices),
                         or a folder of them (required)
   --out DIR             output folder (default: packages/aunet/predictions)
@@ -52,7 +57,6 @@ const flags = parseFlags(usage, {
 });
 
 try {
-  if (!flags.checkpoint) throw new Error('--checkpoint FILE is required (see --help)');
   if (!flags.input) throw new Error('--input PATH is required (see --help)');
   const style = (flags.png ?? 'fill') as OverlayStyle | 'none';
   if (!['fill', 'outline', 'none'].includes(style)) throw new Error(`--png must be fill, outline or none; got "${flags.png}"`);
@@ -62,10 +66,16 @@ try {
   if (batch < 1) throw new Error(`--batch must be at least 1, got ${batch}`);
   const todo = predictionInputs(userPath(flags.input), userPath(flags['lung-mask'] || undefined));
   const out = userPath(flags.out) ?? DEFAULT_PREDICTIONS_DIR;
+  // Without --checkpoint the shipped model, checked before the adapter starts.
+  let checkpoint = flags.checkpoint ? userPath(flags.checkpoint) : undefined;
+  if (!checkpoint) {
+    const shipped = requireDefaultModel({ base: invocationDir() });
+    console.log(shipped.line);
+    checkpoint = shipped.model.file;
+  }
 
   const rt = await init();
   console.log(`adapter: ${rt.describe()}`);
-  const checkpoint = userPath(flags.checkpoint);
   const { config, model, epoch } = await loadRunCheckpoint(checkpoint);
   console.log(`${checkpoint}: ${config.model.architecture}, ${config.model.inputSize}x${config.model.inputSize}, epoch ${epoch}${flags.tta ? ', with mirroring TTA' : ''}`);
   const base = modelPredictor(model, batch);

@@ -100,11 +100,12 @@ export function progressHooks(): Omit<TrainOptions, 'out' | 'resume'> & { stop: 
     onStep: (p) => bar.update(p.slicesDone, fmt(p)),
     onEpoch: (r: EpochRecord) => {
       bar.stop();
-      console.log(
-        `epoch ${r.epoch}: loss ${r.trainLoss.toFixed(4)}, val loss ${r.valLoss.toFixed(4)}, ` +
-          `val Dice ${pct(r.val.dice)} sens ${pct(r.val.sensitivity)} spec ${pct(r.val.specificity)}, ` +
-          `test Dice ${pct(r.test.dice)}, lr ${r.lr.toExponential(2)}, ${r.seconds.toFixed(0)} s${r.best ? ' (best)' : ''}`,
-      );
+      // A run on all slices has no validation or test scores (null in its record).
+      const scores =
+        r.val && r.test && r.valLoss !== null
+          ? `val loss ${r.valLoss.toFixed(4)}, val Dice ${pct(r.val.dice)} sens ${pct(r.val.sensitivity)} spec ${pct(r.val.specificity)}, test Dice ${pct(r.test.dice)}, `
+          : 'no validation (all slices train), ';
+      console.log(`epoch ${r.epoch}: loss ${r.trainLoss.toFixed(4)}, ${scores}lr ${r.lr.toExponential(2)}, ${r.seconds.toFixed(0)} s${r.best ? ' (best)' : ''}`);
     },
     stop: () => bar.stop(),
   };

@@ -38,7 +38,8 @@ interface LoadedModel {
   config: TrainConfig;
   name: string;
   epoch: number;
-  source: 'server' | 'file';
+  /** 'server': the server's checkpoint; 'shipped': the server's, the model that ships with the package; 'file': dropped. */
+  source: 'server' | 'shipped' | 'file';
 }
 
 interface Scan {
@@ -139,7 +140,7 @@ async function startWebGPU(): Promise<boolean> {
 
 function describeModel(m: LoadedModel): string {
   const c = m.config.model;
-  return `Model: ${c.architecture === 'aunet' ? 'AU-Net' : 'U-Net'} ${c.inputSize}x${c.inputSize}, filters ${c.filters.join('-')}, epoch ${m.epoch} (${m.name}, ${m.source === 'server' ? 'from the server' : 'dropped'})`;
+  return `Model: ${c.architecture === 'aunet' ? 'AU-Net' : 'U-Net'} ${c.inputSize}x${c.inputSize}, filters ${c.filters.join('-')}, epoch ${m.epoch} (${m.name}, ${{ server: 'from the server', shipped: 'the shipped model, from the server', file: 'dropped' }[m.source]})`;
 }
 
 function useModel(bytes: Uint8Array, name: string, source: LoadedModel['source']): boolean {
@@ -159,7 +160,7 @@ function useModel(bytes: Uint8Array, name: string, source: LoadedModel['source']
 }
 
 async function loadServerModel(): Promise<void> {
-  let info: { available: boolean; name?: string; note?: string };
+  let info: { available: boolean; name?: string; note?: string; shipped?: boolean };
   try {
     info = await (await fetch('/model/info.json')).json();
   } catch (e) {
@@ -176,7 +177,7 @@ async function loadServerModel(): Promise<void> {
     say('warning', 'no-checkpoint', `The server did not send its checkpoint (HTTP ${res.status}): drop a .safetensors file on the page.`);
     return;
   }
-  useModel(new Uint8Array(await res.arrayBuffer()), info.name ?? 'checkpoint.safetensors', 'server');
+  useModel(new Uint8Array(await res.arrayBuffer()), info.name ?? 'checkpoint.safetensors', info.shipped ? 'shipped' : 'server');
 }
 
 async function decodePicture(name: string, bytes: Uint8Array): Promise<{ rgba: Uint8ClampedArray; width: number; height: number }> {

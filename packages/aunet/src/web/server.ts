@@ -21,6 +21,8 @@ export interface ServedModelInfo {
   bytes?: number;
   epoch?: number;
   model?: TrainConfig['model'];
+  /** The model is the one that ships with the package (or $AUNET_MODEL's, in its place): used because no checkpoint was given. */
+  shipped?: boolean;
   /** Why none is served, for the page to say. */
   note?: string;
 }
@@ -60,6 +62,8 @@ export async function buildPage(): Promise<PageBundle> {
 export interface WebServerOptions {
   /** Checkpoint file to serve; null: none (the page then asks for one to be dropped). */
   checkpoint: string | null;
+  /** `checkpoint` is the shipped model (see shipped-model.ts), served because none was given: the page says so. */
+  shipped?: boolean;
   /** Why there is no checkpoint, shown on the page. */
   note?: string;
   port?: number;
@@ -102,7 +106,10 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
   const host = o.host ?? '127.0.0.1';
   let checkpoint: Uint8Array | null = null;
   let info: ServedModelInfo = { available: false, note: o.note ?? 'The server was started without a checkpoint.' };
-  if (o.checkpoint) ({ bytes: checkpoint, info } = readServedCheckpoint(o.checkpoint));
+  if (o.checkpoint) {
+    ({ bytes: checkpoint, info } = readServedCheckpoint(o.checkpoint));
+    if (o.shipped) info.shipped = true;
+  }
 
   const headers = {
     'content-security-policy': CONTENT_SECURITY_POLICY,
