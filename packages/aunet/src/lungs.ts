@@ -20,9 +20,13 @@ export interface LungOptions {
   closingRadius?: number;
   /** See {@link airLevel} (default 4). */
   maxGrowthRatio?: number;
+  /** Radius of the disc by which the lungs found are grown (default 2, about 1.5 mm at the usual
+   *  0.7-0.8 mm pixel): the lung's outline as radiologists draw it takes in its edge, the
+   *  partial-volume pixels against the pleura that the air threshold leaves out. */
+  edgeGrowth?: number;
 }
 
-const DEFAULTS = { minArea: 200, closingRadius: 10, maxGrowthRatio: 4 } as const;
+const DEFAULTS = { minArea: 200, closingRadius: 10, maxGrowthRatio: 4, edgeGrowth: 2 } as const;
 
 /** Threshold levels: 256ths of the normalised range, as {@link otsuThreshold} bins it; an 8-bit
  *  image (v / 255) never lies on a level's edge, so HU and 8-bit copies of an image agree. */
@@ -36,6 +40,7 @@ export class LungWork {
   readonly stack: Int32Array;
   readonly reached: Uint8Array;
   readonly crop: Uint8Array;
+  readonly part: Uint8Array;
   readonly distance: Float64Array;
   readonly column: Float64Array;
   readonly envelope: Int32Array;
@@ -52,6 +57,7 @@ export class LungWork {
     this.stack = new Int32Array(plane);
     this.reached = new Uint8Array(plane);
     this.crop = new Uint8Array(plane);
+    this.part = new Uint8Array(plane);
     this.distance = new Float64Array(plane);
     this.column = new Float64Array(n);
     this.envelope = new Int32Array(n);
@@ -72,10 +78,12 @@ export class LungWork {
  *    tissue component; air components that touch the slice's border (outside the patient, the
  *    padding outside the scanner's field of view), that do not touch the body (air inside the
  *    scanner's table or clothes), or that are smaller than `minArea` (airways seen end-on, gas
- *    in the bowel) are dropped.
- * 3. Holes are filled (vessels and lesions enclosed by aerated lung), a closing with a disc of
- *    `closingRadius` bridges the notches that vessels and lesions cut into the lung's edge, and
- *    the holes that the closing encloses are filled too.
+ *    in the bowel) are dropped, except a lung cut by the image's edge ({@link keepLungCutByEdge}).
+ * 3. Each lung on its own side of the mediastinum (split at the column between them with the
+ *    fewest lung pixels): holes are filled (vessels and lesions enclosed by aerated lung), a
+ *    closing with a disc of `closingRadius` bridges the notches that vessels and lesions cut into
+ *    the lung's edge, and the holes that the closing encloses are filled too. The closing's
+ *    erosion stops `edgeGrowth` short of its dilation, which grows the lungs by `edgeGrowth`.
  */
 export function lungSlice(image: Float32Array, nx: number, ny: number, o: LungOptions = {}, work = new LungWork(nx, ny)): Uint8Array {
   const plane = nx * ny;
@@ -84,7 +92,8 @@ export function lungSlice(image: Float32Array, nx: number, ny: number, o: LungOp
   const scale = Math.min(nx, ny) / 512;
   const minArea = (o.minArea ?? DEFAULTS.minArea) * scale * scale;
   const radius = (o.closingRadius ?? DEFAULTS.closingRadius) * scale;
-  const threshold = o.threshold ?? airLevel(image, nx, ny, { maxGrowthRatio: o.maxGrowthRatio, minGrowth: minArea }, work);
+  const grow = (o.edgeGrowth ?? DEFAULTS.edgeGrowth) * scale;
+  const threshold = o.threshold ?? airLevel(image, nx, ny, { maxGrowthRatio: o.maxGrowthRatio, minGrowth: minArea, pocketArea: minArea / 10 }, work);
   const { labels, stack } = work;
   labels.fill(0);
   // Tissue components get labels -1, -2, ...; air components 1, 2, ... (0: not yet visited).
@@ -114,68 +123,66 @@ export function lungSlice(image: Float32Array, nx: number, ny: number, o: LungOp
   }
   const mask = new Uint8Array(plane);
   if (bodyLabel === 0) return mask; // all air: no patient
-  const keep: number[] = [0];
-  let x0 = nx;
-  let x1 = -1;
-  let y0 = ny;
-  let y1 = -1;
+  // Air components: 1, 2, ... in `labels`; `parts[label]` says what each is.
+  const parts: AirPart[] = [{ area: 0, border: false, touchesBody: false, x0: 0, x1: 0, y0: 0, y1: 0, sumX: 0 }];
   for (let s = 0; s < plane; s++) {
     if (labels[s] !== 0) continue;
-    const label = keep.length;
+    const label = parts.length;
+    const part: AirPart = { area: 0, border: false, touchesBody: false, x0: nx, x1: -1, y0: ny, y1: -1, sumX: 0 };
+    parts.push(part);
     let top = 0;
-    let area = 0;
-    let border = false;
-    let touchesBody = false;
-    let bx0 = nx;
-    let bx1 = -1;
-    let by0 = ny;
-    let by1 = -1;
     labels[s] = label;
     stack[top++] = s;
     while (top > 0) {
       const i = stack[--top];
-      area++;
       const x = i % nx;
       const y = (i - x) / nx;
-      if (x < bx0) bx0 = x;
-      if (x > bx1) bx1 = x;
-      if (y < by0) by0 = y;
-      if (y > by1) by1 = y;
-      if (x === 0 || x === nx - 1 || y === 0 || y === ny - 1) border = true;
+      part.area++;
+      part.sumX += x;
+      if (x < part.x0) part.x0 = x;
+      if (x > part.x1) part.x1 = x;
+      if (y < part.y0) part.y0 = y;
+      if (y > part.y1) part.y1 = y;
+      if (x === 0 || x === nx - 1 || y === 0 || y === ny - 1) part.border = true;
       // Unvisited neighbours are air (tissue is all labelled); negative labels are tissue.
       if (x > 0) {
         const l = labels[i - 1];
         if (l === 0) (labels[i - 1] = label), (stack[top++] = i - 1);
-        else if (l === bodyLabel) touchesBody = true;
+        else if (l === bodyLabel) part.touchesBody = true;
       }
       if (x < nx - 1) {
         const l = labels[i + 1];
         if (l === 0) (labels[i + 1] = label), (stack[top++] = i + 1);
-        else if (l === bodyLabel) touchesBody = true;
+        else if (l === bodyLabel) part.touchesBody = true;
       }
       if (y > 0) {
         const l = labels[i - nx];
         if (l === 0) (labels[i - nx] = label), (stack[top++] = i - nx);
-        else if (l === bodyLabel) touchesBody = true;
+        else if (l === bodyLabel) part.touchesBody = true;
       }
       if (y < ny - 1) {
         const l = labels[i + nx];
         if (l === 0) (labels[i + nx] = label), (stack[top++] = i + nx);
-        else if (l === bodyLabel) touchesBody = true;
+        else if (l === bodyLabel) part.touchesBody = true;
       }
     }
-    const lung = !border && touchesBody && area >= minArea;
-    keep.push(lung ? 1 : 0);
-    if (lung) {
-      x0 = Math.min(x0, bx0);
-      x1 = Math.max(x1, bx1);
-      y0 = Math.min(y0, by0);
-      y1 = Math.max(y1, by1);
-    }
   }
+  const keep = parts.map((p) => p.touchesBody && p.area >= minArea && !p.border);
+  keepLungCutByEdge(parts, keep, labels, bodyLabel, nx, minArea);
+  let x0 = nx;
+  let x1 = -1;
+  let y0 = ny;
+  let y1 = -1;
+  parts.forEach((p, l) => {
+    if (!keep[l]) return;
+    x0 = Math.min(x0, p.x0);
+    x1 = Math.max(x1, p.x1);
+    y0 = Math.min(y0, p.y0);
+    y1 = Math.max(y1, p.y1);
+  });
   if (x1 < 0) return mask;
   // The rest works on the lungs' bounding box, with room for the closing's dilation.
-  const margin = Math.ceil(radius) + 1;
+  const margin = Math.ceil(Math.max(radius, grow)) + 1;
   x0 = Math.max(0, x0 - margin);
   x1 = Math.min(nx - 1, x1 + margin);
   y0 = Math.max(0, y0 - margin);
@@ -189,13 +196,93 @@ export function lungSlice(image: Float32Array, nx: number, ny: number, o: LungOp
       crop[x + cw * y] = l > 0 && keep[l] ? 1 : 0;
     }
   }
-  fillHoles(crop, cw, ch, work);
-  if (radius >= 1) {
-    close(crop, cw, ch, radius, work);
-    fillHoles(crop, cw, ch, work);
-  }
+  // Each lung on its own side of the mediastinum: where the lungs meet in front of the heart (or
+  // the closing bridges them there or behind it), filling holes in both at once would take the
+  // heart between them for lung.
+  const split = mediastinumColumn(crop, cw, ch);
+  closeAndFill(crop, cw, ch, 0, split, radius, grow, work);
+  closeAndFill(crop, cw, ch, split, cw, radius, grow, work);
   for (let y = 0; y < ch; y++) mask.set(crop.subarray(cw * y, cw * (y + 1)), x0 + nx * (y0 + y));
   return mask;
+}
+
+/** An air component of a slice: its area (pixels), whether it touches the slice's border and the
+ *  patient's body, its bounding box and the sum of its pixels' columns. */
+interface AirPart {
+  area: number;
+  border: boolean;
+  touchesBody: boolean;
+  x0: number;
+  x1: number;
+  y0: number;
+  y1: number;
+  sumX: number;
+}
+
+/**
+ * A lung cut by the image's edge (a patient wider than the field of view) touches the border
+ * like the air outside the patient. It is told from that air by where it lies: when the lungs
+ * found enclosed all lie (by their centres) on one side of the body's middle, an air component
+ * wholly on the other side of the middle and beside them (past their columns), within their
+ * rows, touching the body and at least `minArea`, is the other lung, and is kept. The air around
+ * the patient spans more rows than the lungs, or lies above or below them.
+ */
+function keepLungCutByEdge(parts: readonly AirPart[], keep: boolean[], labels: Int32Array, bodyLabel: number, nx: number, minArea: number): void {
+  let bodyX0 = nx;
+  let bodyX1 = -1;
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i] !== bodyLabel) continue;
+    const x = i % nx;
+    if (x < bodyX0) bodyX0 = x;
+    if (x > bodyX1) bodyX1 = x;
+  }
+  const middle = (bodyX0 + bodyX1) / 2;
+  const lungs = parts.filter((_, l) => keep[l]);
+  if (lungs.length === 0) return;
+  const left = lungs.every((p) => p.sumX / p.area < middle);
+  if (!left && !lungs.every((p) => p.sumX / p.area > middle)) return; // lungs on both sides
+  const x0 = Math.min(...lungs.map((p) => p.x0));
+  const x1 = Math.max(...lungs.map((p) => p.x1));
+  const y0 = Math.min(...lungs.map((p) => p.y0));
+  const y1 = Math.max(...lungs.map((p) => p.y1));
+  parts.forEach((p, l) => {
+    const beside = left ? p.x0 > Math.max(middle, x1) : p.x1 < Math.min(middle, x0);
+    if (p.border && p.touchesBody && p.area >= minArea && beside && p.y0 >= y0 && p.y1 <= y1) keep[l] = true;
+  });
+}
+
+/** The column of `mask` (`nx` x `ny`) with the fewest lung pixels in its middle third (of equal
+ *  counts, the one nearest the middle): the mediastinum between the two lungs. */
+function mediastinumColumn(mask: Uint8Array, nx: number, ny: number): number {
+  let best = Math.floor(nx / 2);
+  let fewest = Infinity;
+  for (let x = Math.floor(nx / 3); x < Math.ceil((2 * nx) / 3); x++) {
+    let count = 0;
+    for (let y = 0; y < ny; y++) count += mask[x + nx * y];
+    if (count < fewest || (count === fewest && Math.abs(x - nx / 2) < Math.abs(best - nx / 2))) {
+      fewest = count;
+      best = x;
+    }
+  }
+  return best;
+}
+
+/** Fills the holes of the columns `xa` to `xb` - 1 of `mask` (`nx` x `ny`), as an image of their
+ *  own; closes them with a disc of `radius`, its erosion stopping `grow` pixels short of its
+ *  dilation (the closed lungs grown by `grow` at no cost), and fills the holes that the closing
+ *  encloses. */
+function closeAndFill(mask: Uint8Array, nx: number, ny: number, xa: number, xb: number, radius: number, grow: number, work: LungWork): void {
+  const w = xb - xa;
+  if (w <= 0) return;
+  const part = work.part.subarray(0, w * ny);
+  for (let y = 0; y < ny; y++) part.set(mask.subarray(xa + nx * y, xb + nx * y), w * y);
+  fillHoles(part, w, ny, work);
+  const dilateBy = Math.max(radius, grow);
+  if (dilateBy >= 1) {
+    close(part, w, ny, dilateBy, dilateBy - grow, work);
+    fillHoles(part, w, ny, work);
+  }
+  for (let y = 0; y < ny; y++) mask.set(part.subarray(w * y, w * (y + 1)), xa + nx * y);
 }
 
 /**
@@ -204,18 +291,26 @@ export function lungSlice(image: Float32Array, nx: number, ny: number, o: LungOp
  * by LEVEL_STEP levels while the air enclosed by the body (not reached from the slice's
  * border) grows steadily: each step takes in more of the lung's ground glass and partial
  * volume, which the lung mask of a COVID-19 scan must hold and Otsu's level leaves out. It
- * stops before the first step whose growth exceeds `maxGrowthRatio` times the smallest growth
- * seen so far (the threshold reaches fat, which joins the lungs at once) or where the enclosed
- * air shrinks (the lungs leak through the chest wall into the outside air). A fixed level
- * cannot do this for every file: 8-bit copies come in different windows, and one level that
- * suits them is soft tissue in Hounsfield units. `minGrowth` (pixels) is the growth always
- * allowed, for slices with little or no lung. One union-find over the pixels in order of value
- * gives the enclosed area at every level at the cost of one labelling.
+ * stops before the first step
+ * - whose growth exceeds `maxGrowthRatio` times the smallest growth seen so far (the threshold
+ *   reaches fat, which joins the lungs at once),
+ * - after which the enclosed air falls into more than twice (plus 10) the fewest pockets
+ *   (components of at least `pocketArea` pixels) seen so far: fat reached gradually, as in
+ *   8-bit windows where its level overlaps the densest ground glass, shows as many small
+ *   pockets of "air" in the chest wall and the mediastinum at once, where ground glass only
+ *   widens the lungs,
+ * - or where the enclosed air shrinks (the lungs leak through the chest wall into the outside
+ *   air).
+ * A fixed level cannot do this for every file: 8-bit copies come in different windows, and one
+ * level that suits them is soft tissue in Hounsfield units. `minGrowth` (pixels) is the growth
+ * always allowed, for slices with little or no lung. One union-find over the pixels in order of
+ * value gives the enclosed area and pockets at every level at the cost of one labelling.
  */
-export function airLevel(image: Float32Array, nx: number, ny: number, o: { maxGrowthRatio?: number; minGrowth?: number } = {}, work = new LungWork(nx, ny)): number {
+export function airLevel(image: Float32Array, nx: number, ny: number, o: { maxGrowthRatio?: number; minGrowth?: number; pocketArea?: number } = {}, work = new LungWork(nx, ny)): number {
   const plane = nx * ny;
   const maxGrowthRatio = o.maxGrowthRatio ?? DEFAULTS.maxGrowthRatio;
   const minGrowth = o.minGrowth ?? 0;
+  const pocketArea = o.pocketArea ?? DEFAULTS.minArea / 10;
   const { parent, size, order, bins } = work;
   const counts = new Int32Array(LEVELS + 1);
   for (let i = 0; i < plane; i++) {
@@ -239,13 +334,21 @@ export function airLevel(image: Float32Array, nx: number, ny: number, o: { maxGr
     }
     return i;
   };
+  // The root of the air joined to the outside, and the enclosed components of at least
+  // pocketArea pixels, kept up to date by union.
+  let outside = OUTSIDE;
+  let pockets = 0;
+  const pocket = (r: number): number => (r !== outside && size[r] >= pocketArea ? 1 : 0);
   const union = (a: number, b: number): void => {
     let ra = find(a);
     let rb = find(b);
     if (ra === rb) return;
+    pockets -= pocket(ra) + pocket(rb);
     if (size[ra] < size[rb]) [ra, rb] = [rb, ra];
     parent[rb] = ra;
     size[ra] += size[rb];
+    if (rb === outside) outside = ra;
+    pockets += pocket(ra);
   };
   let added = 0;
   let done = 0;
@@ -262,16 +365,18 @@ export function airLevel(image: Float32Array, nx: number, ny: number, o: { maxGr
       if (i >= nx && parent[i - nx] !== -1) union(i, i - nx);
       if (i < plane - nx && parent[i + nx] !== -1) union(i, i + nx);
     }
-    return added - (size[find(OUTSIDE)] - 1);
+    return added - (size[outside] - 1);
   };
   let level = Math.round(otsuThreshold(image) * LEVELS);
   let enclosed = enclosedBelow(level);
   let slowest = Infinity;
+  let fewestPockets = pockets;
   for (let up = level + LEVEL_STEP; up <= LEVELS; up += LEVEL_STEP) {
     const more = enclosedBelow(up);
     const growth = more - enclosed;
-    if (growth < 0 || growth > Math.max(maxGrowthRatio * slowest, minGrowth)) break;
+    if (growth < 0 || growth > Math.max(maxGrowthRatio * slowest, minGrowth) || pockets > 2 * fewestPockets + 10) break;
     slowest = Math.min(slowest, growth);
+    fewestPockets = Math.min(fewestPockets, pockets);
     level = up;
     enclosed = more;
   }
@@ -286,16 +391,16 @@ function fillHoles(mask: Uint8Array, nx: number, ny: number, work: LungWork): vo
   for (let i = 0; i < plane; i++) if (!reached[i]) mask[i] = 1;
 }
 
-/** Morphological closing of `mask` by a disc of `radius` pixels, in place: a dilation and an
- *  erosion, each a threshold of an exact Euclidean distance transform (any radius, same cost). */
-function close(mask: Uint8Array, nx: number, ny: number, radius: number, work: LungWork): void {
+/** Dilation of `mask` by a disc of `dilateBy` pixels and erosion of the result by a disc of
+ *  `erodeBy` (a closing where they are equal), in place: each a threshold of an exact Euclidean
+ *  distance transform (any radius, same cost). */
+function close(mask: Uint8Array, nx: number, ny: number, dilateBy: number, erodeBy: number, work: LungWork): void {
   const plane = nx * ny;
-  const r2 = radius * radius;
   const d = work.distance;
   squaredDistance(mask, 1, nx, ny, work);
-  for (let i = 0; i < plane; i++) mask[i] = d[i] <= r2 ? 1 : 0;
+  for (let i = 0; i < plane; i++) mask[i] = d[i] <= dilateBy * dilateBy ? 1 : 0;
   squaredDistance(mask, 0, nx, ny, work);
-  for (let i = 0; i < plane; i++) mask[i] = d[i] > r2 ? 1 : 0;
+  for (let i = 0; i < plane; i++) mask[i] = d[i] > erodeBy * erodeBy ? 1 : 0;
 }
 
 /**

@@ -17,7 +17,7 @@ import { CONFIG_KEY, EPOCH_KEY } from '../src/checkpoint';
 import { DEFAULT_DATA_DIR, readVolume } from '../src/data/files';
 import { defaultSpace, type Volume } from '../src/data/nifti';
 import { normaliseImage } from '../src/data/normalise';
-import { COMPUTED_LUNGS_SOURCE, lungSlice, maskDice, volumeLungMask } from '../src/lungs';
+import { airLevel, COMPUTED_LUNGS_SOURCE, lungSlice, maskDice, volumeLungMask } from '../src/lungs';
 import { AUNet } from '../src/model';
 import { predictVolume, type SlicePredictor } from '../src/predict';
 import { predictFile } from '../src/prediction-files';
@@ -46,18 +46,23 @@ shipped.before(() => {
   seconds = (performance.now() - t0) / 1000;
 });
 
-shipped('Dice per slice over the 100 slices: mean >= 0.925, no slice under 0.4, at most 16 under 0.9', () => {
+shipped('Dice per slice over the 100 slices: mean >= 0.95, no slice under 0.45, at most 9 under 0.9', () => {
   const reference = readVolume(LUNGS).data.map((v) => (v > 0 ? 1 : 0));
   const [nx, ny] = image.dims;
   const dice = sliceDice(computed, Uint8Array.from(reference), nx * ny);
   const mean = dice.reduce((a, b) => a + b, 0) / dice.length;
   const below = dice.filter((d) => d < 0.9).length;
   console.log(`  lungs of the 8-bit image: Dice per slice mean ${mean.toFixed(4)}, min ${Math.min(...dice).toFixed(4)}, ${below} of ${dice.length} under 0.9; ${seconds.toFixed(2)} s for the volume`);
-  // Measured 0.932 (the issue's goal is 0.95: consolidation as dense as the chest wall is left out).
+  // Measured 0.9544, min 0.489 (slice 23), 8 under 0.9 (scripts/lung-dice.ts); 0.932, min 0.443,
+  // 16 under 0.9 before the lungs were filled each on its own side, grown by their edge, the
+  // threshold stopped at fat's pockets and a lung cut by the image's edge kept. Consolidation as
+  // dense as the chest wall is still left out.
   assert.is(dice.length, 100);
-  assert.ok(mean >= 0.925, `mean Dice ${mean}`);
-  assert.ok(Math.min(...dice) >= 0.4, `min Dice ${Math.min(...dice)}`);
-  assert.ok(below <= 16, `${below} slices under 0.9`);
+  assert.ok(mean >= 0.95, `mean Dice ${mean}`);
+  assert.ok(Math.min(...dice) >= 0.45, `min Dice ${Math.min(...dice)}`);
+  assert.ok(below <= 9, `${below} slices under 0.9`);
+  // Slice 81: the patient's left lung runs off the image's right edge; it is found all the same.
+  assert.ok(dice[81] >= 0.95, `slice 81 (a lung cut by the image's edge): Dice ${dice[81]}`);
 });
 
 shipped('a Hounsfield copy sliced along x gives the same lungs as the 8-bit file', () => {
@@ -82,17 +87,24 @@ shipped('a Hounsfield copy sliced along x gives the same lungs as the 8-bit file
 const made = suite('hand-made slices');
 
 /** A 256 x 256 chest (values as normalised: air 0.02, lung 0.12, tissue 0.75): a body ellipse,
- *  two lung ellipses in it, a vessel in the right lung, an airway too small to be a lung. */
-function chest(o: { lungTouchesBorder?: boolean; table?: boolean } = {}) {
+ *  two lung ellipses in it, a vessel in the right lung, an airway too small to be a lung.
+ *  `shift` moves everything left by that many pixels (the body and the right lung then run off
+ *  the image's left edge); `junction` joins the lungs by a band of air in front of the heart and
+ *  another behind it, so that the mediastinum between them is enclosed by air; `fat` scatters
+ *  small pockets of fat (0.45, darker than the chest wall) in the chest wall. */
+function chest(o: { lungTouchesBorder?: boolean; table?: boolean; shift?: number; junction?: boolean; fat?: boolean } = {}) {
   const n = 256;
   const image = new Float32Array(n * n).fill(0.02);
   const lungs = new Uint8Array(n * n);
-  const inEllipse = (x: number, y: number, cx: number, cy: number, rx: number, ry: number) => ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1;
+  const d = o.shift ?? 0;
+  const inEllipse = (x: number, y: number, cx: number, cy: number, rx: number, ry: number) => ((x + d - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1;
   for (let y = 0; y < n; y++) {
     for (let x = 0; x < n; x++) {
       const i = x + n * y;
       if (inEllipse(x, y, 128, 128, 110, 80)) image[i] = 0.75;
-      const lung = inEllipse(x, y, 80, 128, 35, 55) || inEllipse(x, y, 176, 128, 35, 55);
+      // Fat: 3 x 3 pockets on a grid in the chest wall (between the body's outline and the lungs).
+      if (o.fat && inEllipse(x, y, 128, 128, 104, 74) && !inEllipse(x, y, 128, 128, 92, 66) && (x + d) % 8 < 3 && y % 8 < 3) image[i] = 0.45;
+      const lung = inEllipse(x, y, 80, 128, 35, 55) || inEllipse(x, y, 176, 128, 35, 55) || (o.junction === true && (Math.abs(y - 80) <= 2 || Math.abs(y - 176) <= 2) && x + d > 80 && x + d < 176);
       if (lung) {
         image[i] = 0.12;
         lungs[i] = 1;
@@ -106,19 +118,62 @@ function chest(o: { lungTouchesBorder?: boolean; table?: boolean } = {}) {
   return { n, image, lungs };
 }
 
+/** The lung pixels of `mask` not in `lungs`, and those of `lungs` not in `mask`. */
+function mismatch(mask: Uint8Array, lungs: Uint8Array): { extra: number; missed: number } {
+  let extra = 0;
+  let missed = 0;
+  for (let i = 0; i < mask.length; i++) (mask[i] && !lungs[i] ? extra++ : !mask[i] && lungs[i] ? missed++ : 0);
+  return { extra, missed };
+}
+
 made('two lungs in a body: the lungs with the vessel filled, not the airway nor the outside air', () => {
   const { n, image, lungs } = chest();
-  const mask = lungSlice(image, n, n);
+  const mask = lungSlice(image, n, n, { edgeGrowth: 0 });
   assert.ok(maskDice(mask, lungs) > 0.99, `Dice ${maskDice(mask, lungs)}`);
   assert.is(mask[80 + n * 120], 1, 'the vessel is filled');
   assert.is(mask[128 + n * 100], 0, 'the airway is not lung');
   assert.is(mask[0], 0, 'the outside air is not lung');
   assert.is(mask[128 + n * 128], 0, 'the mediastinum is not lung');
+  // By default the lungs are grown by 2 pixels of a 512 slice (1 here): all of them, and a ring.
+  const grown = lungSlice(image, n, n);
+  const { extra, missed } = mismatch(grown, lungs);
+  assert.is(missed, 0);
+  assert.ok(extra > 300 && extra < 900, `${extra} pixels around the lungs`);
+});
+
+made('lungs that meet in front of and behind the heart: the heart between them is not filled', () => {
+  const { n, image, lungs } = chest({ junction: true });
+  const mask = lungSlice(image, n, n, { edgeGrowth: 0 });
+  assert.is(mask[128 + n * 128], 0, 'the mediastinum is not lung');
+  assert.ok(maskDice(mask, lungs) > 0.99, `Dice ${maskDice(mask, lungs)}`);
+});
+
+made('a lung cut by the image\'s edge is kept; the air outside the patient is not', () => {
+  // The chest moved 60 pixels left: the right lung (centre x 20, 35 across) runs off the edge.
+  const { n, image, lungs } = chest({ shift: 60 });
+  assert.ok(lungs.some((v, i) => v === 1 && i % n === 0), 'the right lung touches the left edge');
+  const mask = lungSlice(image, n, n, { edgeGrowth: 0 });
+  assert.ok(maskDice(mask, lungs) > 0.99, `Dice ${maskDice(mask, lungs)}`);
+  assert.is(mask[n - 1 + n * 128], 0, 'the outside air on the right is not lung');
+  assert.is(mask[n * 10], 0, 'the outside air on the left (above the lungs) is not lung');
+});
+
+made('the air threshold stops before the chest wall\'s fat, which shows as many small pockets', () => {
+  const { n, image, lungs } = chest({ fat: true });
+  const o = { maxGrowthRatio: Infinity, minGrowth: Infinity }; // growth never stops the search
+  // Without the pockets counted, the threshold rises through the fat up to the chest wall.
+  assert.ok(airLevel(image, n, n, { ...o, pocketArea: Infinity }) > 0.45);
+  // Pockets of 5 pixels and more (a tenth of the smallest lung, 200 pixels of a 512 slice): the
+  // fat makes some 80 of them at once, where the lungs and the airway made 3.
+  const level = airLevel(image, n, n, { ...o, pocketArea: 5 });
+  assert.ok(level <= 0.45, `level ${level}`);
+  const mask = lungSlice(image, n, n, { edgeGrowth: 0 });
+  assert.ok(maskDice(mask, lungs) > 0.99, `Dice ${maskDice(mask, lungs)}`);
 });
 
 made('air reached from the border is dropped, and air enclosed by the table is not the patient\'s', () => {
   const { n, image, lungs } = chest({ lungTouchesBorder: true, table: true });
-  const mask = lungSlice(image, n, n);
+  const mask = lungSlice(image, n, n, { edgeGrowth: 0 });
   for (let y = 225; y < n; y++) for (let x = 0; x < n; x++) assert.is(mask[x + n * y], 0, `table pixel ${x},${y}`);
   // The right lung now opens to the border through the corridor: outside air, all of it dropped.
   let right = 0;
