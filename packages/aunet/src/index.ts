@@ -2,7 +2,13 @@
 // Node-only parts (files, checkpoints on disk, the trainer) are `aunet/node`.
 export { AUNet, ConvBlock, EncoderLevel, DecoderLevel, defaultModelConfig, validateModelConfig, PAPER_FILTERS, ARCHITECTURES, type Architecture, type ModelConfig } from './model';
 export { defaultTrainConfig, validateTrainConfig, parseFilters, splitFor, PRESETS, AUGMENT_NAMES, type AugmentName, type TrainConfig, type LossName, type PresetName } from './config';
-export { confusion, scores, SegmentationMetrics, PAPER_TABLE1, paperRow, pct, type Confusion, type Scores } from './metrics';
+export { confusion, scores, overlapScores, SegmentationMetrics, PAPER_TABLE1, paperRow, pct, type Confusion, type Scores, type OverlapScores } from './metrics';
+export { squaredDistanceTransform, distanceTransform, surfaceVoxels, surfaceDistances, surfaceScores, scoresOfDistances, percentile, type SurfaceScores, type SurfaceDistances } from './surface-metrics';
+export {
+  scoreCase, poolCases, meanScores, surfaceCounts, lesionOfLabels, LESION_CLASSES, LABELS_AS, DEFAULT_TOLERANCE_MM,
+  type LabelsAs, type CaseSlices, type CaseReport, type PooledReport, type SliceScores, type ClassFound, type MeanScores, type SurfaceCounts,
+} from './mask-scores';
+export { maskEvaluationCsv, maskEvaluationJson, maskEvaluationMarkdown, maskEvaluationText, jsonSafe, evaluationDefinitions, type MaskEvaluation } from './mask-report';
 export { predictProbabilities, batchThatFits, modelPredictor, mirroredTTA, mirror, predictVolume, thresholdMask, type SlicePredictor, type VolumePrediction } from './predict';
 export { predictionReport, withThreshold, storedDims, lesionMaskImage, maskImage, maskNifti, probabilitiesImage, reportCsv, reportJson, slicePictures, segmentedSlices, predictionFileNames, type PredictionReport, type PredictionRun, type LungRegion } from './prediction-report';
 export {

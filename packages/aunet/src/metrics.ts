@@ -1,6 +1,6 @@
 // Segmentation metrics on the host, in float64: confusion counts accumulated over slices, then
-// Dice, sensitivity and specificity pooled over every pixel (as the paper reports) and as the
-// mean over slices. Browser-safe.
+// Dice, sensitivity and specificity (and IoU, precision) pooled over every pixel (as the paper
+// reports) and as the mean over slices. Surface distances are in surface-metrics.ts. Browser-safe.
 
 import type { Architecture } from './model';
 
@@ -44,6 +44,24 @@ export function scores(c: Confusion): Scores {
     dice: diceDen === 0 ? 1 : (2 * c.tp) / diceDen,
     sensitivity: c.tp + c.fn === 0 ? NaN : c.tp / (c.tp + c.fn),
     specificity: c.tn + c.fp === 0 ? NaN : c.tn / (c.tn + c.fp),
+  };
+}
+
+/** {@link Scores} and two more ratios of the same counts. */
+export interface OverlapScores extends Scores {
+  /** Intersection over union (Jaccard) TP / (TP + FP + FN); 1 with nothing to count, as Dice. */
+  iou: number;
+  /** Precision (positive predictive value) TP / (TP + FP); NaN (undefined) with nothing predicted. */
+  precision: number;
+}
+
+/** Dice, IoU, sensitivity, specificity and precision of confusion counts (see {@link scores}). */
+export function overlapScores(c: Confusion): OverlapScores {
+  const union = c.tp + c.fp + c.fn;
+  return {
+    ...scores(c),
+    iou: union === 0 ? 1 : c.tp / union,
+    precision: c.tp + c.fp === 0 ? NaN : c.tp / (c.tp + c.fp),
   };
 }
 

@@ -1,9 +1,15 @@
 // aunet/node: files, checkpoints on disk and the trainer (Node only).
 export * from './index';
-export { DEFAULT_DATA_DIR, IMAGE_FILE_NAMES, MASK_FILE_NAMES, resolveDataDir, findDataFiles, readVolume, loadDataset, writeNifti, niftiFileBytes, readLungMask, datasetImage, type LungMask, type LungMaskImage } from './data/files';
+export {
+  DEFAULT_DATA_DIR, IMAGE_FILE_NAMES, MASK_FILE_NAMES, resolveDataDir, findDataFiles, readVolume, readScan, findDicomFiles, maskOnSeriesGrid, scanStem, loadDataset, writeNifti, niftiFileBytes,
+  readLungMask, datasetImage, type LungMask, type LungMaskImage, type Scan,
+} from './data/files';
 export { predictionInputs, predictFile, writePredictionFiles, outputStem, type PredictionInput, type PredictionFileOptions, type PredictFileOptions, type PredictedFile } from './prediction-files';
 export { exportCheckpointOnnx, exportCheckpointSafetensors, type OnnxFileExport, type SafetensorsFileExport } from './onnx-file';
-export { evaluateCheckpoint, type CheckpointEvaluation, type CheckpointEvaluationOptions } from './evaluate-file';
+export {
+  evaluateCheckpoint, evaluatePredictions, pairPredictions, scorePredictionFile, writeMaskEvaluation, MASK_REPORT_FILES, PREDICTION_THRESHOLD,
+  type CheckpointEvaluation, type CheckpointEvaluationOptions, type PredictionEvaluationOptions, type PredictionPair, type ScoringOptions,
+} from './evaluate-file';
 export {
   LAST, BEST, LOG, CONFIG_FILE, EVALUATION_FILE, LOCK_FILE, DEFAULT_RUNS_DIR, ALL_SLICES_SCOPE, lockRun, RunLockedError, readCheckpointBytes, loadRunCheckpoint, saveRunCheckpoint, runState, runConfig,
   startRunFolder, appendEpochRecord, truncateLog, writeEvaluation, readEvaluation, evaluationFileFor, runDifferences, latestBestCheckpoint, checkRunFolder,

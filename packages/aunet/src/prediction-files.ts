@@ -1,5 +1,6 @@
 // What `predict` does for each input, as library code: find the inputs (a file or a folder of
-// them, each with its lung mask where given; without one the lungs are found in the image),
+// them, or a DICOM series as a folder or a zip, each with its lung mask where given; without one
+// the lungs are found in the image),
 // segment one, and write its outputs atomically (the mask,
 // the probabilities, the CSV and JSON report, the slice pictures), all built by
 // prediction-report.ts, which the web page uses for the same mask and report. Node-only.
@@ -9,7 +10,8 @@ import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '@aunet/nn';
 import { DataError } from './data/errors';
-import { readLungMask, readVolume, writeNifti } from './data/files';
+import { dicomSeriesLine } from './data/dicom';
+import { findDicomFiles, readLungMask, readScan, scanStem, writeNifti } from './data/files';
 import type { OverlayStyle } from './overlay';
 import { predictVolume, type SlicePredictor } from './predict';
 import {
@@ -21,35 +23,52 @@ const NIFTI = /\.nii(\.gz)?$/i;
 /** Files `predict` writes: never taken as inputs when it reads a folder it wrote into. */
 const OUTPUT = /_(lesions|probabilities)\.nii(\.gz)?$/i;
 
-/** An input volume and the lung mask that goes with it. */
+/** An input volume (a NIfTI file, or a DICOM series: its folder, zip or file) and the lung mask that goes with it. */
 export interface PredictionInput {
   file: string;
   lungMask?: string;
+  /** The SeriesInstanceUID to read where a DICOM folder or zip holds several series. */
+  series?: string;
 }
 
+const WHAT_INPUT = 'Pass a .nii / .nii.gz file, a folder of them, or a folder (or .zip) of one DICOM CT series.';
+
 /**
- * The volumes `predict --input PATH [--lung-mask PATH]` segments: the file, or every .nii /
- * .nii.gz in the folder (not the outputs of an earlier run there), each with the lung mask of the
- * same name in the lung-mask folder. DataError when there is nothing to read.
+ * The volumes `predict --input PATH [--lung-mask PATH] [--series UID]` segments: the file (NIfTI,
+ * a DICOM file or a .zip of a series); for a folder, every .nii / .nii.gz in it (not the outputs
+ * of an earlier run there), each with the lung mask of the same name in the lung-mask folder, or,
+ * where it holds none, the DICOM series found in it and its subfolders. DataError when there is
+ * nothing to read, or a folder holds both NIfTI and DICOM files.
  */
-export function predictionInputs(input: string, lungMask?: string): PredictionInput[] {
+export function predictionInputs(input: string, lungMask?: string, series?: string): PredictionInput[] {
   let isDir: boolean;
   try {
     isDir = statSync(input).isDirectory();
   } catch {
-    throw new DataError(`${input} does not exist. Pass a .nii / .nii.gz file or a folder of them.`, input);
+    throw new DataError(`${input} does not exist. ${WHAT_INPUT}`, input);
   }
-  if (!isDir) return [{ file: input, lungMask }];
+  if (!isDir) return [{ file: input, lungMask, series }];
   const files = readdirSync(input).filter((n) => NIFTI.test(n) && !OUTPUT.test(n)).sort();
-  if (!files.length) throw new DataError(`${input} holds no .nii or .nii.gz file.`, input);
+  if (!files.length) {
+    if (!findDicomFiles(input).length) throw new DataError(`${input} holds no .nii or .nii.gz file and no DICOM file. ${WHAT_INPUT}`, input);
+    return [{ file: input, lungMask, series }];
+  }
+  const dicom = findDicomFiles(input, 0).map((f) => basename(f));
+  if (dicom.length) {
+    throw new DataError(
+      `${input} holds both NIfTI volumes (${files.slice(0, 2).join(', ')}${files.length > 2 ? ', ...' : ''}) and DICOM files (${dicom.slice(0, 2).join(', ')}${dicom.length > 2 ? ', ...' : ''}): pass the NIfTI files, or the DICOM series in a folder of its own.`,
+      input,
+    );
+  }
+  if (series !== undefined) throw new DataError(`${input} is a folder of NIfTI volumes: --series picks a series among the DICOM files of a folder or a zip.`, input);
   if (lungMask && !(existsSync(lungMask) && statSync(lungMask).isDirectory())) {
     throw new Error(`with a folder as --input, --lung-mask must be a folder holding a mask named like each input; ${lungMask} is not a folder`);
   }
   return files.map((n) => ({ file: join(input, n), lungMask: lungMask && join(lungMask, n) }));
 }
 
-/** The name an input's outputs start with: scan.nii.gz -> scan. */
-export const outputStem = (file: string) => basename(file).replace(NIFTI, '');
+/** The name an input's outputs start with: scan.nii.gz -> scan; a DICOM folder or zip: its name. */
+export const outputStem = (file: string) => scanStem(file);
 
 /** Which of the outputs to write besides the mask, CSV and JSON. */
 export interface PredictionFileOptions {
@@ -98,6 +117,8 @@ export interface PredictFileOptions extends PredictionFileOptions {
   tta: boolean;
   /** Called once the volume is read (before the first batch) with the number of slices to segment. */
   onStart?: (slices: number) => void;
+  /** Called once a DICOM series is read, with one line saying which (series, slices, voxel size). */
+  onSeries?: (line: string) => void;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -118,7 +139,8 @@ export interface PredictedFile {
  * for each input. The lung mask is read (and checked against the input) before the network runs.
  */
 export async function predictFile(predictor: SlicePredictor, input: PredictionInput, o: PredictFileOptions): Promise<PredictedFile> {
-  const volume = readVolume(input.file);
+  const { volume, series } = readScan(input.file, { series: input.series });
+  if (series) o.onSeries?.(dicomSeriesLine(series));
   const lung = input.lungMask ? readLungMask(input.lungMask, volume) : undefined;
   const name = outputStem(input.file);
   let started = false;

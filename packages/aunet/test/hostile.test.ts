@@ -1,6 +1,7 @@
-// Hostile input files: every file of the hostile corpus (src/attack/hostile.ts) through the
-// loader, a few through train, evaluate and predict as child processes (exit code 1, one line
-// naming the file, no stack trace; or a correct result), and a short run of the mutation fuzzer.
+// Hostile input files: every file of the hostile corpus (NIfTI: src/attack/hostile.ts; DICOM
+// series: src/attack/hostile-dicom.ts) through the loader, a few through train, evaluate and
+// predict as child processes (exit code 1, one line naming the file, no stack trace; or a
+// correct result), and a short run of the mutation fuzzer (NIfTI and DICOM cases).
 import './conv-variant';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -20,6 +21,8 @@ import { binaryMask, normaliseImage } from '../src/data/normalise';
 import { runCase, runFuzz } from '../src/attack/fuzz';
 import { makeCase } from '../src/attack/fuzz-mutations';
 import { hostileCorpus, type HostileFile } from '../src/attack/hostile';
+import { hostileDicomCorpus, type HostileSeries } from '../src/attack/hostile-dicom';
+import { isDicomSlot } from '../src/attack/fuzz-dicom';
 import { AUNet } from '../src/model';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
@@ -30,6 +33,13 @@ const corpus = hostileCorpus();
 for (const c of corpus) writeFileSync(join(corpusDir, c.name), c.bytes);
 const file = (name: string) => join(corpusDir, name);
 const entry = (name: string): HostileFile => corpus.find((c) => c.name === name)!;
+const dicomCorpus = hostileDicomCorpus();
+for (const c of dicomCorpus) {
+  if (c.files) {
+    mkdirSync(join(corpusDir, c.name));
+    for (const f of c.files) writeFileSync(join(corpusDir, c.name, f.name), f.bytes);
+  } else writeFileSync(join(corpusDir, c.name), c.bytes!);
+}
 
 /** A DataError naming `path` on one line, or the assertion that says what it was instead. */
 function assertClearError(err: unknown, path: string, says?: string): void {
@@ -105,6 +115,42 @@ loader('the browser path (parseNifti gunzipping by itself with fflate) gives the
   }
 });
 
+loader('the DICOM corpus: unique names, both outcomes, every kind of damage the issue lists', () => {
+  const names = dicomCorpus.map((c) => c.name);
+  assert.is(new Set([...names, ...corpus.map((c) => c.name)]).size, names.length + corpus.length);
+  for (const name of [
+    'dicom-truncated-pixels', 'dicom-truncated-header', 'dicom-no-pixel-data', 'dicom-absurd-rows-columns', 'dicom-jpeg2000', 'dicom-wrong-syntax-big',
+    'dicom-wrong-syntax-implicit', 'dicom-two-series', 'dicom-missing-slice', 'dicom-uneven', 'dicom-mr', 'dicom-multiframe', 'dicom-valid', 'dicom-series.zip',
+  ]) assert.ok(names.includes(name), name);
+  assert.ok(dicomCorpus.every((c) => c.what.length > 10 && (c.expect === 'error' ? c.says : c.values) && (c.files ? c.files.length > 0 : c.bytes)));
+  assert.ok(dicomCorpus.filter((c) => c.expect === 'ok').length >= 10 && dicomCorpus.filter((c) => c.expect === 'error').length >= 30);
+});
+
+for (const c of dicomCorpus) {
+  loader(`${c.name}: ${c.expect === 'ok' ? 'reads with the right HU values' : 'one line naming it'}`, () => {
+    const path = file(c.name);
+    const t0 = performance.now();
+    if (c.expect === 'ok') {
+      const vol = readVolume(path);
+      assert.equal(vol.dims, c.values!.dims);
+      const want = c.values!.data;
+      assert.is(vol.data.length, want.length);
+      for (let i = 0; i < want.length; i++) if (vol.data[i] !== want[i]) assert.unreachable(`${c.name}: voxel ${i} is ${vol.data[i]}, not ${want[i]}`);
+      for (const v of normaliseImage(vol).data) assert.ok(v >= 0 && v <= 1, `${c.name}: normalised value ${v}`);
+    } else {
+      let error: unknown = null;
+      try {
+        normaliseImage(readVolume(path));
+      } catch (err) {
+        error = err;
+      }
+      assertClearError(error, path, c.says);
+    }
+    // The deflate bomb inflates to its limit (256 MiB) before it is stopped: the slowest case.
+    assert.ok(performance.now() - t0 < 5000, `${c.name} took ${performance.now() - t0} ms`);
+  });
+}
+
 loader('big-endian files read the same values as little-endian ones, geometry included', () => {
   const little = readVolume(file('valid.nii'));
   for (const name of ['big-endian.nii', 'big-endian.nii.gz']) {
@@ -148,15 +194,38 @@ fuzz('the classifier: a DataError naming the file is clear; any other exception 
   assert.ok(runCase(bad).detail.includes(bad.name));
 });
 
-fuzz('300 cases of seed 7: none uncaught, and both outcomes occur', async () => {
+fuzz('300 cases of seed 7: none uncaught, and both outcomes occur, for NIfTI and DICOM cases alike', async () => {
   const seen: number[] = [];
-  const summary = await runFuzz({ count: 300, seed: 7, onResult: (r) => seen.push(r.index) });
+  const dicom = { ok: 0, clear: 0 };
+  const summary = await runFuzz({
+    count: 300, seed: 7,
+    onResult: (r) => {
+      seen.push(r.index);
+      if (isDicomSlot(r.index) && r.kind !== 'uncaught') dicom[r.kind]++;
+    },
+  });
   assert.equal(summary.uncaughtCases.map((r) => `${r.index}: ${r.detail} (${r.description})`), []);
   assert.is(summary.uncaught, 0);
   assert.is(summary.cases, 300);
   assert.is(summary.ok + summary.clear, 300);
   assert.ok(summary.ok > 30 && summary.clear > 30, `${summary.ok} ok, ${summary.clear} clear errors`);
+  assert.is(dicom.ok + dicom.clear, 75, 'every fourth case is a DICOM series');
+  assert.ok(dicom.ok >= 3 && dicom.clear >= 30, `DICOM: ${dicom.ok} ok, ${dicom.clear} clear errors`);
+  assert.ok(Object.keys(summary.errorKinds).filter((k) => k.startsWith('DICOM')).length >= 6, `DICOM error kinds: ${Object.keys(summary.errorKinds).join(', ')}`);
   assert.equal(seen, Array.from({ length: 300 }, (_, i) => i));
+});
+
+fuzz('DICOM cases: every unmutated series loads; a case is its series, a folder or a zip, the same from seed and index', () => {
+  for (let i = 3; i < 1200; i += 4) {
+    const c = makeCase(11, i, { mutate: false });
+    assert.ok(c.dicom, `case ${i} is a DICOM case`);
+    const outcome = runCase(c);
+    assert.is(outcome.kind, 'ok', `case ${i} (${c.base}): ${outcome.detail}`);
+  }
+  const a = makeCase(5, 43);
+  assert.equal(makeCase(5, 43).dicom!.files.map((f) => f.name), a.dicom!.files.map((f) => f.name));
+  assert.equal(makeCase(5, 43).bytes, a.bytes);
+  assert.ok(!makeCase(5, 42).dicom, 'the other cases stay NIfTI');
 });
 
 fuzz('the fuzz command: the last line counts the outcomes; --case replays one; bad flags exit 2', () => {
@@ -175,6 +244,13 @@ fuzz('the fuzz command: the last line counts the outcomes; --case replays one; b
   assert.match(one.stdout.trim().split('\n').pop()!, /^1 cases: [01] ok, [01] clear errors, 0 uncaught$/);
   const c = makeCase(3, 17);
   assert.equal(new Uint8Array(readFileSync(join(out, c.name))), c.bytes);
+  // A DICOM case replayed: its series written as a folder (or its zip as a file).
+  const folderCase = Array.from({ length: 40 }, (_, i) => 4 * i + 3).find((i) => !makeCase(3, i).dicom!.zip)!;
+  const dicomOut = join(tmp, 'dicom-case');
+  const replay = run('--seed', '3', '--case', String(folderCase), '--out', dicomOut);
+  assert.is(replay.status, 0, replay.stderr);
+  const d = makeCase(3, folderCase);
+  for (const f of d.dicom!.files) assert.equal(new Uint8Array(readFileSync(join(dicomOut, d.name, f.name))), f.bytes);
   assert.is(run('--count', 'many').status, 1);
   assert.is(run('--bogus').status, 2);
   const help = run('--help');
@@ -266,6 +342,50 @@ commands('predict --input: the corpus files that load are segmented, big-endian 
   const first = probabilities('valid').data.subarray(0, 16 * 12);
   assert.equal(single.dims, [16, 12, 1]);
   single.data.forEach((p, i) => assert.ok(Math.abs(p - first[i]) < 1e-5, `pixel ${i}: ${p} vs ${first[i]}`));
+});
+
+commands('predict --input on damaged DICOM series: one line each, naming the folder or the file at fault', () => {
+  const out = join(tmp, 'predictions-dicom-bad');
+  for (const [name, blamed, says] of [
+    ['dicom-missing-slice', 'dicom-missing-slice', '1 slice is missing'],
+    ['dicom-jpeg2000', 'dicom-jpeg2000/IM1.dcm', 'JPEG 2000 Image Compression (Lossless Only)'],
+    ['dicom-two-series', 'dicom-two-series', '--series UID'],
+    ['dicom-absurd-rows-columns', 'dicom-absurd-rows-columns/IM1.dcm', 'Rows 65535 x Columns 65535'],
+    ['dicom-no-pixel-data', 'dicom-no-pixel-data/IM1.dcm', 'no pixel data element'],
+    ['dicom-truncated-pixels', 'dicom-truncated-pixels/IM1.dcm', 'truncated'],
+    ['dicom-wrong-syntax-big', 'dicom-wrong-syntax-big/IM1.dcm', 'Explicit VR Big Endian'],
+    ['dicom-corrupt.zip', 'dicom-corrupt.zip', 'cannot be unzipped'],
+  ]) assertOneLine(command('predict', ['--checkpoint', checkpoint, '--input', file(name), '--out', out, '--png', 'none']), file(blamed), says);
+});
+
+commands('train --data and evaluate --data with a damaged DICOM series: one line', () => {
+  const data = (name: string) => {
+    const dir = mkdtempSync(join(tmp, 'dicom-data-'));
+    for (const f of dicomCorpus.find((c) => c.name === name)!.files!) writeFileSync(join(dir, f.name), f.bytes);
+    copyFileSync(file('valid-mask.nii'), join(dir, 'tr_mask.nii'));
+    return dir;
+  };
+  const uneven = data('dicom-uneven');
+  assertOneLine(command('train', ['--data', uneven, '--out', join(tmp, 'run-dicom'), '--preset', 'cpu', '--size', '16', '--filters', '4,8', '--epochs', '1']), uneven, 'unevenly spaced');
+  const rle = data('dicom-rle');
+  assertOneLine(command('evaluate', ['--checkpoint', checkpoint, '--data', rle]), join(rle, 'IM1.dcm'), 'RLE Lossless');
+});
+
+commands('predict --input on the DICOM series that read: the masks of the same voxels are the same', () => {
+  const out = join(tmp, 'predictions-dicom-good');
+  const masks = (name: string) => {
+    const r = command('predict', ['--checkpoint', checkpoint, '--input', file(name), '--out', out, '--png', 'none']);
+    assert.is(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`${name.replace(/\.(zip|dcm)$/, '')}: DICOM CT series 2\\.25\\.90210 "hostile corpus"`));
+    return readVolume(join(out, `${name.replace(/\.(zip|dcm)$/, '')}_lesions.nii.gz`));
+  };
+  const reference = masks('dicom-valid');
+  assert.equal(reference.dims, [16, 12, 3]);
+  for (const name of ['dicom-implicit', 'dicom-big-endian', 'dicom-deflated', 'dicom-signed', 'dicom-high-bits', 'dicom-reversed-names', 'dicom-with-others', 'dicom-series.zip']) {
+    const m = masks(name);
+    assert.equal(m.data, reference.data, `${name}: the same voxels give the same mask`);
+    assert.equal(m.space, reference.space, `${name}: the same geometry`);
+  }
 });
 
 commands('predict on a NIfTI-2 volume wider than NIfTI-1 can hold: one line naming the output', () => {

@@ -6,7 +6,8 @@
 // without a GPU: SwiftShader (with NiiVue on WebGL2) and lavapipe through OpenGL ES
 // (compatibility-mode WebGPU; the page's 2-D view). The server and `predict` use the default model
 // (no checkpoint named): a tiny trained run exported to F16, named by $AUNET_MODEL in place of the
-// shipped file. Screenshots: test-artifacts/web-*.png.
+// shipped file. The same scan as a DICOM series, its files dropped together or as a zip, is
+// segmented as `predict --input FOLDER` segments the series. Screenshots: test-artifacts/web-*.png.
 // Without Chromium every test here fails with a message saying so.
 import './conv-variant';
 import { suite } from 'uvu';
@@ -34,6 +35,9 @@ import { latestBestCheckpoint } from '../src/run-folder';
 import { exportCheckpointSafetensors } from '../src/onnx-file';
 import { defaultModel, MODEL_ENV } from '../src/shipped-model';
 import { buildPage, startWebServer, type PageBundle, type WebServer } from '../src/web/server';
+import { zipSync } from 'fflate';
+import { dicomSeries } from '../src/attack/dicom-files';
+import type { Affine } from '../src/data/space';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
 const ARTIFACTS = join(pkg, 'test-artifacts');
@@ -81,8 +85,10 @@ interface Fixture {
   checkpoint: string;
   scan: Uint8Array;
   picture: { png: Uint8Array; nifti: Uint8Array };
-  /** predict's outputs for the scan and the picture. */
-  node: Record<'scan' | 'slice', { mask: Volume; probabilities: Volume; maskBytes: Uint8Array; json: { volume: { lesionPixels: number; lesionMm2: number; burden: number | null }; slices: { lesionMm2: number; burden: number | null }[] } }>;
+  /** The scan as a DICOM series (file names out of order), as predict reads it from a folder. */
+  dicom: { name: string; bytes: Uint8Array }[];
+  /** predict's outputs for the scan, the picture and the DICOM series. */
+  node: Record<'scan' | 'slice' | 'dicom', { mask: Volume; probabilities: Volume; maskBytes: Uint8Array; json: { volume: { lesionPixels: number; lesionMm2: number; burden: number | null }; slices: { lesionMm2: number; burden: number | null }[] } }>;
   requests: string[];
 }
 
@@ -138,8 +144,22 @@ async function fixture(): Promise<Fixture> {
   });
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stdout, `no --checkpoint: using ${checkpoint}, which $AUNET_MODEL names in place of the shipped model`);
+  // The scan's voxels as a DICOM series in a folder of its own (HU + 1024 in 12 bits), segmented by predict too.
+  const dicom = dicomSeries({
+    dims: [NX, NY, NZ], hu: parseNifti(scan, 'scan.nii.gz').data, affine: SPACE.srow as Affine, seriesUid: '2.25.5150', description: 'web test',
+    fileName: (k) => `X${((k + 1) * 7919).toString(16)}`,
+  });
+  const dicomDir = join(tmp, 'dicom');
+  mkdirSync(dicomDir);
+  for (const file of dicom) writeFileSync(join(dicomDir, file.name), file.bytes);
+  const rd = spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src/cli/predict.ts'), '--input', dicomDir, '--out', out, '--probabilities', '--png', 'none'], {
+    cwd: pkg,
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+  assert.is(rd.status, 0, rd.stderr);
   const node = {} as Fixture['node'];
-  for (const name of ['scan', 'slice'] as const) {
+  for (const name of ['scan', 'slice', 'dicom'] as const) {
     node[name] = {
       mask: readVolume(join(out, `${name}_lesions.nii.gz`)),
       probabilities: readVolume(join(out, `${name}_probabilities.nii.gz`)),
@@ -149,7 +169,7 @@ async function fixture(): Promise<Fixture> {
   }
   const bundle = await buildPage();
   const server = await startWebServer({ checkpoint, shipped: true, bundle });
-  fx = { bundle, server, checkpoint, scan, picture, node, requests: [] };
+  fx = { bundle, server, checkpoint, scan, picture, dicom, node, requests: [] };
   return fx;
 }
 
@@ -440,6 +460,33 @@ page('a dropped checkpoint replaces the server\'s; a PNG slice is segmented as p
   r3.mask.forEach((m, i) => assert.is(m, r3.probabilities[i] >= 0.3 ? 1 : 0));
   await p.close();
   checkRequests(f);
+});
+
+page('DICOM: a series\' files dropped together, or its zip, are segmented as predict segments the series; two series are refused', async () => {
+  const f = await fixture();
+  const p = await openPage('swiftshader');
+  assert.is(await drop(p, [...f.dicom].reverse()), 'done');
+  compareWithNode((await pageResult(p))!, f.node.dicom, 'DICOM files, SwiftShader');
+  assert.match(await p.textContent('#scan') ?? '', /Scan: dicom-series, 60 x 48 x 3 uint16 \(Hounsfield units\).*DICOM CT series 2\.25\.5150 "web test": 3 slices of 60 x 48/);
+  const [download] = await Promise.all([p.waitForEvent('download'), p.click('#downloadMask')]);
+  assert.is(download.suggestedFilename(), 'dicom-series_lesions.nii.gz');
+  const mine = parseNifti(gunzipSync(readFileSync((await download.path())!)), 'downloaded');
+  const theirs = parseNifti(f.node.dicom.maskBytes, 'predict');
+  assert.equal(mine.space, theirs.space, 'the mask has the series\' geometry, as predict writes it');
+  assert.equal(mine.dims, theirs.dims);
+
+  const zip = zipSync(Object.fromEntries(f.dicom.map((x) => [`export/${x.name}`, x.bytes])));
+  assert.is(await drop(p, [{ name: 'case.zip', bytes: zip }]), 'done');
+  compareWithNode((await pageResult(p))!, f.node.dicom, 'DICOM zip, SwiftShader');
+  const [zipped] = await Promise.all([p.waitForEvent('download'), p.click('#downloadMask')]);
+  assert.is(zipped.suggestedFilename(), 'case_lesions.nii.gz');
+
+  const other = dicomSeries({ dims: [NX, NY, 1], hu: new Int16Array(NX * NY).fill(-1000), affine: SPACE.srow as Affine, seriesUid: '2.25.5151', fileName: () => 'OTHER' });
+  await drop(p, [...f.dicom, ...other]);
+  const ms = (await pageMessages(p)).filter((m) => m.code === 'bad-file');
+  assert.is(ms.length, 1);
+  assert.match(ms[0].text, /^Not a CT series this page can read: dicom-series holds 2 DICOM series: 2\.25\.5150 "web test" \(series 1\): 3 slices; 2\.25\.5151 "" \(series 1\): 1 slice\. Drop the files \(or a zip\) of one series only\.$/);
+  await p.close();
 });
 
 page('messages: no WebGPU at all, WebGPU without an adapter, a file that is not a CT volume, a checkpoint that does not fit', async () => {

@@ -1,67 +1,17 @@
 // Node-only: the cases of the mutation fuzzer (fuzz.ts runs them). Each case is a small valid
 // volume (NIfTI-1 or -2, either byte order, one of the 8 voxel types, gzipped or not) broken by
 // random byte flips, truncations, header fields set to extreme values, inserted extensions or
-// gzip-level damage. Case i of seed s is the same on every machine: `--seed s --case i` replays it.
+// gzip-level damage; every fourth case is a small DICOM series broken instead (fuzz-dicom.ts).
+// Case i of seed s is the same on every machine: `--seed s --case i` replays it.
 
 import { gzipSync } from 'node:zlib';
 import { encodeNifti, type NiftiDatatype } from '../data/nifti';
 import { ALL_DATATYPE_CODES, datatypeByName, headerLayout, NIFTI1_HEADER as N1, NIFTI2_HEADER as N2, voxelSetter } from '../data/nifti-layout';
+import { Random, type FuzzCase } from './fuzz-case';
+import { isDicomSlot, makeDicomCase } from './fuzz-dicom';
 import { encodeNifti2, sampleHU, sampleLabels, toBigEndian } from './hostile';
 
-/** How the mutated file is used: alone as an image (predict) or a mask (a lung mask), or as one
- *  half of a training/evaluation data folder whose other half is valid. */
-export type FuzzRole = 'image' | 'mask' | 'dataset-image' | 'dataset-mask';
-
-export interface FuzzCase {
-  seed: number;
-  index: number;
-  /** The file name errors must name. */
-  name: string;
-  role: FuzzRole;
-  /** The valid volume the case started from. */
-  base: string;
-  /** What was done to it, in order. */
-  mutations: string[];
-  bytes: Uint8Array;
-  /** For the dataset roles: the valid other file. */
-  partner?: { name: string; bytes: Uint8Array };
-}
-
-// --------------------------------------------------------------------------------------------
-// Seeded randomness: mulberry32 from a hash of (seed, index), so that each case stands alone.
-
-class Random {
-  private state: number;
-  constructor(seed: number, index: number) {
-    let h = Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(Math.floor(seed / 2 ** 32) + 0x27d4eb2f, 0x165667b1);
-    h = Math.imul(h ^ (index >>> 0), 0xc2b2ae35) ^ Math.imul(Math.floor(index / 2 ** 32) + 0x632be5ab, 0x9e3779b1);
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x7feb352d);
-    h ^= h >>> 15;
-    h = Math.imul(h, 0x846ca68b);
-    this.state = (h ^ (h >>> 16)) >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  }
-  /** An integer in 0..n-1. */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)];
-  }
-  bytes(n: number): Uint8Array {
-    return Uint8Array.from({ length: n }, () => this.int(256));
-  }
-}
+export type { FuzzCase, FuzzRole } from './fuzz-case';
 
 // --------------------------------------------------------------------------------------------
 // Valid base volumes.
@@ -368,6 +318,7 @@ function gzipMutation(r: Random, gz: Uint8Array): { bytes: Uint8Array; what: str
  * every time. `mutate: false` gives the valid volume (for checking that every base loads).
  */
 export function makeCase(seed: number, index: number, o: { mutate?: boolean } = {}): FuzzCase {
+  if (isDicomSlot(index)) return makeDicomCase(seed, index, o);
   const r = new Random(seed, index);
   const role = r.pick(['image', 'image', 'mask', 'dataset-image', 'dataset-mask'] as const);
   const dims: [number, number, number] = [2 + r.int(23), 2 + r.int(23), 1 + r.int(5)];

@@ -1,7 +1,9 @@
-// Node-only: the runner of the seeded mutation fuzzer for the NIfTI loading path of the
-// commands. Each case (made in fuzz-mutations.ts: a small valid volume broken at random) is
-// loaded as train, evaluate and predict load it (volumeFromBytes = readVolume on bytes, then
-// normaliseImage / binaryMask / buildDataset and the resizing to the model). Outcomes:
+// Node-only: the runner of the seeded mutation fuzzer for the NIfTI and DICOM loading paths of
+// the commands. Each case (made in fuzz-mutations.ts and fuzz-dicom.ts: a small valid volume or
+// series broken at random) is loaded as train, evaluate and predict load it (volumeFromBytes =
+// readVolume on bytes; for a series, its DICOM files (or zip) through volumeFromDicom, as
+// readScan reads a folder; then normaliseImage / binaryMask / buildDataset and the resizing to
+// the model). Outcomes:
 // - ok: loaded, and every normalised value finite and in 0..1;
 // - clear error: a DataError whose message names the file and is one line;
 // - uncaught: anything else (another exception type, such as a RangeError from an allocation;
@@ -15,6 +17,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildDataset, resizeDataset } from '../data/dataset';
 import { DataError } from '../data/errors';
+import { dicomFilesFromZip, isDicom, volumeFromDicom } from '../data/dicom';
 import { volumeFromBytes } from '../data/files';
 import { isGzip, parseNifti, toSliceStack, type Volume } from '../data/nifti';
 import { binaryMask, normaliseImage } from '../data/normalise';
@@ -57,7 +60,7 @@ function checkUnit(data: ArrayLike<number>, what: string): void {
 }
 
 /** What the commands do with a loaded volume in this role; throws what they would throw. */
-function useVolume(c: FuzzCase, vol: Volume, load: (bytes: Uint8Array, name: string) => Volume): string {
+function useVolume(c: FuzzCase, vol: Volume, loadPartner: (bytes: Uint8Array, name: string) => Volume): string {
   switch (c.role) {
     case 'image': {
       // predict: normalise, then each slice along the slice axis resized to the model.
@@ -75,7 +78,7 @@ function useVolume(c: FuzzCase, vol: Volume, load: (bytes: Uint8Array, name: str
     }
     default: {
       // train / evaluate: a data folder's image and mask, resized to the model.
-      const other = load(c.partner!.bytes, c.partner!.name);
+      const other = loadPartner(c.partner!.bytes, c.partner!.name);
       const ds = c.role === 'dataset-image' ? buildDataset(vol, other) : buildDataset(other, vol);
       const resized = resizeDataset(ds, MODEL_SIZE);
       ds.images.forEach((im, k) => checkUnit(im, `slice ${k}`));
@@ -85,9 +88,9 @@ function useVolume(c: FuzzCase, vol: Volume, load: (bytes: Uint8Array, name: str
   }
 }
 
-function attempt(c: FuzzCase, path: string, load: (bytes: Uint8Array, name: string) => Volume): { kind: OutcomeKind; detail: string; stack?: string } {
+function attempt(c: FuzzCase, path: string, load: () => Volume, loadPartner: (bytes: Uint8Array, name: string) => Volume): { kind: OutcomeKind; detail: string; stack?: string } {
   try {
-    return { kind: 'ok', detail: useVolume(c, load(c.bytes, c.name), load) };
+    return { kind: 'ok', detail: useVolume(c, load(), loadPartner) };
   } catch (err) {
     if (err instanceof Escaped) return { kind: 'uncaught', detail: `${path}: ${err.message}` };
     if (!(err instanceof DataError)) {
@@ -100,17 +103,26 @@ function attempt(c: FuzzCase, path: string, load: (bytes: Uint8Array, name: stri
   }
 }
 
+/** A DICOM case's series as readScan reads it: a zip's DICOM entries, or the folder's files that start as DICOM. */
+function loadSeries(c: FuzzCase): Volume {
+  const d = c.dicom!;
+  const files = d.zip ? dicomFilesFromZip(d.zip, c.name) : d.files.filter((f) => isDicom(f.bytes)).map((f) => ({ name: `${c.name}/${f.name}`, bytes: f.bytes }));
+  return volumeFromDicom(files, c.name).volume;
+}
+
 /**
- * Runs one case in this process: through the commands' path (node:zlib, then parseNifti) and,
- * for gzip bytes, also through parseNifti's own gunzip (the browser path), which must not fail
- * uncaught either. The outcome is the commands' path's, or uncaught where either path is.
+ * Runs one case in this process: through the commands' path (node:zlib, then parseNifti; for a
+ * series, volumeFromDicom) and, for gzip bytes, also through parseNifti's own gunzip (the browser
+ * path), which must not fail uncaught either. The outcome is the commands' path's, or uncaught
+ * where either path is.
  */
 export function runCase(c: FuzzCase): CaseOutcome {
   const t0 = performance.now();
-  const commands = attempt(c, 'readVolume path', volumeFromBytes);
+  if (c.dicom) return { ...attempt(c, 'DICOM series path', () => loadSeries(c), volumeFromBytes), ms: performance.now() - t0 };
+  const commands = attempt(c, 'readVolume path', () => volumeFromBytes(c.bytes, c.name), volumeFromBytes);
   let outcome = commands;
   if (commands.kind !== 'uncaught' && isGzip(c.bytes)) {
-    const browser = attempt(c, 'parseNifti (browser) path', (bytes, name) => parseNifti(bytes, name));
+    const browser = attempt(c, 'parseNifti (browser) path', () => parseNifti(c.bytes, c.name), (bytes, name) => parseNifti(bytes, name));
     if (browser.kind === 'uncaught') outcome = browser;
   }
   return { ...outcome, ms: performance.now() - t0 };
@@ -151,6 +163,23 @@ export function errorKind(message: string): string {
     [/does not look like a label mask/, 'mask: negative or NaN labels'],
     [/must have the same shape/, 'image and mask shapes differ'],
     [/has no lesion voxel/, 'mask without lesion'],
+    [/holds \d+ DICOM series|holds no series/, 'DICOM: several series'],
+    [/slices? (is|are) missing/, 'DICOM: missing slices'],
+    [/unevenly spaced/, 'DICOM: uneven spacing'],
+    [/same position/, 'DICOM: two slices at one position'],
+    [/do not stack along their normal/, 'DICOM: gantry tilt'],
+    [/differ in/, 'DICOM: slices differ'],
+    [/is compressed with/, 'DICOM: compressed transfer syntax'],
+    [/transfer syntax .* is not one this reader knows|no Transfer Syntax UID/, 'DICOM: unknown transfer syntax'],
+    [/is not a DICOM file|holds no DICOM (file|image)/, 'DICOM: not DICOM / no image'],
+    [/cannot be parsed as DICOM|file meta information cannot be read|file meta information is said to end|states the wrong transfer syntax|with no data set/, 'DICOM: unparsable'],
+    [/is truncated|truncated or its header is damaged/, 'DICOM: truncated / rows x columns past the data'],
+    [/no pixel data element/, 'DICOM: no pixel data'],
+    [/multi-frame|Enhanced CT/, 'DICOM: multi-frame'],
+    [/not CT/, 'DICOM: not CT'],
+    [/cannot be unzipped|would unpack/, 'zip damaged'],
+    [/expands past/, 'DICOM: deflate bomb'],
+    [/\(0028,|\(0020,|\(7FE0,|Rows|Columns|Bits|PixelRepresentation|colour image|RescaleSlope|PixelSpacing|ImageOrientation|float pixel data/, 'DICOM: bad header element'],
   ];
   return kinds.find(([re]) => re.test(message))?.[1] ?? 'other';
 }

@@ -1,5 +1,5 @@
-// `pnpm --filter aunet fuzz --count N [--seed S]`: the seeded mutation fuzzer of the NIfTI
-// loaders (src/attack/fuzz.ts; its cases in src/attack/fuzz-mutations.ts). The last line reads
+// `pnpm --filter aunet fuzz --count N [--seed S]`: the seeded mutation fuzzer of the NIfTI and
+// DICOM loaders (src/attack/fuzz.ts; its cases in src/attack/fuzz-mutations.ts and fuzz-dicom.ts). The last line reads
 // `N cases: N ok, N clear errors, N uncaught`; the exit code is 1 when any case is uncaught.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -10,10 +10,14 @@ import { describeCase, makeCase } from '../attack/fuzz-mutations';
 import { fail, numberFlag, parseFlags, trackBar, userPath } from './common';
 
 const usage = `
-Fuzz the NIfTI loading path of train, evaluate and predict: each case is a small valid volume
-(NIfTI-1 or -2, either byte order, any of the 8 voxel types, gzipped or not) damaged at random
-(byte flips, truncation, header fields set to extreme values, extensions, gzip damage), then
-loaded as the commands load it. Each case ends ok (loaded, values finite, in 0..1 after
+Fuzz the NIfTI and DICOM loading paths of train, evaluate and predict: each case is a small
+valid volume (NIfTI-1 or -2, either byte order, any of the 8 voxel types, gzipped or not)
+damaged at random (byte flips, truncation, header fields set to extreme values, extensions,
+gzip damage), or, every fourth case, a small DICOM CT series (a folder of slice files or a zip;
+any uncompressed transfer syntax) damaged at random (elements set to extreme values, removed or
+given lying lengths, transfer syntaxes changed or misstated, slices dropped, doubled or moved,
+a second series mixed in, files truncated or flipped, the zip damaged), then loaded as the
+commands load it. Each case ends ok (loaded, values finite, in 0..1 after
 normalising), as a clear error (one line naming the file), or uncaught (anything else: another
 exception, a message without the file name, non-finite values, a hang or a crash).
 
@@ -22,7 +26,8 @@ Usage: pnpm --filter aunet fuzz [options]
   --count N       cases to run (default 1000)
   --seed S        seed (default 1); case i of seed S is the same everywhere
   --case I        run only case I (of --seed) and say what it is and what happened
-  --out DIR       with --case: write the case's file(s) to DIR, to try them with the commands
+  --out DIR       with --case: write the case's file(s) to DIR (a DICOM case: its folder, or
+                  its zip), to try them with the commands
   --timeout S     seconds a case may take before it counts as a hang (default ${DEFAULT_CASE_TIMEOUT_MS / 1000})
   --verbose       print every case's outcome (and no progress bar)
   -h, --help      this help
@@ -62,7 +67,9 @@ try {
     if (flags.out) {
       const dir = userPath(flags.out);
       mkdirSync(dir, { recursive: true });
-      for (const f of [{ name: c.name, bytes: c.bytes }, ...(c.partner ? [c.partner] : [])]) {
+      const series = c.dicom && !c.dicom.zip ? c.dicom.files.map((f) => ({ name: join(c.name, f.name), bytes: f.bytes })) : [{ name: c.name, bytes: c.bytes }];
+      if (c.dicom && !c.dicom.zip) mkdirSync(join(dir, c.name), { recursive: true });
+      for (const f of [...series, ...(c.partner ? [c.partner] : [])]) {
         writeFileSync(join(dir, f.name), f.bytes);
         console.log(`  wrote ${join(dir, f.name)}`);
       }

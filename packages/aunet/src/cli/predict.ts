@@ -24,7 +24,10 @@ Usage: pnpm --filter aunet predict --input PATH [--checkpoint FILE] [options]
                         one (default: the shipped model, packages/aunet/models/aunet-medseg.safetensors,
                         described in packages/aunet/MODEL.md; $AUNET_MODEL names another file)
   --input PATH          a .nii / .nii.gz volume (HU or 8-bit, any size, any number of slices),
-                        or a folder of them (required)
+                        or a folder of them; or a DICOM CT series: a folder holding its files
+                        (subfolders searched too), a .zip of them, or one DICOM file (required)
+  --series UID          with a DICOM folder or zip holding several series: the SeriesInstanceUID
+                        of the one to segment (without it, the series are listed)
   --out DIR             output folder (default: packages/aunet/predictions)
   --lung-mask PATH      lung mask volume (or, with a folder input, a folder holding one of the
                         same name per input): burden = lesion area / lung area. Without it the
@@ -39,7 +42,8 @@ Usage: pnpm --filter aunet predict --input PATH [--checkpoint FILE] [options]
   --verbose             also show Dawn's (the WebGPU library's) own notices on stderr
   -h, --help            this help
 
-For each input NAME.nii.gz, DIR gets NAME_lesions.nii.gz (0/1 mask with the input's geometry),
+For each input NAME.nii.gz (or DICOM folder or zip NAME), DIR gets NAME_lesions.nii.gz (0/1 mask
+with the input's geometry; for a DICOM series the series' own, slices ordered along the normal),
 NAME_probabilities.nii.gz (with --probabilities), NAME_lesions.csv and NAME_lesions.json (lesion
 pixels, mm^2 and burden per slice and for the volume) and NAME_png/slice_NNN.png.
 `;
@@ -47,6 +51,7 @@ pixels, mm^2 and burden per slice and for the volume) and NAME_png/slice_NNN.png
 const flags = parseFlags(usage, {
   checkpoint: { type: 'string' },
   input: { type: 'string' },
+  series: { type: 'string' },
   out: { type: 'string' },
   'lung-mask': { type: 'string' },
   probabilities: { type: 'boolean' },
@@ -64,7 +69,7 @@ try {
   if (!(threshold > 0 && threshold < 1)) throw new Error(`--threshold must be between 0 and 1, got ${threshold}`);
   const batch = numberFlag('batch', flags.batch, true) ?? 4;
   if (batch < 1) throw new Error(`--batch must be at least 1, got ${batch}`);
-  const todo = predictionInputs(userPath(flags.input), userPath(flags['lung-mask'] || undefined));
+  const todo = predictionInputs(userPath(flags.input), userPath(flags['lung-mask'] || undefined), flags.series || undefined);
   const out = userPath(flags.out) ?? DEFAULT_PREDICTIONS_DIR;
   // Without --checkpoint the shipped model, checked before the adapter starts.
   let checkpoint = flags.checkpoint ? userPath(flags.checkpoint) : undefined;
@@ -97,6 +102,7 @@ try {
       tta: !!flags.tta,
       probabilities: !!flags.probabilities,
       pictures: style,
+      onSeries: (line) => console.log(`${outputStem(input.file)}: ${line}`),
       onStart: (slices) => bar.start(slices, 0, { name: outputStem(input.file) }),
       onProgress: (done) => bar.update(done),
     });

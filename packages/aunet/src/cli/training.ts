@@ -22,8 +22,9 @@ export const CONFIG_HELP = `
   --augment KIND        basic: mirrors, quarter turns, intensity jitter (default);
                         full: also rotations of up to 10 degrees and zooms of 0.9-1.1; none
   --no-augment          the same as --augment none
-  --data DIR            folder with tr_im.nii.gz (or tr_im_lungwindow.nii.gz) and tr_mask.nii.gz
-                        (default: $AUNET_DATA, else the copy shipped with this package)
+  --data DIR            folder with tr_im.nii.gz (or tr_im_lungwindow.nii.gz) and tr_mask.nii.gz,
+                        or with the DICOM files of one CT series (subfolders too) and tr_mask.nii.gz
+                        on the series' grid (default: $AUNET_DATA, else the copy shipped with this package)
   --verbose             also show Dawn's (the WebGPU library's) own notices on stderr`.slice(1);
 
 export const CONFIG_FLAGS = {

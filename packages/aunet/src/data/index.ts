@@ -5,3 +5,5 @@ export { normaliseImage, detectIntensity, binaryMask, LUNG_WINDOW_HU, HU_MINIMUM
 export { resizeBilinear, resizeArea, resizeImage, resizeNearest, augmentPair, FULL_AUGMENT, BASIC_AUGMENT, type AugmentOptions } from './transforms';
 export { splitSlices, parseFold, type Split, type SplitOptions } from './split';
 export { buildDataset, resizeDataset, type SliceDataset } from './dataset';
+export { volumeFromDicom, dicomFilesFromZip, dicomSeriesLine, isDicom, isZip, transferSyntaxName, TRANSFER_SYNTAXES, PICK_SERIES_FLAG, type DicomInput, type DicomSeriesInfo, type DicomSeriesOptions } from './dicom';
+export { voxelToWorld, worldOf, spaceFromAffine, invertAffine, voxelCorrespondence, affineDifference, type Affine } from './space';

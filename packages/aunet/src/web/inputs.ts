@@ -2,14 +2,19 @@
 // Node tests can check it too; its mask, report and downloads are prediction-report.ts's, as
 // `predict`'s files are. Browser-safe.
 
+import { dicomFilesFromZip, dicomSeriesLine, isDicom, isZip, volumeFromDicom, type DicomInput } from '../data/dicom';
 import { DataError } from '../data/errors';
 import { defaultSpace, isGzip, parseNifti, type NiftiSpace, type Volume } from '../data/nifti';
 import { mayBeNiftiHeader } from '../data/nifti-layout';
 import { normaliseImage, type IntensityKind } from '../data/normalise';
 
-export type DroppedKind = 'nifti' | 'picture' | 'checkpoint';
+export type DroppedKind = 'nifti' | 'picture' | 'checkpoint' | 'dicom' | 'zip';
 
-export const ACCEPTED = '.nii, .nii.gz (NIfTI-1 or -2 CT volumes), .png, .jpg (a single slice), .safetensors (a checkpoint)';
+export const ACCEPTED =
+  '.nii, .nii.gz (NIfTI-1 or -2 CT volumes), the DICOM files of one CT series (dropped together, or as one .zip), .png, .jpg (a single slice), .safetensors (a checkpoint)';
+
+/** What the page says to do where the dropped DICOM files hold several series. */
+export const PICK_SERIES_ON_PAGE = 'Drop the files (or a zip) of one series only.';
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47];
 const JPEG_MAGIC = [0xff, 0xd8, 0xff];
@@ -31,7 +36,12 @@ export function classifyFile(name: string, bytes: Uint8Array): DroppedKind {
   if (lower.endsWith('.safetensors')) return 'checkpoint';
   if (/\.nii(\.gz)?$/.test(lower)) return 'nifti';
   if (/\.(png|jpe?g)$/.test(lower)) return 'picture';
+  if (lower.endsWith('.zip')) return 'zip';
+  if (lower.endsWith('.dcm')) return 'dicom';
   if (startsWith(bytes, PNG_MAGIC) || startsWith(bytes, JPEG_MAGIC)) return 'picture';
+  // DICOM files often have no extension at all (IM0001, 1.2.840...): known by "DICM" at byte 128.
+  if (isDicom(bytes)) return 'dicom';
+  if (isZip(bytes)) return 'zip';
   if (looksLikeSafetensors(bytes)) return 'checkpoint';
   if (isGzip(bytes) || mayBeNiftiHeader(bytes)) return 'nifti';
   throw new DataError(`${name} is not a CT volume or a checkpoint: this page reads ${ACCEPTED}.`, name);
@@ -42,6 +52,23 @@ export function volumeFromNifti(name: string, bytes: Uint8Array): { volume: Volu
   const volume = parseNifti(bytes, name);
   const { kind, min, max } = normaliseImage(volume);
   return { volume, intensity: kind, min, max };
+}
+
+/**
+ * The CT series in dropped DICOM files and zips of them (the page's drop), read as `predict`
+ * reads a DICOM folder (volumeFromDicom) and checked as a NIfTI scan is; `series` is the line
+ * saying which series it is. DataError naming the file or the series otherwise.
+ */
+export function volumeFromDicomFiles(dropped: readonly DicomInput[], name: string): { volume: Volume; intensity: IntensityKind; min: number; max: number; series: string } {
+  const files = dropped.flatMap((f) => (isZip(f.bytes) || f.name.toLowerCase().endsWith('.zip') ? dicomFilesFromZip(f.bytes, f.name) : [f]));
+  const { volume, series } = volumeFromDicom(files, name, { howToPick: PICK_SERIES_ON_PAGE });
+  const { kind, min, max } = normaliseImage(volume);
+  return { volume, intensity: kind, min, max, series: dicomSeriesLine(series) };
+}
+
+/** The name a dropped DICOM series goes by (its mask downloads as NAME_lesions.nii.gz): a zip's own name, else "dicom-series". */
+export function dicomScanName(dropped: readonly { name: string }[]): string {
+  return dropped.length === 1 && dropped[0].name.toLowerCase().endsWith('.zip') ? dropped[0].name : 'dicom-series';
 }
 
 /**
@@ -90,4 +117,4 @@ export function windowPresets(intensity: IntensityKind): { name: string; window:
 }
 
 /** The file name stem of an input: scan.nii.gz -> scan. */
-export const stem = (name: string) => name.replace(/\.(nii(\.gz)?|png|jpe?g)$/i, '') || 'scan';
+export const stem = (name: string) => name.replace(/\.(nii(\.gz)?|png|jpe?g|zip|dcm)$/i, '') || 'scan';

@@ -9,7 +9,7 @@ import {
   type AUNet, type BurdenReference, type IntensityKind, type PredictionReport, type TrainConfig, type Volume,
 } from '../index';
 import { encodeNifti } from '../data/nifti';
-import { ACCEPTED, classifyFile, defaultWindow, displaySpace, isOriented, stem, volumeFromNifti, volumeFromPicture, windowPresets } from './inputs';
+import { ACCEPTED, classifyFile, defaultWindow, dicomScanName, displaySpace, isOriented, stem, volumeFromDicomFiles, volumeFromNifti, volumeFromPicture, windowPresets } from './inputs';
 import { CanvasViewer, hasWebGL2, NiivueViewer, type Viewer } from './viewer';
 
 // ---------------------------------------------------------------------------------------------
@@ -207,14 +207,33 @@ async function useScan(bytes: Uint8Array, name: string, kind: 'nifti' | 'picture
     say('error', 'bad-file', e instanceof DataError ? `Not a CT volume this page can read: ${errorText(e)}` : `${name} could not be read: ${errorText(e)}`);
     return false;
   }
-  scan = { ...loaded, name };
+  await showLoaded(loaded, name, kind, bytes);
+  return true;
+}
+
+/** DICOM files (and zips of them) dropped together: one CT series, read as `predict` reads a DICOM folder. */
+async function useDicom(files: { name: string; bytes: Uint8Array }[]): Promise<boolean> {
+  clearMessages('bad-file');
+  const name = dicomScanName(files);
+  let loaded;
+  try {
+    loaded = volumeFromDicomFiles(files, name);
+  } catch (e) {
+    say('error', 'bad-file', e instanceof DataError ? `Not a CT series this page can read: ${errorText(e)}` : `${name} could not be read: ${errorText(e)}`);
+    return false;
+  }
+  await showLoaded(loaded, name, 'dicom', null, loaded.series);
+  return true;
+}
+
+async function showLoaded(loaded: Omit<Scan, 'name'>, name: string, kind: 'nifti' | 'picture' | 'dicom', bytes: Uint8Array | null, note?: string): Promise<void> {
+  scan = { volume: loaded.volume, intensity: loaded.intensity, min: loaded.min, max: loaded.max, name };
   result = null;
   const [nx, ny, nz] = loaded.volume.dims;
   const sp = loaded.volume.space.pixdim;
-  $('scan').textContent = `Scan: ${name}, ${nx} x ${ny} x ${nz} ${loaded.volume.datatype} (${{ hu: 'Hounsfield units', '8bit': '8-bit', unit: '0..1' }[loaded.intensity]}), voxel ${[1, 2, 3].map((i) => +Math.abs(sp[i]).toFixed(3)).join(' x ')}${isOriented(loaded.volume.space) ? '' : ', no orientation in the header (shown as stored)'}`;
+  $('scan').textContent = `Scan: ${name}, ${nx} x ${ny} x ${nz} ${loaded.volume.datatype} (${{ hu: 'Hounsfield units', '8bit': '8-bit', unit: '0..1' }[loaded.intensity]}), voxel ${[1, 2, 3].map((i) => +Math.abs(sp[i]).toFixed(3)).join(' x ')}${isOriented(loaded.volume.space) ? '' : ', no orientation in the header (shown as stored)'}${note ? `; ${note}` : ''}`;
   await showScan(scan, bytes, kind);
   resetReport();
-  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,12 +267,12 @@ async function getViewer(): Promise<Viewer> {
   return viewer;
 }
 
-async function showScan(s: Scan, bytes: Uint8Array, kind: 'nifti' | 'picture'): Promise<void> {
+async function showScan(s: Scan, bytes: Uint8Array | null, kind: 'nifti' | 'picture' | 'dicom'): Promise<void> {
   const v = await getViewer();
   const space = displaySpace(s.volume.space);
   // An oriented NIfTI goes to NiiVue as it came; anything else as a float32 NIfTI in the display
   // space, with the file's own rank, as the mask laid over it (maskNifti) has.
-  const display = kind === 'nifti' && space === s.volume.space
+  const display = kind === 'nifti' && bytes && space === s.volume.space
     ? { bytes, name: s.name }
     : { bytes: encodeNifti({ dims: storedDims(s.volume), data: s.volume.data, datatype: 'float32', space }), name: `${stem(s.name)}.nii` };
   await v.show(s.volume, display.bytes, display.name, space);
@@ -477,13 +496,23 @@ async function takeFiles(files: FileList | File[]): Promise<void> {
   let newModel = false;
   // Checkpoints first, so that a scan dropped with one is segmented by it.
   const classified: { file: File; bytes: Uint8Array; kind: ReturnType<typeof classifyFile> | null }[] = [];
+  const unknown: { name: string; why: string }[] = [];
   for (const file of list) {
     const bytes = new Uint8Array(await file.arrayBuffer());
     try {
       classified.push({ file, bytes, kind: classifyFile(file.name, bytes) });
     } catch (e) {
+      unknown.push({ name: file.name, why: errorText(e) });
+    }
+  }
+  // Beside DICOM files (a folder picked whole), other files are the folder's own (a DICOMDIR's
+  // neighbours, notes): left out with a word, not an error each.
+  if (unknown.length && classified.some((x) => x.kind === 'dicom' || x.kind === 'zip')) {
+    say('info', 'info', `${unknown.length} file(s) that are not DICOM were left out (${unknown.slice(0, 3).map((u) => u.name).join(', ')}${unknown.length > 3 ? ', ...' : ''}).`);
+  } else {
+    for (const u of unknown) {
       clearMessages('bad-file');
-      say('error', 'bad-file', errorText(e));
+      say('error', 'bad-file', u.why);
     }
   }
   for (const c of classified.filter((x) => x.kind === 'checkpoint')) {
@@ -493,6 +522,9 @@ async function takeFiles(files: FileList | File[]): Promise<void> {
     }
     newModel = useModel(c.bytes, c.file.name, 'file') || newModel;
   }
+  // DICOM files (loose or zipped) dropped together are one series.
+  const dicom = classified.filter((x) => x.kind === 'dicom' || x.kind === 'zip');
+  if (dicom.length) newScan = (await useDicom(dicom.map((c) => ({ name: c.file.name, bytes: c.bytes })))) || newScan;
   for (const c of classified.filter((x) => x.kind === 'nifti' || x.kind === 'picture')) {
     newScan = (await useScan(c.bytes, c.file.name, c.kind as 'nifti' | 'picture')) || newScan;
   }
@@ -522,10 +554,12 @@ function wire(): void {
       if (files) void takeFiles(files);
     });
   }
-  $<HTMLInputElement>('files').addEventListener('change', (e) => {
-    const input = e.target as HTMLInputElement;
-    if (input.files) void takeFiles(input.files).then(() => (input.value = ''));
-  });
+  for (const id of ['files', 'folder']) {
+    $<HTMLInputElement>(id).addEventListener('change', (e) => {
+      const input = e.target as HTMLInputElement;
+      if (input.files) void takeFiles(input.files).then(() => (input.value = ''));
+    });
+  }
   $('segment').addEventListener('click', () => void segment());
   $('slice').addEventListener('input', (e) => goToSlice(Number((e.target as HTMLInputElement).value)));
   const onWindow = () => setWindow(Number($<HTMLInputElement>('window').value), Number($<HTMLInputElement>('level').value));
