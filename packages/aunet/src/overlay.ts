@@ -32,10 +32,15 @@ function axisDirections(space: NiftiSpace): [number[], number[]] | null {
 
 /**
  * Flips that show an axial slice in radiological convention: the patient's anterior at the top
- * and the patient's left on the right of the picture. NIfTI's world space is RAS (+x towards
- * the patient's left, +y anterior), so a voxel step whose world x is positive runs rightwards
- * and one whose world y is positive runs upwards. A file with no orientation is shown as stored:
- * slices exported from DICOM or from pictures (as MedSeg's) are stored in display order.
+ * and the patient's left on the right of the picture (as if looking up from the patient's feet).
+ * NIfTI's world space is RAS+ (nifti1.h: "+x = Right +y = Anterior +z = Superior"; DICOM's LPS+
+ * with x and y negated), so a voxel step whose world x is negative (towards the patient's left)
+ * runs rightwards, and one whose world y is positive (anterior) runs upwards. Hence a mirror
+ * left-right when the columns run towards the patient's right (world x > 0), and top-bottom when
+ * the rows run towards anterior (world y > 0). A DICOM series read as the standard says (columns
+ * towards the patient's left, rows towards posterior, as scanners write axial CT) is drawn as
+ * stored. A file with no orientation is shown as stored: slices exported from DICOM or from
+ * pictures (as MedSeg's) are stored in display order.
  * Only mirrors: a slice whose in-plane axes are swapped (columns running front to back) is
  * shown with each axis mirrored by the sign of its own display component, not transposed.
  */
@@ -43,7 +48,7 @@ export function displayFlips(space: NiftiSpace): DisplayFlips {
   const dirs = axisDirections(space);
   if (!dirs) return { flipX: false, flipY: false };
   const [ix, iy] = dirs;
-  return { flipX: ix[0] < 0, flipY: iy[1] > 0 };
+  return { flipX: ix[0] > 0, flipY: iy[1] > 0 };
 }
 
 export type OverlayStyle = 'outline' | 'fill';

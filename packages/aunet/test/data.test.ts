@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { Rng } from '@aunet/tensor';
 import {
   augmentPair, BASIC_AUGMENT, FULL_AUGMENT, buildDataset, DataError, defaultSpace, encodeNifti, fromSliceStack, binaryMask, normaliseImage, parseFold, parseNifti, resizeArea,
@@ -12,6 +13,9 @@ import {
 import { ALL_DATATYPE_CODES, headerLayout, mayBeNiftiHeader, NIFTI_DATATYPES, readVoxels, writeVoxels } from '../src/data/nifti-layout';
 import { datasetImage, DEFAULT_DATA_DIR, findDataFiles, loadDataset, readLungMask, readVolume, resolveDataDir } from '../src/data/files';
 import { writeNifti } from './nifti-fixture';
+import { displayFlips } from '../src/overlay';
+import { voxelToWorld, worldOf } from '../src/data/space';
+import { correctedHeader } from '../scripts/fix-medseg-orientation';
 
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-data-'));
 let fileCounter = 0;
@@ -79,6 +83,32 @@ shipped('the default folder holds the 8-bit lung-window image and the official m
   assert.is(shippedImage.datatype, 'uint8');
   assert.is(shippedMask.datatype, 'float64');
   assert.is(shippedImage.space.sformCode, 2);
+});
+
+shipped('the shipped files\' orientation (NIfTI world RAS+, +x the patient\'s right): columns towards the patient\'s left, rows posterior; header fixed 2026-12-07, voxels as before', () => {
+  const want = [[-1, 0, 0, 255.5], [0, -1, 0, 255.5], [0, 0, 1, -49.5]];
+  const lungs = readVolume(join(DEFAULT_DATA_DIR, 'tr_lungmask.nii.gz'));
+  for (const v of [shippedImage, lungs]) {
+    assert.is(v.space.sformCode, 2);
+    assert.equal(v.space.srow, want, `${v.source}: sform`);
+    // The quaternion fields (qform_code 0) say the same: 180 degrees about z, qfac 1.
+    assert.is(v.space.qformCode, 0);
+    assert.equal([v.space.pixdim[0], ...v.space.quatern, ...v.space.qoffset], [1, 0, 0, 1, 255.5, 255.5, -49.5]);
+    assert.equal(voxelToWorld({ ...v.space, sformCode: 0, qformCode: 1 }), want);
+    assert.equal(displayFlips(v.space), { flipX: false, flipY: false }, 'stored in radiological display order: drawn as stored');
+  }
+  // The patient's left (the descending aorta's side) at the higher column numbers: world x falls.
+  assert.ok(worldOf(voxelToWorld(shippedImage.space)!, 511, 0, 0)[0] < worldOf(voxelToWorld(shippedImage.space)!, 0, 0, 0)[0]);
+  assert.is(shippedMask.space.sformCode + shippedMask.space.qformCode, 0, 'the official mask has no orientation');
+  // The fix script finds nothing left to do; the voxels are the bytes they were before it.
+  const sha = (file: string) => createHash('sha256').update(gunzipSync(readFileSync(join(DEFAULT_DATA_DIR, file))).subarray(352)).digest('hex');
+  for (const [file, hash] of [
+    ['tr_im_lungwindow.nii.gz', '7416484ceeaefe99629f726c56b667fcbcd31dba0505ba443bd1936d14d94911'],
+    ['tr_lungmask.nii.gz', '751b89486aacd6459666d17005039e185d5a5591bb0ee173a42d866dfbbbcea1'],
+  ]) {
+    assert.is(correctedHeader(new Uint8Array(gunzipSync(readFileSync(join(DEFAULT_DATA_DIR, file)))), file), null, `${file}: already corrected`);
+    assert.is(sha(file), hash, `${file}: voxels`);
+  }
 });
 
 shipped('label counts match SOURCE.md', () => {

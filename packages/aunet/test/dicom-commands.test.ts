@@ -101,8 +101,9 @@ s('predict --input: a DICOM folder gives the mask of its NIfTI, voxel for voxel,
   assert.match(ownLines(none.stderr).join('\n'), new RegExp(`^error: ${series} holds no series 2\\.25\\.404; it holds ${f.seriesUid}`));
 });
 
-s('predict on the shipped file\'s own (left-handed) grid: the mask of slice k is the NIfTI mask of slice n-1-k, on the same world points', () => {
-  const f = dicomFixture(shippedImage, { slices: [50, 54], step: 8, geometry: 'source' });
+s('predict on a left-handed grid (the shipped slices stored head to foot): the mask of slice k is the NIfTI mask of slice n-1-k, on the same world points', () => {
+  const headToFoot = { ...shippedImage, space: { ...shippedImage.space, srow: shippedImage.space.srow.map((r, i) => (i === 2 ? [r[0], r[1], -r[2], -r[3]] : [...r])) as typeof shippedImage.space.srow } };
+  const f = dicomFixture(headToFoot, { slices: [50, 54], step: 8, geometry: 'source' });
   const series = writeFolder(join(tmp, 'flipped'), f.files);
   const nifti = join(tmp, 'flipped.nii.gz');
   writeNifti(nifti, f.nifti);

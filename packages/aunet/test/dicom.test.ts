@@ -20,6 +20,7 @@ import { encodeNifti, parseNifti, type Volume } from '../src/data/nifti';
 import { affineDifference, spaceFromAffine, voxelCorrespondence, voxelToWorld, type Affine } from '../src/data/space';
 import { predictionInputs } from '../src/prediction-files';
 import { classifyFile, dicomScanName, PICK_SERIES_ON_PAGE, stem, volumeFromDicomFiles } from '../src/web/inputs';
+import { displayFlips, overlayRgb } from '../src/overlay';
 import {
   decimalString, dicomFixture, dicomSeries, rotated, SHIPPED_HU, sliceElements, sliceFile, UID, withElement, type SeriesSpec,
 } from '../src/attack/dicom-files';
@@ -72,6 +73,11 @@ function assertSameVolume(a: Volume, b: Volume, mm = 1e-4): void {
 const asInputs = (files: readonly { name: string; bytes: Uint8Array }[], dir = 'series') => files.map((f) => ({ name: `${dir}/${f.name}`, bytes: f.bytes }));
 const shippedImage = readVolume(join(DEFAULT_DATA_DIR, 'tr_im_lungwindow.nii.gz'));
 const shippedMask = readVolume(join(DEFAULT_DATA_DIR, 'tr_mask.nii.gz'));
+/** The shipped slices with their slices' world z reversed (stored head to foot): a left-handed grid. */
+const headToFoot: Volume = {
+  ...shippedImage,
+  space: { ...shippedImage.space, srow: shippedImage.space.srow.map((r, i) => (i === 2 ? [r[0], r[1], -r[2], -r[3]] : [...r])) as Volume['space']['srow'] },
+};
 
 // ---------------------------------------------------------------------------------------------
 const reading = suite('reading a series');
@@ -140,8 +146,15 @@ reading('a tilted (oblique) rendering of the shipped slices: voxel for voxel the
   assert.ok(Math.abs(R[2][0]) > 0.1 && Math.abs(R[0][2]) > 0.5, 'the grid is oblique');
 });
 
-reading('the shipped file\'s own (left-handed) sform: the same voxels at the same world points, slices read in the reverse order', () => {
+reading('the shipped file\'s own sform (right-handed: columns to the patient\'s left, rows posterior): the series is the NIfTI, voxel for voxel', () => {
+  assert.equal(voxelToWorld(shippedImage.space), [[-1, 0, 0, 255.5], [0, -1, 0, 255.5], [0, 0, 1, -49.5]]);
   const f = dicomFixture(shippedImage, { slices: [10, 20], geometry: 'source' });
+  const { volume } = volumeFromDicom(asInputs(f.files), 'series');
+  assertSameVolume(volume, readVolume(writeFixtureNifti(f)));
+});
+
+reading('a left-handed sform (the shipped slices stored head to foot): the same voxels at the same world points, slices read in the reverse order', () => {
+  const f = dicomFixture(headToFoot, { slices: [10, 20], geometry: 'source' });
   const nifti = readVolume(writeFixtureNifti(f));
   const { volume } = volumeFromDicom(asInputs(f.files), 'series');
   const plane = 512 * 512;
@@ -154,6 +167,77 @@ reading('the shipped file\'s own (left-handed) sform: the same voxels at the sam
   assert.ok(order, 'the two grids hold the same voxels');
   for (let t = 0; t < order!.length; t += 101) assert.is(volume.data[t], nifti.data[order![t]]);
   assert.ok(affineDifference(voxelToWorld(volume.space)!, voxelToWorld(nifti.space)!) > 1, 'different voxel orders');
+});
+
+/** Picture slice k of a volume (grey from `toGrey`, labels over it) as predict's PNGs and the page's canvas draw it. */
+function picture(v: Volume, labels: ArrayLike<number>, k: number, toGrey: (value: number) => number): Uint8Array {
+  const [nx, ny] = v.dims;
+  const plane = nx * ny;
+  const grey = Float32Array.from(v.data.subarray(k * plane, (k + 1) * plane), toGrey);
+  const mask = Uint8Array.from({ length: plane }, (_, i) => (labels[k * plane + i] > 0.5 ? 1 : 0));
+  return overlayRgb(grey, mask, nx, ny, 'fill', displayFlips(v.space));
+}
+
+/** World x and y (mm) of the voxel a picture draws at picture pixel (u, v) of slice k. */
+function worldAtPixel(v: Volume, u: number, w: number, k: number): number[] {
+  const [nx, ny] = v.dims;
+  const { flipX, flipY } = displayFlips(v.space);
+  const m = voxelToWorld(v.space)!;
+  const [i, j] = [flipX ? nx - 1 - u : u, flipY ? ny - 1 - w : w];
+  return m.map((r) => r[0] * i + r[1] * j + r[2] * k + r[3]);
+}
+
+reading('pictures: a DICOM series read by the standard (LPS to RAS) and the shipped NIfTI give the same picture, the patient\'s left on the right and anterior up', () => {
+  const step = 8;
+  const k0 = 40;
+  const f = dicomFixture(shippedImage, { slices: [k0, k0 + 3], step }); // axial, ImageOrientationPatient 1\0\0\0\1\0
+  const iop = String(sliceElements({ dims: f.dims, hu: f.hu, affine: f.affine, seriesUid: f.seriesUid, ...SHIPPED_HU }, 0).find((e) => e.tag === 0x00200037)!.value);
+  assert.is(iop, '1\\0\\0\\0\\1\\0', 'columns towards the patient\'s left (+x LPS), rows towards posterior (+y LPS)');
+  const [nx, ny, nz] = f.dims;
+  const plane = nx * ny;
+  // The shipped NIfTI, cut to the fixture's voxels, with its own sform.
+  const cut: Volume = { ...shippedImage, dims: [nx, ny, nz], data: Float32Array.from(f.sourceIndex, (i) => shippedImage.data[i]) };
+  const labels = Float32Array.from(f.sourceIndex, (i) => shippedMask.data[i]);
+  const fromNifti = (k: number) => picture(cut, labels, k, (v) => v / 255);
+  const hu8 = (h: number) => (h - SHIPPED_HU.intercept) / SHIPPED_HU.slope / 255; // back to the 8-bit value, exactly
+  const { volume } = volumeFromDicom(asInputs(f.files), 'series');
+  assert.equal(displayFlips(volume.space), { flipX: false, flipY: false }, 'a series stored as radiologists view it is drawn as stored');
+  assert.equal(displayFlips(shippedImage.space), { flipX: false, flipY: false }, 'so are the shipped files');
+  for (let k = 0; k < nz; k++) assert.equal(picture(volume, labels, k, hu8), fromNifti(k), `slice ${k}`);
+  assert.ok(labels.some((v) => v > 0), 'lesions drawn');
+
+  // The same patient stored the other way round (ImageOrientationPatient -1\0\0\0\-1\0: columns to
+  // the patient's right, rows to anterior, as RAS-ordered NIfTI exports are): mirrored both ways
+  // when drawn, the same picture.
+  const mirrorIndex = (t: number) => {
+    const [x, y, k] = [t % nx, Math.floor(t / nx) % ny, Math.floor(t / plane)];
+    return nx - 1 - x + nx * (ny - 1 - y + ny * k);
+  };
+  const a = f.affine;
+  const rasAffine: Affine = [
+    [-a[0][0], 0, a[0][2], a[0][3] + a[0][0] * (nx - 1)],
+    [0, -a[1][1], a[1][2], a[1][3] + a[1][1] * (ny - 1)],
+    [...a[2]],
+  ];
+  const hu = Float32Array.from(f.hu, (_, t) => f.hu[mirrorIndex(t)]);
+  const rasLabels = Float32Array.from(labels, (_, t) => labels[mirrorIndex(t)]);
+  const spec: SeriesSpec = { dims: f.dims, hu, affine: rasAffine, seriesUid: '2.25.7777', slope: SHIPPED_HU.slope, intercept: SHIPPED_HU.intercept };
+  assert.is(String(sliceElements(spec, 0).find((e) => e.tag === 0x00200037)!.value), '-1\\0\\0\\0\\-1\\0');
+  const ras = volumeFromDicom(asInputs(dicomSeries(spec)), 'series').volume;
+  assert.equal(displayFlips(ras.space), { flipX: true, flipY: true });
+  // The same voxels at the same world points as the first series, in another order.
+  const order = voxelCorrespondence({ dims: volume.dims, affine: voxelToWorld(volume.space)! }, { dims: ras.dims, affine: voxelToWorld(ras.space)! });
+  assert.ok(order && order.every((s, t) => s === mirrorIndex(t)));
+  for (let k = 0; k < nz; k++) assert.equal(picture(ras, rasLabels, k, hu8), fromNifti(k), `mirrored storage, slice ${k}`);
+
+  // And the picture's axes, in the world: rightwards is towards the patient's left (world x falls),
+  // downwards towards posterior (world y falls), for each of the three.
+  for (const v of [cut, volume, ras]) {
+    const [x0, y0] = worldAtPixel(v, 0, 0, 1);
+    const [x1] = worldAtPixel(v, nx - 1, 0, 1);
+    const [, y1] = worldAtPixel(v, 0, ny - 1, 1);
+    assert.ok(x1 < x0 && y1 < y0, `${v.source}: picture right is world x ${x0} -> ${x1}, picture down is world y ${y0} -> ${y1}`);
+  }
 });
 
 reading('file order, file names and InstanceNumbers do not matter: the order is by position along the normal', () => {
@@ -392,8 +476,8 @@ node('train / evaluate data: a DICOM series with its labels loads as the same da
 });
 
 node('labels in another voxel order of the same grid are put on the series\' grid; on another grid, refused', async () => {
-  // The shipped file's own sform: its series is read with the slices reversed; the labels as shipped (NIfTI order, with that sform).
-  const f = dicomFixture(shippedImage, { slices: [40, 46], step: 8, geometry: 'source' });
+  // A left-handed sform (the shipped slices stored head to foot): its series is read with the slices reversed; the labels as stored (NIfTI order, with that sform).
+  const f = dicomFixture(headToFoot, { slices: [40, 46], step: 8, geometry: 'source' });
   const dir = folder('data', f.files.map((x) => ({ name: `dicom/${x.name}`, bytes: x.bytes })));
   const cut = Uint8Array.from(f.sourceIndex, (i) => shippedMask.data[i]);
   writeNifti(join(dir, 'tr_mask.nii.gz'), { dims: f.dims, data: cut, datatype: 'uint8', space: f.nifti.space });

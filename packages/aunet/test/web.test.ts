@@ -31,6 +31,7 @@ import { AUNet } from '../src/model';
 import { train } from '../src/train';
 import { findChromium, launchChromium, NO_CHROMIUM, type ChromiumRoute } from '../src/web/chromium';
 import { classifyFile, displaySpace, volumeFromPicture } from '../src/web/inputs';
+import { displayFlips } from '../src/overlay';
 import { latestBestCheckpoint } from '../src/run-folder';
 import { exportCheckpointSafetensors } from '../src/onnx-file';
 import { defaultModel, MODEL_ENV } from '../src/shipped-model';
@@ -44,7 +45,7 @@ const ARTIFACTS = join(pkg, 'test-artifacts');
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-web-'));
 const quiet = () => {};
 
-/** The scan: 3 slices of the shipped data, resized to 60 x 48 and turned into Hounsfield units, oriented as the shipped file (rows from anterior to posterior). */
+/** The scan: 3 slices of the shipped data, resized to 60 x 48 and turned into Hounsfield units, oriented as the shipped file (columns towards the patient's left, world -x in NIfTI's RAS+; rows from anterior to posterior). */
 const [NX, NY, NZ] = [60, 48, 3];
 const SPACE: NiftiSpace = {
   pixdim: [1, (512 * 0.7) / NX, (512 * 0.7) / NY, 5, 1, 1, 1, 1],
@@ -53,7 +54,7 @@ const SPACE: NiftiSpace = {
   quatern: [0, 0, 0],
   qoffset: [0, 0, 0],
   sformCode: 2,
-  srow: [[(512 * 0.7) / NX, 0, 0, -180], [0, -(512 * 0.7) / NY, 0, 180], [0, 0, 5, -30]],
+  srow: [[-(512 * 0.7) / NX, 0, 0, 180], [0, -(512 * 0.7) / NY, 0, 180], [0, 0, 5, -30]],
   dimInfo: 0,
 };
 
@@ -289,10 +290,14 @@ offline('dropped files are told apart by name and bytes; pictures become one 8-b
   assert.equal(volume.dims, [2, 1, 1]);
   assert.equal(Array.from(volume.data), [10, Math.round(0.299 * 200 + 0.587 * 100)]);
   assert.is(intensity, '8bit');
-  // No orientation: NiiVue gets an sform that draws rows downwards, as predict's pictures show them.
+  // No orientation: NiiVue gets an sform that draws the picture as stored in its radiological view,
+  // as predict's pictures show it: columns towards the patient's left (world -x, NIfTI's world
+  // being RAS+), rows downwards (towards posterior, world -y).
   const d = displaySpace(volume.space);
   assert.is(d.sformCode, 2);
+  assert.equal(d.srow[0], [-1, 0, 0, 0]);
   assert.equal(d.srow[1], [0, -1, 0, 0]);
+  assert.equal(displayFlips(d), { flipX: false, flipY: false }, 'the display space is drawn as stored by predict\'s pictures too');
   assert.is(displaySpace(SPACE), SPACE);
 });
 

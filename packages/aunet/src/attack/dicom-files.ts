@@ -299,7 +299,9 @@ export interface FixtureOptions {
    * 'axial' (default): as a scanner writes an axial series, 0.75 mm pixels (times `step`), 5 mm
    * apart, ImageOrientationPatient 1\0\0\0\1\0 (a right-handed grid: the series is read in the
    * source's slice order); 'source': the source file's own affine (the shipped files' is
-   * left-handed, so their series is read with the slices in the reverse order).
+   * right-handed, columns to the patient's left and rows to posterior as in the axial case, so
+   * their series is read in their slice order; a left-handed one, slices stored head to foot, is
+   * read with the slices in the reverse order).
    */
   geometry?: 'axial' | 'source';
   /** Degrees to turn the grid about an oblique axis: a tilted (oblique) series. */

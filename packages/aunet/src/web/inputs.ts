@@ -91,12 +91,14 @@ export const isOriented = (space: NiftiSpace) => space.qformCode > 0 || space.sf
 /**
  * The space NiiVue shows a volume in. An oriented volume keeps its own; one without orientation
  * gets an sform that draws it as stored (column x rightwards, row y downwards, in NiiVue's
- * radiological view), which is how `predict`'s pictures show such files (MedSeg's slices, pictures).
+ * radiological view), which is how `predict`'s pictures show such files (MedSeg's slices, pictures):
+ * columns towards the patient's left (world -x: NIfTI's world is RAS+, and the radiological view
+ * puts the patient's left on the right), rows towards posterior (world -y).
  */
 export function displaySpace(space: NiftiSpace): NiftiSpace {
   if (isOriented(space)) return space;
   const size = (i: number) => (Number.isFinite(space.pixdim[i]) && space.pixdim[i] !== 0 ? Math.abs(space.pixdim[i]) : 1);
-  return { ...space, sformCode: 2, srow: [[size(1), 0, 0, 0], [0, -size(2), 0, 0], [0, 0, size(3), 0]] };
+  return { ...space, sformCode: 2, srow: [[-size(1), 0, 0, 0], [0, -size(2), 0, 0], [0, 0, size(3), 0]] };
 }
 
 /** Window (width) and level (centre) to start with: the network's lung window for HU images, else the full range. */
