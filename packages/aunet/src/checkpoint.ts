@@ -39,10 +39,23 @@ export interface DataInfo {
   intensity: string;
   /** The image file's slice axis (absent in checkpoints written before it was recorded: 2). */
   sliceAxis?: number;
+  /** The case names, in order, of a dataset of several cases (absent for one volume). */
+  cases?: string[];
 }
 
 export function dataInfo(ds: SliceDataset): DataInfo {
-  return { count: ds.count, height: ds.height, width: ds.width, intensity: ds.intensity, sliceAxis: ds.sliceAxis };
+  return { count: ds.count, height: ds.height, width: ds.width, intensity: ds.intensity, sliceAxis: ds.sliceAxis, ...(ds.cases && { cases: ds.cases.map((c) => c.name) }) };
+}
+
+/** How a dataset's cases differ from those a checkpoint records; null when they are the same (or neither has cases). */
+function caseDifference(was: string[] | undefined, now: string[] | undefined): string | null {
+  if (!was && !now) return null;
+  if (!was || !now) return was ? `was trained on ${was.length} cases, this data is one volume` : `was trained on one volume, this data holds ${now!.length} cases`;
+  const gone = was.filter((n) => !now.includes(n));
+  const added = now.filter((n) => !was.includes(n));
+  if (!gone.length && !added.length && was.join('\0') === now.join('\0')) return null;
+  const list = (names: string[]) => (names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', '));
+  return `was trained on ${was.length} cases, this data holds ${now.length}${gone.length ? ` (without ${list(gone)})` : ''}${added.length ? ` (with ${list(added)} besides)` : ''}`;
 }
 
 /** What the trainer stores beside the weights; every field but the config and epoch is optional. */
@@ -90,6 +103,8 @@ export function configFromMetadata(metadata: Record<string, string>, file: strin
     if (typeof augment === 'boolean') config.augment = augment ? 'full' : 'none';
     // Checkpoints written before training on every slice was possible held out a split.
     config.allSlices ??= false;
+    // Checkpoints written before split files were taken used the seeded shuffle.
+    config.splitFile ??= null;
     // Checkpoints written before the architecture had its own name stored it as `model.model`.
     const model = config.model as ModelConfig & { model?: Architecture };
     if (model && model.architecture === undefined && model.model !== undefined) {
@@ -116,6 +131,8 @@ export function epochFromMetadata(metadata: Record<string, string>): number {
 export function checkSameData(stored: string | undefined, ds: SliceDataset, file: string): string | null {
   if (!stored) return null; // written before the data was recorded
   const was = JSON.parse(stored) as DataInfo;
+  const cases = caseDifference(was.cases, ds.cases?.map((c) => c.name));
+  if (cases) throw new CheckpointError(`${file} ${cases}: its train/test split would not hold; use the data it was trained on (--data)`);
   if (was.count !== ds.count || was.height !== ds.height || was.width !== ds.width || (was.sliceAxis ?? 2) !== ds.sliceAxis) {
     throw new CheckpointError(
       `${file} was trained on ${was.count} slices of ${was.height}x${was.width} along ${'xyz'[was.sliceAxis ?? 2]}, ` +

@@ -2,7 +2,7 @@
 // Browser-safe. The whole config is stored in every checkpoint, so a checkpoint alone rebuilds
 // its model and its data split.
 
-import { splitSlices, type Split } from './data/split';
+import { splitCases, splitFromFile, splitSlices, type CaseRange, type GivenSplit, type Split } from './data/split';
 import { defaultModelConfig, validateModelConfig, type ModelConfig } from './model';
 
 export type LossName = 'ftl' | 'dice';
@@ -44,6 +44,11 @@ export interface TrainConfig {
   allSlices: boolean;
   /** Random changes to the training slices: {@link AugmentName}; the options are `BASIC_AUGMENT` and `FULL_AUGMENT` in data/transforms.ts. */
   augment: AugmentName;
+  /**
+   * The split file the run was given (`--split`), its lists stored whole: the split is then the
+   * file's (see splitFromFile), not the seeded shuffle. null: the seeded shuffle.
+   */
+  splitFile: GivenSplit | null;
   /** Folder of the NIfTI files (absolute). */
   data: string;
 }
@@ -81,6 +86,7 @@ export function defaultTrainConfig(preset: PresetName, data: string, overrides: 
     valFraction: 0.1,
     fold: null,
     allSlices: false,
+    splitFile: null,
     augment: 'basic',
     data,
     ...rest,
@@ -111,6 +117,9 @@ export function validateTrainConfig(c: TrainConfig): void {
   }
   if (typeof c.allSlices !== 'boolean') bad.push(`allSlices must be true or false, got ${JSON.stringify(c.allSlices)}`);
   else if (c.allSlices && c.fold !== null) bad.push('allSlices trains on every slice, so it cannot hold out a fold: give one or the other');
+  if (c.splitFile !== null && !(typeof c.splitFile === 'object' && Array.isArray(c.splitFile?.entries) && c.splitFile.entries.length > 0)) {
+    bad.push(`splitFile must be null or a split file's lists, got ${JSON.stringify(c.splitFile)}`);
+  } else if (c.splitFile !== null && c.allSlices) bad.push('allSlices trains on every slice, so it takes no split file: give one or the other');
   if (!AUGMENT_NAMES.includes(c.augment)) bad.push(`augment must be one of ${AUGMENT_NAMES.join(', ')}, got ${JSON.stringify(c.augment)}`);
   if (!(c.preset in PRESETS)) bad.push(`preset must be one of ${Object.keys(PRESETS).join(', ')}, got ${JSON.stringify(c.preset)}`);
   if (c.model?.inChannels !== 1) bad.push(`model.inChannels must be 1 (single-channel CT slices), got ${c.model?.inChannels}`);
@@ -130,9 +139,13 @@ export function parseFilters(text: string): number[] {
 
 /**
  * The train / validation / test split of `count` slices that `config` trains and is evaluated
- * on; with `allSlices`, every slice trains and none is held out.
+ * on; with `allSlices`, every slice trains and none is held out. `cases` (a dataset of several
+ * cases) splits by case: no case has slices in two parts. A split file (`config.splitFile`) gives
+ * the split instead of the seeded shuffle (see splitFromFile).
  */
-export function splitFor(config: TrainConfig, count: number): Split {
+export function splitFor(config: TrainConfig, count: number, cases?: readonly CaseRange[]): Split {
   if (config.allSlices) return { train: Array.from({ length: count }, (_, i) => i), val: [], test: [] };
-  return splitSlices(count, { seed: config.seed, testFraction: config.testFraction, valFraction: config.valFraction, fold: config.fold ?? undefined });
+  if (config.splitFile) return splitFromFile(config.splitFile, config.fold, { count, cases }, { seed: config.seed, valFraction: config.valFraction });
+  const opts = { seed: config.seed, testFraction: config.testFraction, valFraction: config.valFraction, fold: config.fold ?? undefined };
+  return cases ? splitCases(cases, opts) : splitSlices(count, opts);
 }

@@ -64,8 +64,26 @@ export interface CheckpointEvaluation {
   scores: MaskEvaluation;
 }
 
-/** Whether a label file holds a voxel per voxel of the dataset's image (same dims). */
-const sameGrid = (vol: Volume, ds: SliceDataset) => vol.dims.every((d, i) => d === ds.fileDims[i]);
+/** Whether a label file holds a voxel per voxel of an image of `dims` (same dims). */
+const sameGrid = (vol: Volume, dims: readonly number[]) => vol.dims.length === dims.length && vol.dims.every((d, i) => d === dims[i]);
+
+/** The label volume of a run of a dataset's slices: a case's, or the one volume's (all slices). */
+interface LabelPart {
+  name: string;
+  labels: string;
+  first: number;
+  count: number;
+  fileDims: [number, number, number];
+  sliceAxis: 0 | 1 | 2;
+  volume?: Volume;
+  classesKnown?: boolean;
+}
+
+/** Each case of `ds` with its label file, or the one volume as one part. */
+function labelParts(ds: SliceDataset): LabelPart[] {
+  if (ds.cases) return ds.cases.map((c) => ({ name: c.name, labels: c.maskSource, first: c.first, count: c.count, fileDims: c.fileDims, sliceAxis: c.sliceAxis }));
+  return [{ name: basename(ds.maskSource), labels: ds.maskSource, first: 0, count: ds.count, fileDims: ds.fileDims, sliceAxis: ds.sliceAxis }];
+}
 
 /** A float32 header value as the shortest decimal that reads back as it (0.8, not 0.800000011920929): what was written. */
 function float32Decimal(v: number): number {
@@ -111,17 +129,24 @@ export async function evaluateCheckpoint(file: string, o: CheckpointEvaluationOp
     const data = o.data ?? config.data;
     let ds = await loadDataset(data);
     const warning = config.allSlices ? allSlicesDataWarning(metadata[DATA_KEY], ds, file) : checkSameData(metadata[DATA_KEY], ds, file);
-    // The dataset's masks merge the classes; the classes themselves come from the label file again.
-    const labelVolume = readVolume(ds.maskSource);
+    // The dataset's masks merge the classes; the classes themselves come from the label files
+    // again, one per case (a dataset of several cases) or the one volume's.
     const plane = ds.width * ds.height;
-    const stored = sameGrid(labelVolume, ds) ? slicesOf(toSliceStack(labelVolume.data, ds.fileDims, ds.sliceAxis).data, plane) : null;
-    // The file's voxels in the dataset's order, or (a mask that loadDataset reordered onto a DICOM
-    // series' grid) not: then only the merged lesion is known.
-    const classesKnown = stored !== null && stored.every((l, k) => l.every((v, i) => (v > 0.5 ? 1 : 0) === ds.masks[k][i]));
-    if (!classesKnown && labelsAs !== 'lesion') {
-      throw new DataError(`--labels-as ${labelsAs} needs the label classes, but the voxels of ${ds.maskSource} are not those of the slices scored, in order: score with --labels-as lesion`, ds.maskSource);
+    const parts = labelParts(ds);
+    const labelSlices: Float32Array[] = [];
+    for (const part of parts) {
+      const labelVolume = readVolume(part.labels);
+      const stored = sameGrid(labelVolume, part.fileDims) ? slicesOf(toSliceStack(labelVolume.data, part.fileDims, part.sliceAxis).data, plane) : null;
+      // The file's voxels in the dataset's order, or (a mask that loadDataset reordered onto a DICOM
+      // series' grid) not: then only the merged lesion is known.
+      part.classesKnown = stored !== null && stored.length === part.count && stored.every((l, k) => l.every((v, i) => (v > 0.5 ? 1 : 0) === ds.masks[part.first + k][i]));
+      part.volume = labelVolume;
+      for (let k = 0; k < part.count; k++) labelSlices.push(part.classesKnown ? stored![k] : Float32Array.from(ds.masks[part.first + k]));
     }
-    const labelSlices = classesKnown ? (stored as Float32Array[]) : ds.masks;
+    const unknown = parts.find((p) => !p.classesKnown);
+    if (unknown && labelsAs !== 'lesion') {
+      throw new DataError(`--labels-as ${labelsAs} needs the label classes, but the voxels of ${unknown.labels} are not those of the slices scored, in order: score with --labels-as lesion`, unknown.labels);
+    }
     if (labelsAs !== 'lesion') {
       const masks = labelSlices.map((l) => lesionOfLabels(l, labelsAs));
       ds = { ...ds, masks, lesionPixels: masks.map((m) => m.reduce((s, v) => s + v, 0)) };
@@ -129,7 +154,7 @@ export async function evaluateCheckpoint(file: string, o: CheckpointEvaluationOp
     let region: Region | undefined;
     if (o.lungMask !== undefined) region = { source: o.lungMask, masks: readLungMask(o.lungMask, datasetImage(ds)).slices };
     else if (o.computedLungs) region = { source: COMPUTED_LUNGS_SOURCE, masks: sliceLungMasks(ds.images, ds.width, ds.height) };
-    const test = config.allSlices ? Array.from({ length: ds.count }, (_, i) => i) : splitFor(config, ds.count).test;
+    const test = config.allSlices ? Array.from({ length: ds.count }, (_, i) => i) : splitFor(config, ds.count, ds.cases).test;
     o.onStart?.({ checkpoint: file, epoch, config, data, warning, testSlices: test.length });
     o.onProgress?.(0, test.length);
     // evaluateSlices (evaluate.ts) in two steps, to keep the probabilities for the full scores.
@@ -144,26 +169,42 @@ export async function evaluateCheckpoint(file: string, o: CheckpointEvaluationOp
       probs = await predictProbabilities(model, images, config.batch, (n) => o.onProgress?.(n, test.length));
     }
     const report = scoreSlices(probs, size, ds, resized.masks, test, PREDICTION_THRESHOLD, region);
-    // At the original resolution as scoreSlices scores it: resized back bilinearly, cut, inside the region.
-    const pred = new Uint8Array(test.length * plane);
-    const labelValues = new Float32Array(test.length * plane); // classes, or 0/1 when they are not known
+    // At the original resolution as scoreSlices scores it: resized back bilinearly, cut, inside the
+    // region; scored per case (each with its own voxel size), a single volume being one case.
+    const cut = new Map<number, Uint8Array>();
     test.forEach((slice, j) => {
       const full = size === ds.height && size === ds.width ? probs[j] : resizeBilinear(probs[j], size, size, ds.height, ds.width);
       const inside = region?.masks[slice];
-      for (let i = 0; i < plane; i++) pred[j * plane + i] = full[i] >= PREDICTION_THRESHOLD && (!inside || inside[i]) ? 1 : 0;
-      labelValues.set(labelSlices[slice], j * plane);
+      const mask = new Uint8Array(plane);
+      for (let i = 0; i < plane; i++) mask[i] = full[i] >= PREDICTION_THRESHOLD && (!inside || inside[i]) ? 1 : 0;
+      cut.set(slice, mask);
     });
-    const { pixelMm } = stackSpacing(voxelMmOf(labelVolume), ds.sliceAxis);
-    const scored = scoreCase({
-      name: basename(ds.maskSource), prediction: `${file} (epoch ${epoch})`, labels: ds.maskSource,
-      pred, labelValues, width: ds.width, height: ds.height, slices: test, pixelMm, sliceMm: null, labelsAs, toleranceMm, classesKnown,
-    });
-    const unit = unitNote(labelVolume);
-    const classNote = classesKnown ? null : `${ds.maskSource}: its voxels are not those of the slices scored, in order (a mask reordered onto a DICOM series): the lesion classes are not reported`;
+    const cases: CaseReport[] = [];
+    const notes: string[] = [];
+    for (const part of parts) {
+      // The part's test slices, numbered as in the dataset (one volume) or within the case.
+      const own = test.filter((slice) => slice >= part.first && slice < part.first + part.count);
+      if (!own.length) continue;
+      const pred = new Uint8Array(own.length * plane);
+      const labelValues = new Float32Array(own.length * plane); // classes, or 0/1 when they are not known
+      own.forEach((slice, j) => {
+        pred.set(cut.get(slice)!, j * plane);
+        labelValues.set(labelSlices[slice], j * plane);
+      });
+      const { pixelMm } = stackSpacing(voxelMmOf(part.volume!), part.sliceAxis);
+      cases.push(scoreCase({
+        name: part.name, prediction: `${file} (epoch ${epoch})`, labels: part.labels,
+        pred, labelValues, width: ds.width, height: ds.height, slices: own.map((slice) => slice - part.first), pixelMm, sliceMm: null, labelsAs, toleranceMm,
+        classesKnown: part.classesKnown,
+      }));
+      const unit = unitNote(part.volume!);
+      if (unit) notes.push(unit);
+      if (!part.classesKnown) notes.push(`${part.labels}: its voxels are not those of the slices scored, in order (a mask reordered onto a DICOM series): the lesion classes are not reported`);
+    }
     const scores: MaskEvaluation = {
-      scope: `${file} (epoch ${epoch}) on ${config.allSlices ? 'every slice' : `the ${test.length} test slices`} of ${data}, at ${ds.height}x${ds.width}${o.tta ? ', mean over 4 mirrorings' : ''}${region ? `, predictions inside ${region.source}` : ''}`,
-      labelsAs, toleranceMm, threshold: PREDICTION_THRESHOLD, pooled: poolCases([scored]), cases: [scored],
-      notes: [warning, unit, classNote].filter((n): n is string => n !== null),
+      scope: `${file} (epoch ${epoch}) on ${config.allSlices ? 'every slice' : `the ${test.length} test slices`}${ds.cases ? ` (${cases.length} case${cases.length === 1 ? '' : 's'})` : ''} of ${data}, at ${ds.height}x${ds.width}${o.tta ? ', mean over 4 mirrorings' : ''}${region ? `, predictions inside ${region.source}` : ''}`,
+      labelsAs, toleranceMm, threshold: PREDICTION_THRESHOLD, pooled: poolCases(cases), cases,
+      notes: [warning, ...notes].filter((n): n is string => n !== null),
     };
     return { checkpoint: file, epoch, config, data, warning, report, scores };
   } finally {

@@ -3,15 +3,18 @@
 // read back, not retrained; an interrupted one is resumed. Node-only.
 
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '@aunet/nn';
 import { paperRow, pct, PAPER_TABLE1, type Scores } from './metrics';
-import type { LossName, TrainConfig } from './config';
+import { splitFor, type LossName, type TrainConfig } from './config';
 import type { Architecture } from './model';
 import type { EvaluationReport } from './evaluate';
+import { DataError } from './data/errors';
 import { datasetImage, loadDataset, readLungMask } from './data/files';
+import { splitRecord } from './data/split';
 import { evaluateCheckpoint } from './evaluate-file';
-import { BEST, EVALUATION_FILE, evaluationFileFor, LAST, readEvaluation, runDifferences, runState, writeEvaluation } from './run-folder';
+import { BEST, EVALUATION_FILE, evaluationFileFor, LAST, readEvaluation, runDifferences, runState, SPLIT_FILE, writeEvaluation } from './run-folder';
 import { train, type TrainOptions } from './train';
 
 /** What happened to one run of an experiment. */
@@ -138,6 +141,9 @@ export async function ablation(
   out: string,
   hooks: ExperimentOptions & { onRow?: (index: number, row: string, out: string) => void } = {},
 ): Promise<AblationRow[]> {
+  if (base.splitFile?.perFold && !base.fold) {
+    throw new DataError(`${base.splitFile.file} holds one split per fold (as nnU-Net's splits_final.json): the ablation runs its rows on one split; give it a file of one split ({"train", "val", "test"}).`, base.splitFile.file);
+  }
   await checkLungMask(base, hooks.lungMask);
   const rows: AblationRow[] = [];
   for (const [index, { model, loss }] of ABLATION_ROWS.entries()) {
@@ -227,8 +233,29 @@ const summarisePair = (list: PooledScores[]): SummaryPair => ({
 });
 
 /**
- * K-fold cross-validation of `base`: fold k (1..K) holds out its slices for testing and trains in
- * `out/fold-k`. Writes `out/cv.json` and `out/cv.md` after each fold.
+ * Checks the folds before any training (K against the data's slices or cases, and against a
+ * split file, which must hold one split per fold) and writes `out/split.json`: a list of each
+ * fold's {train, val, test} (case names, or slice indices for one volume), the shape `--split`
+ * reads back. Also checks the lung mask, on the same reading of the data.
+ */
+async function writeFoldSplits(base: TrainConfig, folds: number, out: string, lungMask: string | undefined): Promise<void> {
+  const given = base.splitFile;
+  if (given && !given.perFold) {
+    throw new DataError(`${given.file} holds one split (train, val, test): cross-validation needs one per fold, a list of {"train", "val"} as nnU-Net's splits_final.json.`, given.file);
+  }
+  if (given && given.entries.length !== folds) throw new DataError(`${given.file} holds ${given.entries.length} folds, not ${folds}: give --folds ${given.entries.length} or leave --folds out.`, given.file);
+  const ds = await loadDataset(base.data);
+  if (lungMask !== undefined) readLungMask(resolve(lungMask), datasetImage(ds));
+  const splits = Array.from({ length: folds }, (_, i) => splitRecord(splitFor({ ...base, fold: { k: i + 1, K: folds } }, ds.count, ds.cases), ds.cases));
+  await mkdir(out, { recursive: true });
+  await writeJsonAtomic(join(out, SPLIT_FILE), splits);
+}
+
+/**
+ * K-fold cross-validation of `base`: fold k (1..K) holds out its slices (or, for a dataset of
+ * several cases, its cases) for testing and trains in `out/fold-k`; with a split file of one
+ * split per fold (nnU-Net's splits_final.json), fold k is its entry k. Writes `out/split.json`
+ * (every fold's split) first, then `out/cv.json` and `out/cv.md` after each fold.
  */
 export async function crossValidate(
   base: TrainConfig,
@@ -237,7 +264,7 @@ export async function crossValidate(
   hooks: ExperimentOptions & { onFold?: (k: number, K: number, out: string) => void } = {},
 ): Promise<CrossValidation> {
   if (!Number.isInteger(folds) || folds < 2) throw new Error(`cross-validation needs at least 2 folds, got ${folds}`);
-  await checkLungMask(base, hooks.lungMask);
+  await writeFoldSplits(base, folds, out, hooks.lungMask);
   const results: FoldResult[] = [];
   let cv: CrossValidation | null = null;
   for (let k = 1; k <= folds; k++) {

@@ -2,7 +2,7 @@
 export * from './index';
 export {
   DEFAULT_DATA_DIR, IMAGE_FILE_NAMES, MASK_FILE_NAMES, resolveDataDir, findDataFiles, readVolume, readScan, findDicomFiles, maskOnSeriesGrid, scanStem, loadDataset, writeNifti, niftiFileBytes,
-  readLungMask, datasetImage, type LungMask, type LungMaskImage, type Scan,
+  readLungMask, datasetImage, findCases, readSplitFile, IMAGES_DIR, LABELS_DIR, DATASET_JSON, type LungMask, type LungMaskImage, type Scan, type CaseFiles,
 } from './data/files';
 export { predictionInputs, predictFile, writePredictionFiles, outputStem, type PredictionInput, type PredictionFileOptions, type PredictFileOptions, type PredictedFile } from './prediction-files';
 export { exportCheckpointOnnx, exportCheckpointSafetensors, type OnnxFileExport, type SafetensorsFileExport } from './onnx-file';
@@ -11,8 +11,8 @@ export {
   type CheckpointEvaluation, type CheckpointEvaluationOptions, type PredictionEvaluationOptions, type PredictionPair, type ScoringOptions,
 } from './evaluate-file';
 export {
-  LAST, BEST, LOG, CONFIG_FILE, EVALUATION_FILE, LOCK_FILE, DEFAULT_RUNS_DIR, ALL_SLICES_SCOPE, lockRun, RunLockedError, readCheckpointBytes, loadRunCheckpoint, saveRunCheckpoint, runState, runConfig,
-  startRunFolder, appendEpochRecord, truncateLog, writeEvaluation, readEvaluation, evaluationFileFor, runDifferences, latestBestCheckpoint, checkRunFolder,
+  LAST, BEST, LOG, CONFIG_FILE, SPLIT_FILE, EVALUATION_FILE, LOCK_FILE, DEFAULT_RUNS_DIR, ALL_SLICES_SCOPE, lockRun, RunLockedError, readCheckpointBytes, loadRunCheckpoint, saveRunCheckpoint, runState, runConfig,
+  startRunFolder, keepRunSplit, appendEpochRecord, truncateLog, writeEvaluation, readEvaluation, evaluationFileFor, runDifferences, latestBestCheckpoint, checkRunFolder,
   type EpochRecord, type RunState, type EvaluationRecord,
 } from './run-folder';
 export { train, DivergedError, type TrainOptions, type TrainResult, type StepProgress } from './train';

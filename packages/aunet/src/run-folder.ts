@@ -1,6 +1,8 @@
 // A training run's folder, and the one place that knows its layout:
 //
 //   config.json            the run's settings and split, written when it starts
+//   split.json             the split alone, {train, val, test}: case names (slice indices for a
+//                          single volume), the shape `--split` reads, for repeating the run
 //   metrics.jsonl          one line per finished epoch (EpochRecord)
 //   last.safetensors       the last epoch's weights, optimiser and trainer state (resume from it)
 //   best.safetensors       the weights of the best validation Dice so far (none in a run on all slices)
@@ -21,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { saveCheckpoint, writeFileAtomic, writeJsonAtomic, type Adam, type Module } from '@aunet/nn';
 import { CheckpointError, checkpointMetadata, configFromMetadata, epochFromMetadata, loadModel, readCheckpointMetadata, STATE_KEY, type CheckpointRecord, type LoadedCheckpoint } from './checkpoint';
 import type { TrainConfig } from './config';
-import type { Split } from './data/split';
+import { splitRecord, type CaseRange, type Split, type SplitRecord } from './data/split';
 import type { EvaluationReport } from './evaluate';
 import { PAPER_TABLE1, paperRow, type Scores } from './metrics';
 
@@ -29,6 +31,7 @@ export const LAST = 'last.safetensors';
 export const BEST = 'best.safetensors';
 export const LOG = 'metrics.jsonl';
 export const CONFIG_FILE = 'config.json';
+export const SPLIT_FILE = 'split.json';
 export const EVALUATION_FILE = 'evaluation.json';
 export const LOCK_FILE = '.lock';
 
@@ -199,8 +202,11 @@ export async function runConfig(dir: string): Promise<TrainConfig> {
 // ---------------------------------------------------------------------------------------------
 // Config and metrics log.
 
-/** Prepare `dir` for a new run: refuses a folder that already holds one; writes config.json. */
-export async function startRunFolder(dir: string, config: TrainConfig, split: Split, shownAs = dir): Promise<void> {
+/**
+ * Prepare `dir` for a new run: refuses a folder that already holds one; writes config.json and
+ * split.json (the split by case name when `cases` are given: a dataset of several cases).
+ */
+export async function startRunFolder(dir: string, config: TrainConfig, split: Split, shownAs = dir, cases?: readonly CaseRange[]): Promise<void> {
   if (existsSync(join(dir, LAST))) {
     throw new Error(`${dir} already holds a run (${LAST}): continue it with --resume ${shownAs}, or choose another --out`);
   }
@@ -208,6 +214,31 @@ export async function startRunFolder(dir: string, config: TrainConfig, split: Sp
   // A run killed during its first epoch may have left a log line; this run starts over.
   await rm(join(dir, LOG), { force: true });
   await writeJsonAtomic(join(dir, CONFIG_FILE), { ...config, split });
+  await writeJsonAtomic(join(dir, SPLIT_FILE), splitRecord(split, cases));
+}
+
+/**
+ * On resume: the run's split.json must be the split the run computes again (written when
+ * missing: a run started before split.json was written). Refuses, naming the file, when it
+ * differs (edited, or the data's cases changed), since the resumed run would train on another split.
+ */
+export async function keepRunSplit(dir: string, split: Split, cases?: readonly CaseRange[]): Promise<void> {
+  const file = join(dir, SPLIT_FILE);
+  const record = splitRecord(split, cases);
+  if (!existsSync(file)) {
+    await writeJsonAtomic(file, record);
+    return;
+  }
+  let stored: SplitRecord | null = null;
+  try {
+    stored = JSON.parse(await readFile(file, 'utf8')) as SplitRecord;
+  } catch {
+    /* unreadable: reported below */
+  }
+  const same = stored !== null && (['train', 'val', 'test'] as const).every((k) => JSON.stringify(stored![k]) === JSON.stringify(record[k]));
+  if (!same) {
+    throw new Error(`${file} is not the split this run computes from its config and data (${record.train.length} train / ${record.val.length} val / ${record.test.length} test ${cases ? 'cases' : 'slices'}): the data or the file changed since the run started; restore them, or start a new run (another --out)`);
+  }
 }
 
 /** Add an epoch's line to the run's metrics log. */

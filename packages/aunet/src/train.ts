@@ -12,7 +12,7 @@ import { CheckpointError, checkSameData, DATA_KEY, dataInfo, EPOCH_KEY, STATE_KE
 import { splitFor, validateTrainConfig, type TrainConfig } from './config';
 import { resizeDataset, type SliceDataset } from './data/dataset';
 import { loadDataset } from './data/files';
-import type { Split } from './data/split';
+import { splitRecord, type Split } from './data/split';
 import { augmentPair, BASIC_AUGMENT, FULL_AUGMENT } from './data/transforms';
 import { evaluateSlices, resolutionReport, type EvaluationReport } from './evaluate';
 import { pooledLoss } from './loss';
@@ -20,7 +20,7 @@ import { pct, type Scores } from './metrics';
 import { AUNet } from './model';
 import { batchThatFits, predictProbabilities } from './predict';
 import {
-  appendEpochRecord, BEST, EVALUATION_FILE, LAST, loadRunCheckpoint, lockRun, saveRunCheckpoint, startRunFolder, truncateLog, writeEvaluation, type EpochRecord,
+  appendEpochRecord, BEST, EVALUATION_FILE, keepRunSplit, LAST, loadRunCheckpoint, lockRun, saveRunCheckpoint, startRunFolder, truncateLog, writeEvaluation, type EpochRecord,
 } from './run-folder';
 import { batchLossAndGradients } from './step';
 
@@ -133,11 +133,14 @@ async function openRun(config: TrainConfig, o: TrainOptions): Promise<Run> {
   const out = resolve(o.out);
   const log = o.log ?? console.log;
   const ds = await loadDataset(config.data);
-  const split = splitFor(config, ds.count);
+  const split = splitFor(config, ds.count, ds.cases);
   if (!config.allSlices && (split.train.length === 0 || split.val.length === 0 || split.test.length === 0)) {
+    const cases = ds.cases && splitRecord(split, ds.cases);
     throw new Error(
-      `${ds.count} slices leave ${split.train.length} for training, ${split.val.length} for validation and ${split.test.length} for testing: ` +
-        'each needs at least one; use more data',
+      cases
+        ? `${ds.cases!.length} cases leave ${cases.train.length} for training, ${cases.val.length} for validation and ${cases.test.length} for testing: each needs at least one; use more cases`
+        : `${ds.count} slices leave ${split.train.length} for training, ${split.val.length} for validation and ${split.test.length} for testing: ` +
+          'each needs at least one; use more data',
     );
   }
   const resized = resizeDataset(ds, config.model.inputSize);
@@ -163,7 +166,7 @@ async function openRun(config: TrainConfig, o: TrainOptions): Promise<Run> {
   };
   try {
     if (o.resume) await resumeRun(run);
-    else await startRunFolder(out, config, split, o.out);
+    else await startRunFolder(out, config, split, o.out, ds.cases);
   } catch (e) {
     model.dispose();
     opt.dispose();
@@ -207,6 +210,8 @@ async function resumeRun(run: Run): Promise<void> {
   if (!metadata[STATE_KEY] || !Number.isInteger(epoch)) throw new CheckpointError(`${file} lacks the trainer's state ("${STATE_KEY}", "${EPOCH_KEY}"): it cannot be resumed`);
   const warning = checkSameData(metadata[DATA_KEY], run.ds, file);
   if (warning) run.log(warning);
+  // The split stays the one the run started with: split.json is checked against it (or written, for an older run).
+  await keepRunSplit(run.out, run.split, run.ds.cases);
   restoreSchedulers(JSON.parse(metadata[STATE_KEY]) as SchedulerState, run.plateau, run.early);
   run.epoch = epoch;
   await truncateLog(run.out, epoch);
@@ -220,12 +225,17 @@ async function resumeRun(run: Run): Promise<void> {
 function describeRun(run: Run): void {
   const { config, ds, split, chunk } = run;
   const size = config.model.inputSize;
+  const cases = ds.cases && splitRecord(split, ds.cases);
+  const inCases = (part: 'train' | 'val' | 'test') => (cases ? ` (${cases[part].length} case${cases[part].length === 1 ? '' : 's'})` : '');
   run.log(
-    `data: ${ds.count} slices ${ds.height}x${ds.width} (${ds.intensity}) from ${config.data}; ` +
+    `data: ${ds.count} slices ${ds.height}x${ds.width} (${ds.intensity})${ds.cases ? ` of ${ds.cases.length} cases` : ''} from ${config.data}; ` +
       (config.allSlices
         ? `all ${split.train.length} train (--all-slices: no validation or test slices; ${config.epochs} epochs at lr ${config.lr}, no plateau schedule, early stopping or best checkpoint)`
-        : `${split.train.length} train / ${split.val.length} validation / ${split.test.length} test${config.fold ? ` (fold ${config.fold.k}/${config.fold.K})` : ''}`),
+        : `${split.train.length} train${inCases('train')} / ${split.val.length} validation${inCases('val')} / ${split.test.length} test${inCases('test')}` +
+          `${config.fold ? ` (fold ${config.fold.k}/${config.fold.K})` : ''}${config.splitFile ? `, split from ${config.splitFile.file}` : ds.cases ? ', split by case' : ''}`),
   );
+  const unused = ds.count - split.train.length - split.val.length - split.test.length;
+  if (unused > 0) run.log(`note: ${unused} slices${cases ? ` (${ds.cases!.length - cases.train.length - cases.val.length - cases.test.length} cases)` : ''} are in no list of ${config.splitFile?.file}: left out`);
   run.log(
     `model: ${config.model.architecture} ${config.model.filters.join('-')}, ${(run.model.numParameters() / 1e6).toFixed(2)} M parameters, ${size}x${size}, ` +
       `batch ${config.batch}${chunk < config.batch ? ` (in chunks of ${chunk}: the whole batch exceeds this adapter's storage binding limit)` : ''}, loss ${config.loss}, lr ${run.opt.lr}`,

@@ -10,20 +10,24 @@ import { adapterIsCpu, fail, numberFlag, parseFlags, userPath } from './common';
 import { CONFIG_FLAGS, CONFIG_HELP, configFromFlags, oneOf, progressHooks } from './training';
 
 const usage = `
-K-fold cross-validation: the slices are split into K folds; each fold is held out once while a
-model trains on the rest (with its own validation part), then tested on it. Prints each fold
-and the mean and standard deviation of Dice, sensitivity and specificity: the figure to quote,
-since a single 20-slice test split moves by several Dice points with the seed. Resumable: run it
-again with the same flags and finished folds are read back, an interrupted one resumed.
+K-fold cross-validation: the slices (or, for a dataset of several cases, the cases) are split
+into K folds; each fold is held out once while a model trains on the rest (with its own
+validation part), then tested on it. Prints each fold and the mean and standard deviation of
+Dice, sensitivity and specificity: the figure to quote, since a single 20-slice test split moves
+by several Dice points with the seed. Resumable: run it again with the same flags and finished
+folds are read back, an interrupted one resumed.
 
 Usage: pnpm --filter aunet cv [options]
 
-  --folds K             number of folds (default 5)
+  --folds K             number of folds (default 5; with --split, the split file's entries).
+                        A dataset of several cases is split by case: no case in two parts
   --model aunet|unet    with or without attention (default aunet)
   --loss ftl|dice       focal Tversky or soft Dice (default ftl)
 ${CONFIG_HELP}
   --out DIR             the experiment folder (default packages/aunet/runs/cv-<model>-<loss>-<preset>-seed<seed>);
-                        folds go to DIR/fold-k, the summary to DIR/cv.{md,json}
+                        folds go to DIR/fold-k (each with its split.json), the summary to
+                        DIR/cv.{md,json}, every fold's split to DIR/split.json (a list of
+                        {train, val, test}: --split DIR/split.json repeats the folds)
   --lung-mask FILE      also score each best checkpoint with predictions kept inside this lung
                         mask (the shipped data has tr_lungmask.nii.gz), in a second table
   -h, --help            this help
@@ -32,13 +36,15 @@ ${CONFIG_HELP}
 const flags = parseFlags(usage, { ...CONFIG_FLAGS, folds: { type: 'string' }, model: { type: 'string' }, loss: { type: 'string' }, out: { type: 'string' }, 'lung-mask': { type: 'string' } });
 
 try {
-  const folds = numberFlag('folds', flags.folds, true) ?? 5;
-  if (folds < 2) throw new Error(`--folds must be at least 2, got ${folds}`);
+  const foldsFlag = numberFlag('folds', flags.folds, true);
+  if (foldsFlag !== undefined && foldsFlag < 2) throw new Error(`--folds must be at least 2, got ${foldsFlag}`);
   const rt = await init();
   console.log(`adapter: ${rt.describe()}`);
   const model = oneOf('model', flags.model, ARCHITECTURES) ?? 'aunet';
   const loss = oneOf<LossName>('loss', flags.loss, ['ftl', 'dice']) ?? 'ftl';
   const base = configFromFlags(flags, adapterIsCpu(rt.adapter), { architecture: model, loss });
+  // A split file of one split per fold sets the number of folds (crossValidate checks --folds against it).
+  const folds = foldsFlag ?? (base.splitFile?.perFold ? base.splitFile.entries.length : 5);
   const out = userPath(flags.out) ?? join(DEFAULT_RUNS_DIR, `cv-${model}-${loss}-${base.preset}-seed${base.seed}`);
   console.log(`experiment folder: ${out}`);
   const progress = progressHooks();

@@ -43,8 +43,9 @@ Usage: pnpm --filter aunet evaluate --checkpoint FILE [options]
                       (default: the shipped model, packages/aunet/models/aunet-medseg.safetensors,
                       described in packages/aunet/MODEL.md, $AUNET_MODEL names another file;
                       it then needs --data)
-  --data DIR          the data folder: tr_im.nii.gz (or tr_im_lungwindow.nii.gz) and tr_mask.nii.gz
-                      (default: the one the run was trained on)
+  --data DIR          the data folder: tr_im.nii.gz (or tr_im_lungwindow.nii.gz) and tr_mask.nii.gz,
+                      a DICOM series with tr_mask.nii.gz, or several cases (imagesTr/ and labelsTr/,
+                      as train --help says; scored per case) (default: the one the run was trained on)
   --json FILE         where to write the checkpoint's report (default: evaluation-<checkpoint
                       name>[-tta][-lung][-lung-lesion-labels].json beside the checkpoint; for the
                       shipped model in packages/aunet/runs/shipped-model)

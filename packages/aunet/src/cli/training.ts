@@ -7,7 +7,8 @@ import { pct } from '../metrics';
 import type { Architecture } from '../model';
 import type { EpochRecord } from '../run-folder';
 import type { StepProgress, TrainOptions } from '../train';
-import { numberFlag, trackBar, userDataDir } from './common';
+import { readSplitFile } from '../data/files';
+import { numberFlag, trackBar, userDataDir, userPath } from './common';
 
 /** Help lines of the flags in {@link CONFIG_FLAGS} that every training command takes. */
 export const CONFIG_HELP = `
@@ -24,7 +25,16 @@ export const CONFIG_HELP = `
   --no-augment          the same as --augment none
   --data DIR            folder with tr_im.nii.gz (or tr_im_lungwindow.nii.gz) and tr_mask.nii.gz,
                         or with the DICOM files of one CT series (subfolders too) and tr_mask.nii.gz
-                        on the series' grid (default: $AUNET_DATA, else the copy shipped with this package)
+                        on the series' grid, or of several cases (Decathlon / nnU-Net layout):
+                        imagesTr/NAME.nii.gz or NAME_0000.nii.gz (or a DICOM folder imagesTr/NAME/)
+                        with labelsTr/NAME.nii.gz, dataset.json optional; or DICOM series in
+                        sub-folders DIR/NAME/ with labelsTr/NAME.nii.gz. Cases are split whole
+                        (default: $AUNET_DATA, else the copy shipped with this package)
+  --split FILE          the split to use, JSON: {"train": [...], "val": [...], "test": [...]} of
+                        case names (slice indices for a single volume), as split.json in a run
+                        folder; or nnU-Net's splits_final.json, a list of {"train", "val"} per
+                        fold: --fold k/K picks entry k (cv: one fold per entry), its val is the
+                        test part and validation is drawn from its train cases by --seed
   --verbose             also show Dawn's (the WebGPU library's) own notices on stderr`.slice(1);
 
 export const CONFIG_FLAGS = {
@@ -38,6 +48,7 @@ export const CONFIG_FLAGS = {
   augment: { type: 'string' },
   'no-augment': { type: 'boolean' },
   data: { type: 'string' },
+  split: { type: 'string' },
 } as const;
 
 type ConfigFlags = { [K in keyof typeof CONFIG_FLAGS]?: (typeof CONFIG_FLAGS)[K]['type'] extends 'boolean' ? boolean : string };
@@ -74,6 +85,7 @@ export function configFromFlags(
     ...(flags.seed !== undefined && { seed: numberFlag('seed', flags.seed, true) }),
     ...(flags['no-augment'] && { augment: 'none' as const }),
     ...(flags.augment !== undefined && { augment: oneOf<AugmentName>('augment', flags.augment, AUGMENT_NAMES) }),
+    ...(flags.split !== undefined && { splitFile: readSplitFile(userPath(flags.split)) }),
     model: {
       architecture: fixed.architecture,
       ...(size !== undefined && { inputSize: size }),

@@ -7,13 +7,14 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { writeFileAtomic } from '@aunet/nn';
-import { buildDataset, slicesOf, type SliceDataset } from './dataset';
+import { buildDataset, joinCases, slicesOf, type SliceDataset } from './dataset';
 import { dicomFilesFromZip, isDicom, isZip, volumeFromDicom, type DicomInput, type DicomSeriesInfo, type DicomSeriesOptions } from './dicom';
 import { DataError } from './errors';
 import { encodeNifti, isGzip, parseNifti, toSliceStack, type NiftiImage, type Volume } from './nifti';
 import { NIFTI1_MAX_DIM } from './nifti-layout';
 import { binaryMask } from './normalise';
 import { affineDifference, affineText, voxelCorrespondence, voxelToWorld } from './space';
+import { parseSplitFile, type GivenSplit } from './split';
 
 /** The MedSeg COVID-19 copy shipped with the package (packages/aunet/data/medseg-covid). */
 export const DEFAULT_DATA_DIR = fileURLToPath(new URL('../../data/medseg-covid', import.meta.url));
@@ -25,7 +26,8 @@ export const MASK_FILE_NAMES = ['tr_mask.nii.gz', 'tr_mask.nii'];
 const HOW_TO_POINT =
   'Pass --data DIR or set AUNET_DATA to a folder holding the MedSeg COVID-19 files (the official ' +
   'ones are listed in this package\'s data/medseg-covid/SOURCE.md), or the DICOM files of one CT series ' +
-  'with its label volume tr_mask.nii.gz, or leave both unset to use that shipped copy.';
+  'with its label volume tr_mask.nii.gz, or several cases (imagesTr/NAME.nii.gz with labelsTr/NAME.nii.gz, as the ' +
+  'Decathlon and nnU-Net lay them out), or leave both unset to use that shipped copy.';
 
 /** How a data folder's series is picked where it holds several: train and evaluate take one series per folder. */
 const PICK_DATA_SERIES = 'A data folder holds one series: move the others into folders of their own.';
@@ -193,8 +195,14 @@ export interface LungMaskImage {
   source: string;
 }
 
-/** The image a lung mask for the slices of `ds` must fit: the image file it was built from. */
-export const datasetImage = (ds: SliceDataset): LungMaskImage => ({ dims: ds.fileDims, sliceAxis: ds.sliceAxis, source: ds.imageSource });
+/** The image a lung mask for the slices of `ds` must fit: the image file it was built from.
+ *  DataError for a dataset of several cases: a lung mask file covers one volume. */
+export function datasetImage(ds: SliceDataset): LungMaskImage {
+  if (ds.cases) {
+    throw new DataError(`${ds.imageSource} holds ${ds.cases.length} cases: a lung mask file covers one volume, so --lung-mask takes a single-volume data folder (--lungs auto finds the lungs in every case).`, ds.imageSource);
+  }
+  return { dims: ds.fileDims, sliceAxis: ds.sliceAxis, source: ds.imageSource };
+}
 
 /** A lung mask read for an image, in the two layouts its users need. */
 export interface LungMask {
@@ -227,19 +235,190 @@ export function readLungMask(file: string, image: LungMaskImage): LungMask {
 
 /**
  * Finds, reads and checks the image and mask of a data folder (default: {@link resolveDataDir}).
- * A DICOM image is the one series of the folder; its mask must lie on the series' grid.
+ * A DICOM image is the one series of the folder; its mask must lie on the series' grid. A folder
+ * of several cases ({@link findCases}) gives one dataset of every case, in name order.
  */
 export async function loadDataset(dir: string = resolveDataDir()): Promise<SliceDataset> {
-  const files = findDataFiles(dir);
+  const cases = findCases(dir);
+  if (cases) {
+    const built: { name: string; ds: SliceDataset }[] = [];
+    for (const c of cases) built.push({ name: c.name, ds: await loadPair(c, { requireLesion: false }) });
+    return joinCases(built, dir, join(dir, LABELS_DIR));
+  }
+  return loadPair(findDataFiles(dir));
+}
+
+/** An image (a NIfTI file, or a DICOM series: its mask put on the series' grid) and its mask as a dataset. */
+async function loadPair(files: { image: string; mask: string; dicom: boolean }, o: { requireLesion?: boolean } = {}): Promise<SliceDataset> {
   if (files.dicom) {
     const image = readVolume(files.image, { howToPick: PICK_DATA_SERIES });
     const mask = volumeFromBytes(await readFile(files.mask).catch((err: unknown) => Promise.reject(readError(files.mask, err))), files.mask);
-    return buildDataset(image, maskOnSeriesGrid(image, mask));
+    return buildDataset(image, maskOnSeriesGrid(image, mask), o);
   }
   const [imageBytes, maskBytes] = await Promise.all(
     [files.image, files.mask].map((f) => readFile(f).catch((err: unknown) => Promise.reject(readError(f, err)))),
   );
-  return buildDataset(volumeFromBytes(imageBytes, files.image), volumeFromBytes(maskBytes, files.mask));
+  return buildDataset(volumeFromBytes(imageBytes, files.image), volumeFromBytes(maskBytes, files.mask), o);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data folders of several cases: the Medical Segmentation Decathlon / nnU-Net layout.
+
+/** The folders of images and of label volumes in a data folder of several cases. */
+export const IMAGES_DIR = 'imagesTr';
+export const LABELS_DIR = 'labelsTr';
+/** The optional description beside them (read for its channels and file ending). */
+export const DATASET_JSON = 'dataset.json';
+
+/** One case of a data folder of several: its name, image (a NIfTI file, or a DICOM series: a folder or .zip) and label volume. */
+export interface CaseFiles {
+  name: string;
+  image: string;
+  mask: string;
+  dicom: boolean;
+}
+
+const NIFTI_NAME = /\.nii(\.gz)?$/i;
+/** nnU-Net v2's channel suffix: NAME_0000.nii.gz is channel 0 of case NAME. */
+const CHANNEL_SUFFIX = /^(.+)_(\d{4})$/;
+
+const visibleEntries = (dir: string): string[] => {
+  try {
+    // Hidden files are left out: the Decathlon's archives hold macOS "._NAME.nii.gz" companions.
+    return readdirSync(dir).filter((n) => !n.startsWith('.')).sort();
+  } catch (err) {
+    throw readError(dir, err);
+  }
+};
+const isFolder = (path: string) => {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+};
+const shortList = (names: string[]) => (names.length > 5 ? `${names.slice(0, 5).join(', ')} and ${names.length - 5} more` : names.join(', '));
+
+/**
+ * The cases of a data folder laid out as the Medical Segmentation Decathlon and nnU-Net lay
+ * them out, or null when `dir` is not such a folder (it holds a single volume's files,
+ * tr_im / tr_mask, or neither imagesTr/ nor labelsTr/). Labels are `labelsTr/NAME.nii.gz` (or
+ * `.nii`); the image of case NAME is, in `imagesTr/`, `NAME.nii.gz` (Decathlon), `NAME_0000.nii.gz`
+ * (nnU-Net v2's channel 0; `.nii` too), or a DICOM series: a folder `NAME/` or `NAME.zip`.
+ * Without imagesTr/, the sub-folders of `dir` other than labelsTr/ that hold DICOM files are the
+ * images, sub-folder NAME for labelsTr/NAME.nii.gz. An optional `dataset.json` must describe one
+ * input channel. DataError, one line naming the files, for an image without a label, a label
+ * without an image, two images of one case, a second channel, no case at all.
+ */
+export function findCases(dir: string): CaseFiles[] | null {
+  if (!isFolder(dir)) return null;
+  const top = (names: string[]) => names.some((n) => existsSync(join(dir, n)));
+  if (top(IMAGE_FILE_NAMES) || top(MASK_FILE_NAMES)) return null;
+  const imagesDir = join(dir, IMAGES_DIR);
+  const labelsDir = join(dir, LABELS_DIR);
+  const hasImages = isFolder(imagesDir);
+  if (!hasImages && !isFolder(labelsDir)) return null;
+  if (!isFolder(labelsDir)) throw new DataError(`${dir} has ${IMAGES_DIR}/ but no ${LABELS_DIR}/: every case needs its label volume, ${LABELS_DIR}/NAME.nii.gz.`, dir);
+  checkDatasetJson(dir);
+
+  const labels = new Map<string, string>();
+  for (const n of visibleEntries(labelsDir)) {
+    const path = join(labelsDir, n);
+    if (NIFTI_NAME.test(n) && !isFolder(path)) {
+      const name = n.replace(NIFTI_NAME, '');
+      if (labels.has(name)) throw new DataError(`${LABELS_DIR}/ of ${dir} holds two label volumes of case ${name} (${basename(labels.get(name)!)}, ${n}): keep one.`, labelsDir);
+      labels.set(name, path);
+    }
+  }
+
+  // Each image: its case name, and whether it is a DICOM series.
+  const images = new Map<string, { path: string; dicom: boolean }[]>();
+  const channels: string[] = [];
+  const add = (name: string, path: string, dicom: boolean) => images.set(name, [...(images.get(name) ?? []), { path, dicom }]);
+  if (hasImages) {
+    for (const n of visibleEntries(imagesDir)) {
+      const path = join(imagesDir, n);
+      if (isFolder(path)) add(n, path, true);
+      else if (/\.zip$/i.test(n)) add(n.replace(/\.zip$/i, ''), path, true);
+      else if (NIFTI_NAME.test(n)) {
+        const stem = n.replace(NIFTI_NAME, '');
+        const channel = CHANNEL_SUFFIX.exec(stem);
+        // A stem that is itself a label's name is the case (a Decathlon name ending in 4 digits);
+        // else NAME_XXXX is channel XXXX of NAME (nnU-Net v2).
+        if (labels.has(stem) || !channel) add(stem, path, false);
+        else if (Number(channel[2]) === 0) add(channel[1], path, false);
+        else channels.push(`${IMAGES_DIR}/${n}`);
+      }
+    }
+  } else {
+    for (const n of visibleEntries(dir)) {
+      const path = join(dir, n);
+      if (n !== LABELS_DIR && isFolder(path) && findDicomFiles(path).length > 0) add(n, path, true);
+    }
+  }
+  if (channels.length) {
+    throw new DataError(
+      `${dir} has images of a second input channel (${shortList(channels)}; nnU-Net names channel c of case NAME NAME_000c): this network takes one CT channel, NAME_0000.nii.gz; move the others away.`,
+      dir,
+    );
+  }
+  const twice = [...images].filter(([, list]) => list.length > 1);
+  if (twice.length) {
+    const [name, list] = twice[0];
+    throw new DataError(`${dir} has ${list.length} images of case ${name} (${list.map((i) => basename(i.path)).join(', ')}): keep one.`, dir);
+  }
+  const where = hasImages ? `${IMAGES_DIR}/` : `${dir} (a sub-folder of DICOM files per case)`;
+  const unlabelled = [...images.keys()].filter((name) => !labels.has(name));
+  if (unlabelled.length) {
+    throw new DataError(
+      `${unlabelled.length} image${unlabelled.length > 1 ? 's' : ''} in ${where} ha${unlabelled.length > 1 ? 've' : 's'} no label volume: ${shortList(unlabelled)} (looked for ${LABELS_DIR}/NAME.nii.gz or .nii). Add the labels or move those images away.`,
+      dir,
+    );
+  }
+  const imageless = [...labels.keys()].filter((name) => !images.has(name));
+  if (imageless.length) {
+    const looked = hasImages ? `${IMAGES_DIR}/NAME.nii.gz, NAME_0000.nii.gz (or .nii), a DICOM folder NAME/ or NAME.zip` : `a sub-folder NAME/ of ${dir} holding DICOM files`;
+    throw new DataError(
+      `${imageless.length} label volume${imageless.length > 1 ? 's' : ''} in ${LABELS_DIR}/ ha${imageless.length > 1 ? 've' : 's'} no image: ${shortList(imageless)} (looked for ${looked}). Add the images or move those labels away.`,
+      dir,
+    );
+  }
+  if (!images.size) throw new DataError(`${dir} holds no case: ${where} has no image and ${LABELS_DIR}/ no label volume. ${HOW_TO_POINT}`, dir);
+  return [...images].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, [image]]) => ({ name, image: image.path, mask: labels.get(name)!, dicom: image.dicom }));
+}
+
+/** Refuses a dataset.json that is not JSON, describes more than one input channel, or files this reader cannot read. */
+function checkDatasetJson(dir: string): void {
+  const file = join(dir, DATASET_JSON);
+  if (!existsSync(file)) return;
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new DataError(`${file} is not valid JSON (${(err as Error).message}): fix it, or remove it (it is optional).`, file);
+  }
+  // Decathlon (v1) names the inputs in "modality", nnU-Net v2 in "channel_names".
+  const inputs = (json?.channel_names ?? json?.modality) as Record<string, unknown> | undefined;
+  const count = inputs && typeof inputs === 'object' ? Object.keys(inputs).length : 1;
+  if (count > 1) {
+    throw new DataError(`${file} describes ${count} input channels (${Object.values(inputs!).join(', ')}): this network takes one CT channel.`, file);
+  }
+  const ending = json?.file_ending;
+  if (typeof ending === 'string' && !/^\.nii(\.gz)?$/i.test(ending)) {
+    throw new DataError(`${file} gives the file ending ${ending}: this reader reads NIfTI (.nii.gz, .nii) and DICOM; convert the images and labels to NIfTI.`, file);
+  }
+}
+
+/** The split file `path` (see parseSplitFile); DataError naming it when it cannot be read or used. */
+export function readSplitFile(path: string): GivenSplit {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new DataError(`split file ${path} ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as Error).message})`}.`, path);
+  }
+  return parseSplitFile(text, path);
 }
 
 /**
