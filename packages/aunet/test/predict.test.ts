@@ -8,6 +8,7 @@ import './conv-variant';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -209,11 +210,22 @@ l('the body mask fills the dark lungs enclosed by the chest wall and leaves the 
 
 const o = suite('slice pictures');
 
-o('display flips follow the orientation: anterior up, patient left on the right', () => {
-  assert.equal(displayFlips(SPACE), { flipX: true, flipY: true });
+o('display flips follow the orientation: anterior up, patient left on the right (NIfTI world RAS+: +x is the patient\'s right)', () => {
+  const sform = (srow: NiftiSpace['srow']): NiftiSpace => ({ ...defaultSpace(), sformCode: 1, srow });
+  // SPACE: columns towards world -x (the patient's left), rows towards +y (anterior): mirror top-bottom only.
+  assert.equal(displayFlips(SPACE), { flipX: false, flipY: true });
+  assert.equal(displayFlips({ ...SPACE, sformCode: 0 }), { flipX: false, flipY: true }, 'from the quaternion');
   assert.equal(displayFlips(defaultSpace()), { flipX: false, flipY: false }, 'no orientation: as stored');
-  assert.equal(displayFlips({ ...SPACE, sformCode: 0 }), { flipX: true, flipY: true }, 'from the quaternion');
-  assert.equal(displayFlips({ ...defaultSpace(), sformCode: 1, srow: [[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0]] }), { flipX: false, flipY: false });
+  // Stored as radiologists view it (columns towards the patient's left, rows towards posterior):
+  // a DICOM axial series (ImageOrientationPatient 1\0\0\0\1\0, LPS to RAS) and the shipped files' sform.
+  assert.equal(displayFlips(sform([[-0.75, 0, 0, 0], [0, -0.75, 0, 0], [0, 0, 5, 0]])), { flipX: false, flipY: false });
+  assert.equal(displayFlips(sform([[-1, 0, 0, 255.5], [0, -1, 0, 255.5], [0, 0, 1, -49.5]])), { flipX: false, flipY: false }, 'the shipped files\' sform');
+  // RAS storage (nibabel's canonical, dcm2niix's usual output): columns towards the patient's right, rows anterior.
+  assert.equal(displayFlips(sform([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]])), { flipX: true, flipY: true });
+  assert.equal(displayFlips(sform([[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0]])), { flipX: true, flipY: false }, 'columns towards the patient\'s right');
+  // The same from a quaternion: 180 degrees about z (columns -x, rows -y) draws as stored.
+  assert.equal(displayFlips({ ...defaultSpace(), qformCode: 1, quatern: [0, 0, 1] }), { flipX: false, flipY: false });
+  assert.equal(displayFlips({ ...defaultSpace(), qformCode: 1, quatern: [0, 0, 0] }), { flipX: true, flipY: true }, 'identity: RAS');
 });
 
 o('outline in red on the grey CT, interior untouched; fill tints the interior', () => {
@@ -474,6 +486,47 @@ c('no --checkpoint: the default model (here $AUNET_MODEL\'s F16 stand-in) segmen
   // Empty counts as unset; outside the folder the path is shown whole.
   assert.is(defaultModel({ env: { [MODEL_ENV]: '' } }).from, 'package');
   assert.match(defaultModelLine(m, tmp), new RegExp(`using the shipped model ${SHIPPED_MODEL_FILE.replace(/[.]/g, '\\.')} \\(see ${MODEL_CARD_FILE.replace(/[.]/g, '\\.')}\\)`));
+});
+
+c('the shipped model: its card gives its SHA-256 and size, and predict with no --checkpoint segments shipped slices with it', async () => {
+  assert.ok(existsSync(SHIPPED_MODEL_FILE), `${SHIPPED_MODEL_FILE} is missing`);
+  const bytes = readFileSync(SHIPPED_MODEL_FILE);
+  const card = readFileSync(MODEL_CARD_FILE, 'utf8');
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  assert.ok(card.includes(sha), `MODEL.md gives the file's SHA-256 (${sha})`);
+  assert.ok(card.includes(`${(bytes.length / 1e6).toFixed(1)} MB`), `MODEL.md gives the file's size (${(bytes.length / 1e6).toFixed(1)} MB)`);
+  // Three slices with lesions of the shipped 8-bit volume as a scan of their own.
+  const ct = readVolume(join(DEFAULT_DATA_DIR, 'tr_im_lungwindow.nii.gz'));
+  const labels = readVolume(join(DEFAULT_DATA_DIR, 'tr_mask.nii.gz'));
+  const [nx, ny] = [ct.dims[0], ct.dims[1]];
+  const plane = nx * ny;
+  const picked = [7, 40, 66];
+  const data = new Uint8Array(plane * picked.length);
+  picked.forEach((k, i) => data.set(Uint8Array.from(ct.data.subarray(k * plane, (k + 1) * plane)), i * plane));
+  const input = join(tmp, 'shipped-model', 'ct.nii.gz');
+  writeNifti(input, { dims: [nx, ny, picked.length], data, datatype: 'uint8' });
+  const out = join(tmp, 'shipped-model', 'out');
+  const env = { ...process.env };
+  delete env[MODEL_ENV];
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src/cli/predict.ts'), '--input', input, '--out', out, '--png', 'none'], { cwd: pkg, encoding: 'utf8', timeout: 300_000, env });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /no --checkpoint: using the shipped model (packages\/aunet\/)?models\/aunet-medseg\.safetensors \(see (packages\/aunet\/)?MODEL\.md\)/);
+  const mask = readVolume(join(out, 'ct_lesions.nii.gz')).data;
+  // Dice against the slices' labels. They are training slices (the model was trained on all 100),
+  // so this shows the file loads and segments, not how it does on new scans (MODEL.md).
+  let both = 0;
+  let sum = 0;
+  picked.forEach((k, i) => {
+    for (let j = 0; j < plane; j++) {
+      const truth = labels.data[k * plane + j] > 0 ? 1 : 0;
+      const said = mask[i * plane + j] > 0 ? 1 : 0;
+      both += truth & said;
+      sum += truth + said;
+    }
+  });
+  const dice = (2 * both) / sum;
+  console.log(`  shipped model on slices ${picked.join(', ')} (training slices): Dice ${dice.toFixed(3)}`);
+  assert.ok(dice >= 0.6, `Dice ${dice} on its own training slices`);
 });
 
 c('library use from another package: loadModel, predictVolume, evaluate imported from "aunet"', () => {
