@@ -165,6 +165,9 @@ export type WinogradShape = { kh: number; kw: number; s: number; d: number; p: n
  */
 export function winogradTable(g: WinogradShape, pass: 'forward' | 'inputGrad' | 'weightGrad', shared: boolean): false | 2 | 4 {
   if (g.kh !== 3 || g.kw !== 3 || g.s !== 1 || !((g.d === 1 || g.d === 2 || g.d === 4) && g.p === g.d)) return false;
+  // The weight gradient was measured from 32 input channels (the network's first conv, 1 -> 32,
+  // would sum mostly padding channels in its GEMM).
+  if (pass === 'weightGrad' && g.ci < WINOGRAD_WEIGHT_GRAD_MIN_INPUT_CHANNELS) return false;
   // Padding = dilation: the plane is the same size in and out, for every pass.
   const plane = Math.min(g.h, g.w);
   if (!shared) return g.d === 4 && plane < 64 ? 2 : 4;
@@ -176,6 +179,8 @@ export function winogradTable(g: WinogradShape, pass: 'forward' | 'inputGrad' | 
   return Math.min(g.ci, g.co) >= minChannels && 2;
 }
 
+/** Input channels from which the weight gradient takes Winograd (the measured range; see winogradTable). */
+export const WINOGRAD_WEIGHT_GRAD_MIN_INPUT_CHANNELS = 32;
 /** Channels (input and output) from which Winograd pays on the fallback variant (see useWinograd). */
 export const WINOGRAD_MIN_CHANNELS = 128;
 /** The same for the forward pass with dilation 1. */

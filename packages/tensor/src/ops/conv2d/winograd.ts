@@ -842,8 +842,9 @@ export function winogradWeightGrad(x: Tensor, gy: Tensor, g: Geometry, m: 2 | 4 
   const o4 = Math.ceil(cv.o / 4);
   const p4 = plan.tilesPad / 4;
   // Input channels per invocation: 32 with shared loads (4 + 4 loads a lane per 4 tiles for 128
-  // vec4 multiply-adds), 16 without; fewer for few channels (a multiple of the subgroup).
-  const cb = Math.max(8, Math.min(plan.share ? 32 : 16, 2 ** Math.ceil(Math.log2(cv.c))));
+  // vec4 multiply-adds), 16 without; fewer for few channels (with shared loads a multiple of the
+  // subgroup, whose lanes each load a row).
+  const cb = Math.max(plan.share || 1, Math.min(plan.share ? 32 : 16, 2 ** Math.ceil(Math.log2(cv.c))));
   const cblocks = Math.ceil(cv.c / cb);
   const cp = cblocks * cb;
   const ogp = plan.share ? Math.ceil(o4 / plan.share) * plan.share : o4;
