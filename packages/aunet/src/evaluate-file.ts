@@ -12,7 +12,8 @@ import { allSlicesDataWarning, checkSameData, DATA_KEY } from './checkpoint';
 import { splitFor, type TrainConfig } from './config';
 import { resizeDataset, slicesOf, type SliceDataset } from './data/dataset';
 import { DataError } from './data/errors';
-import { datasetImage, loadDataset, readLungMask, readVolume } from './data/files';
+import { datasetImage, loadDataset, maskOnImageGrid, readLungMask, readVolume } from './data/files';
+import { voxelToWorld } from './data/space';
 import { toSliceStack, type Volume } from './data/nifti';
 import { resizeBilinear } from './data/transforms';
 import { scoreSlices, type EvaluationReport, type Region } from './evaluate';
@@ -199,7 +200,7 @@ export async function evaluateCheckpoint(file: string, o: CheckpointEvaluationOp
       }));
       const unit = unitNote(part.volume!);
       if (unit) notes.push(unit);
-      if (!part.classesKnown) notes.push(`${part.labels}: its voxels are not those of the slices scored, in order (a mask reordered onto a DICOM series): the lesion classes are not reported`);
+      if (!part.classesKnown) notes.push(`${part.labels}: its voxels are not those of the slices scored, in order (a mask reordered onto its image's grid): the lesion classes are not reported`);
     }
     const scores: MaskEvaluation = {
       scope: `${file} (epoch ${epoch}) on ${config.allSlices ? 'every slice' : `the ${test.length} test slices`}${ds.cases ? ` (${cases.length} case${cases.length === 1 ? '' : 's'})` : ''} of ${data}, at ${ds.height}x${ds.width}${o.tta ? ', mean over 4 mirrorings' : ''}${region ? `, predictions inside ${region.source}` : ''}`,
@@ -298,13 +299,23 @@ export interface PredictionEvaluationOptions extends ScoringOptions {
 /** One prediction file against its label file: every score, per slice and in 3-D; notes on what differs. */
 export function scorePredictionFile(pair: PredictionPair, labelsAs: LabelsAs, toleranceMm: number): { report: CaseReport; notes: string[] } {
   const labels = readVolume(pair.labels);
-  const pred = readVolume(pair.prediction);
+  const stored = readVolume(pair.prediction);
+  const notes: string[] = [];
+  // The label is the reference grid (its slice axis and voxel size are used): with an orientation
+  // in both headers, the prediction is put on it (reordered when it holds the label's voxels in
+  // another order, refused when it lies elsewhere); without, the voxels are taken as stored.
+  const oriented = { labels: voxelToWorld(labels.space) !== null, pred: voxelToWorld(stored.space) !== null };
+  const pred = oriented.labels && oriented.pred ? maskOnImageGrid(labels, stored, { image: 'its label', what: 'prediction' }) : stored;
+  if (pred !== stored) notes.push(`${pair.prediction}: its voxels are those of ${pair.labels} in another order (as their headers place them): reordered onto the label's grid before scoring`);
   if (pred.dims.some((d, i) => d !== labels.dims[i])) {
     throw new DataError(`${pair.prediction} is ${pred.dims.join(' x ')} but ${pair.labels} is ${labels.dims.join(' x ')}: a prediction must be on its label's voxel grid.`, pair.prediction);
   }
   checkValues(labels, 'a label volume (0 background, 1-3 lesion classes)');
   checkValues(pred, 'a mask or a probability map');
-  const notes: string[] = [];
+  if (!oriented.labels || !oriented.pred) {
+    const bare = [!oriented.pred && pair.prediction, !oriented.labels && pair.labels].filter((f): f is string => typeof f === 'string');
+    notes.push(`${bare.join(' and ')} ha${bare.length > 1 ? 've' : 's'} no orientation (no sform or qform): the prediction's voxels are assumed to be in the label's voxel order, as stored`);
+  }
   const voxel = voxelMmOf(labels);
   const predVoxel = voxelMmOf(pred);
   if (predVoxel.some((s, i) => Math.abs(s - voxel[i]) > 1e-3 * Math.max(s, voxel[i]))) {

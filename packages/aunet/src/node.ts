@@ -1,7 +1,7 @@
 // aunet/node: files, checkpoints on disk and the trainer (Node only).
 export * from './index';
 export {
-  DEFAULT_DATA_DIR, IMAGE_FILE_NAMES, MASK_FILE_NAMES, resolveDataDir, findDataFiles, readVolume, readScan, findDicomFiles, maskOnSeriesGrid, scanStem, loadDataset, writeNifti, niftiFileBytes,
+  DEFAULT_DATA_DIR, IMAGE_FILE_NAMES, MASK_FILE_NAMES, resolveDataDir, findDataFiles, readVolume, readScan, findDicomFiles, maskOnImageGrid, maskOnSeriesGrid, scanStem, loadDataset, writeNifti, niftiFileBytes,
   readLungMask, datasetImage, findCases, readSplitFile, IMAGES_DIR, LABELS_DIR, DATASET_JSON, type LungMask, type LungMaskImage, type Scan, type CaseFiles,
 } from './data/files';
 export { predictionInputs, predictFile, writePredictionFiles, outputStem, type PredictionInput, type PredictionFileOptions, type PredictFileOptions, type PredictedFile } from './prediction-files';

@@ -15,7 +15,8 @@ import { datasetImage, DEFAULT_DATA_DIR, findCases, loadDataset, readSplitFile, 
 import type { Volume } from '../src/data/nifti';
 import { parseSplitFile, splitFromFile, splitRecord, splitSlices, type Split } from '../src/data/split';
 import { keepRunSplit, SPLIT_FILE, startRunFolder } from '../src/run-folder';
-import { writeNifti } from './nifti-fixture';
+import { spaceFromAffine, type Affine } from '../src/data/space';
+import { flipRows, writeNifti } from './nifti-fixture';
 
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-cases-'));
 let counter = 0;
@@ -198,6 +199,33 @@ layout('refusals, one line each', async () => {
   // A lung mask file covers one volume.
   const ds = await loadDataset(base());
   await refused(() => datasetImage(ds), 'holds 5 cases: a lung mask file covers one volume');
+});
+
+layout('NIfTI cases: a label with its rows reversed (as its header places them) is put on its image\'s grid; one on another grid is refused', async () => {
+  const GRID: Affine = [[-0.7, 0, 0, 30], [0, -0.7, 0, 20], [0, 0, 2.5, -10]];
+  const image = cut(shippedImage, 40, 44);
+  const label = cut(shippedMask, 40, 44);
+  assert.ok(label.data.some((v) => v > 0), 'the slices hold lesion');
+  const flipped = flipRows(image.dims, label.data, GRID);
+  const make = (labelB: { data: Uint8Array; affine: Affine }) => {
+    const dir = fresh('nifti-grids');
+    for (const name of ['case_a', 'case_b']) writeNifti(join(dir, 'imagesTr', `${name}.nii.gz`), { ...image, datatype: 'uint8', space: spaceFromAffine(GRID) });
+    writeNifti(join(dir, 'labelsTr', 'case_a.nii.gz'), { dims: image.dims, data: label.data, datatype: 'uint8', space: spaceFromAffine(GRID) });
+    writeNifti(join(dir, 'labelsTr', 'case_b.nii.gz'), { dims: image.dims, data: labelB.data, datatype: 'uint8', space: spaceFromAffine(labelB.affine) });
+    return dir;
+  };
+  const ds = await loadDataset(make(flipped));
+  assert.equal(ds.cases!.map((c) => c.count), [4, 4]);
+  assert.equal(ds.masks.slice(4).map((m) => Array.from(m)), ds.masks.slice(0, 4).map((m) => Array.from(m)), 'case_b has case_a\'s labels, in the image\'s order');
+  assert.ok(ds.lesionPixels.slice(4).some((p) => p > 0));
+  // The same voxels with a spacing of 0.72 mm across: 1.3 mm apart at the far column, not the image's grid.
+  const dir = make({ data: label.data, affine: GRID.map((r, i) => (i === 0 ? [-0.72, 0, 0, 30] : [...r])) as Affine });
+  let error: unknown = null;
+  await loadDataset(dir).catch((e: unknown) => (error = e));
+  assert.instance(error, DataError);
+  const message = (error as Error).message;
+  assert.ok(message.startsWith(`${join(dir, 'labelsTr', 'case_b.nii.gz')} does not lie on the grid of the image ${join(dir, 'imagesTr', 'case_b.nii.gz')}`), message);
+  assert.not.match(message, /\n/);
 });
 
 layout.run();

@@ -11,10 +11,10 @@ import {
   resizeBilinear, resizeDataset, resizeImage, resizeNearest, splitSlices, toSliceStack, type NiftiDatatype, type Volume,
 } from '../src/data/index';
 import { ALL_DATATYPE_CODES, headerLayout, mayBeNiftiHeader, NIFTI_DATATYPES, readVoxels, writeVoxels } from '../src/data/nifti-layout';
-import { datasetImage, DEFAULT_DATA_DIR, findDataFiles, loadDataset, readLungMask, readVolume, resolveDataDir } from '../src/data/files';
-import { writeNifti } from './nifti-fixture';
+import { datasetImage, DEFAULT_DATA_DIR, findDataFiles, loadDataset, maskOnImageGrid, readLungMask, readVolume, resolveDataDir } from '../src/data/files';
+import { flipRows, writeNifti } from './nifti-fixture';
 import { displayFlips } from '../src/overlay';
-import { voxelToWorld, worldOf } from '../src/data/space';
+import { affineDifference, sameGrid, spaceFromAffine, voxelToWorld, worldOf, type Affine } from '../src/data/space';
 import { correctedHeader } from '../scripts/fix-medseg-orientation';
 
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-data-'));
@@ -608,6 +608,79 @@ augment('seeded, and the inputs are left alone', () => {
 });
 
 augment.run();
+
+// ---------------------------------------------------------------------------------------------
+const grid = suite('masks on their image\'s grid');
+
+/** Voxels 0.7 x 0.7 x 2.5 mm, x and y reversed (as scanners store them), somewhere in space. */
+const GRID: Affine = [[-0.7, 0, 0, 100], [0, -0.7, 0, 80], [0, 0, 2.5, -50]];
+const memoryVolume = (source: string, dims: [number, number, number], data: Float32Array, affine: Affine): Volume => ({
+  source, dims, data, sliceAxis: 2, datatype: 'uint8', niftiVersion: 1, scaling: null, space: spaceFromAffine(affine), description: '',
+});
+
+grid('sameGrid compares where the corner voxels lie: 0.700 against 0.709 mm is 4.6 mm apart over 512 voxels, not one grid', () => {
+  const wide: Affine = GRID.map((r, i) => (i === 0 ? [-0.709, 0, 0, 100] : [...r])) as Affine;
+  assert.ok(affineDifference(GRID, wide) <= 0.01, 'the entries are within 0.01: the old test took these for one grid');
+  assert.not.ok(sameGrid({ dims: [512, 512, 2], affine: GRID }, { dims: [512, 512, 2], affine: wide }));
+  // On 4 voxels the same spacings stay 0.03 mm apart: within 0.1 voxel (0.07 mm).
+  assert.ok(sameGrid({ dims: [4, 4, 2], affine: GRID }, { dims: [4, 4, 2], affine: wide }));
+  const moved = (mm: number): Affine => GRID.map((r, i) => [r[0], r[1], r[2], r[3] + (i === 1 ? mm : 0)]) as Affine;
+  assert.ok(sameGrid({ dims: [512, 512, 2], affine: GRID }, { dims: [512, 512, 2], affine: moved(0.05) }), '0.05 mm: 0.07 voxel');
+  assert.not.ok(sameGrid({ dims: [512, 512, 2], affine: GRID }, { dims: [512, 512, 2], affine: moved(0.08) }), '0.08 mm: 0.11 voxel');
+  assert.not.ok(sameGrid({ dims: [512, 512, 2], affine: GRID }, { dims: [512, 256, 4], affine: GRID }), 'other dims');
+  const flipped = flipRows([512, 512, 2], new Uint8Array(512 * 512 * 2), GRID).affine;
+  assert.not.ok(sameGrid({ dims: [512, 512, 2], affine: GRID }, { dims: [512, 512, 2], affine: flipped }), 'the same voxels in another order');
+});
+
+grid('maskOnImageGrid: a mask 0.009 mm per voxel off the image\'s spacing is refused; one with its rows reversed is put back in order', () => {
+  const dims: [number, number, number] = [512, 2, 2];
+  const data = Float32Array.from({ length: 512 * 4 }, (_, i) => (i * 7) % 3);
+  const image = memoryVolume('ct.nii.gz', dims, new Float32Array(data.length), GRID);
+  const wide = memoryVolume('wide.nii.gz', dims, data, GRID.map((r, i) => (i === 0 ? [-0.709, 0, 0, 100] : [...r])) as Affine);
+  const message = throwsDataError(() => maskOnImageGrid(image, wide), 'wide.nii.gz does not lie on the grid of the image ct.nii.gz', 'Resample the mask').message;
+  assert.not.match(message, /\n/);
+  const f = flipRows(dims, data, GRID);
+  const back = maskOnImageGrid(image, memoryVolume('flipped.nii.gz', dims, f.data, f.affine));
+  assert.equal(back.data, data);
+  assert.equal(back.space, image.space);
+  const same = memoryVolume('same.nii.gz', dims, data, GRID);
+  assert.is(maskOnImageGrid(image, same), same, 'on the same grid: as stored');
+});
+
+grid('readLungMask: a lung mask with its rows reversed, or its x and y swapped, is put on the image\'s grid; on another grid, refused', async () => {
+  const dir = tmpPath('lung-grid');
+  mkdirSync(dir);
+  const dims: [number, number, number] = [8, 6, 3];
+  const [nx, ny, nz] = dims;
+  const image = Uint8Array.from({ length: nx * ny * nz }, (_, i) => (i * 37) % 200);
+  const labels = Uint8Array.from({ length: nx * ny * nz }, (_, i) => (i % nx < 3 && Math.floor(i / nx) % ny < 2 ? 1 : 0));
+  // A lung mask that differs row to row (rows 0-2 of each slice, and column 7).
+  const lungs = Uint8Array.from({ length: nx * ny * nz }, (_, i) => (Math.floor(i / nx) % ny < 3 || i % nx === 7 ? 1 : 0));
+  writeNifti(join(dir, 'tr_im.nii.gz'), { dims, data: image, datatype: 'uint8', space: spaceFromAffine(GRID) });
+  writeNifti(join(dir, 'tr_mask.nii.gz'), { dims, data: labels, datatype: 'uint8', space: spaceFromAffine(GRID) });
+  const f = flipRows(dims, lungs, GRID);
+  const flippedFile = join(dir, 'lungs-flipped.nii.gz');
+  writeNifti(flippedFile, { dims, data: f.data, datatype: 'uint8', space: spaceFromAffine(f.affine) });
+  // x and y swapped: voxel (y, x, z) of the file is voxel (x, y, z) of the image.
+  const swapped = new Uint8Array(lungs.length);
+  for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) swapped[y + ny * (x + nx * z)] = lungs[x + nx * (y + ny * z)];
+  const swappedFile = join(dir, 'lungs-swapped.nii.gz');
+  writeNifti(swappedFile, { dims: [ny, nx, nz], data: swapped, datatype: 'uint8', space: spaceFromAffine([[0, -0.7, 0, 100], [-0.7, 0, 0, 80], [0, 0, 2.5, -50]]) });
+  const volume = readVolume(join(dir, 'tr_im.nii.gz'));
+  // predict (the image volume) and evaluate --data (the dataset built from it) alike.
+  const ds = await loadDataset(dir);
+  for (const file of [flippedFile, swappedFile]) {
+    assert.equal(readLungMask(file, volume).voxels, lungs, file);
+    assert.equal(readLungMask(file, datasetImage(ds)).slices, [0, 1, 2].map((k) => lungs.subarray(k * nx * ny, (k + 1) * nx * ny)), file);
+  }
+  const away = join(dir, 'lungs-away.nii.gz');
+  writeNifti(away, { dims, data: lungs, datatype: 'uint8', space: spaceFromAffine(GRID.map((r, i) => [r[0], r[1], r[2], r[3] + (i === 0 ? 0.35 : 0)]) as Affine) });
+  for (const image of [volume, datasetImage(ds)]) {
+    throwsDataError(() => readLungMask(away, image), `${away} does not lie on the grid of the image ${join(dir, 'tr_im.nii.gz')}`, 'Resample the lung mask');
+  }
+});
+
+grid.run();
 
 // ---------------------------------------------------------------------------------------------
 const errors = suite('bad inputs');

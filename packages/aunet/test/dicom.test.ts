@@ -14,11 +14,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { zipSync } from 'fflate';
 import { DataError } from '../src/data/errors';
-import { dicomFilesFromZip, isDicom, volumeFromDicom, TRANSFER_SYNTAXES, type DicomInput } from '../src/data/dicom';
-import { DEFAULT_DATA_DIR, findDataFiles, loadDataset, maskOnSeriesGrid, readScan, readVolume, scanStem } from '../src/data/files';
+import { dicomFilesFromZip, dicomSeriesLine, isDicom, volumeFromDicom, TRANSFER_SYNTAXES, type DicomInput } from '../src/data/dicom';
+import { datasetImage, DEFAULT_DATA_DIR, findDataFiles, loadDataset, maskOnSeriesGrid, readLungMask, readScan, readVolume, scanStem } from '../src/data/files';
 import { encodeNifti, parseNifti, type Volume } from '../src/data/nifti';
 import { affineDifference, spaceFromAffine, voxelCorrespondence, voxelToWorld, type Affine } from '../src/data/space';
-import { predictionInputs } from '../src/prediction-files';
+import { defaultTrainConfig } from '../src/config';
+import { predictFile, predictionInputs } from '../src/prediction-files';
 import { classifyFile, dicomScanName, PICK_SERIES_ON_PAGE, stem, volumeFromDicomFiles } from '../src/web/inputs';
 import { displayFlips, overlayRgb } from '../src/overlay';
 import {
@@ -325,6 +326,29 @@ refusals('two slices at one position, a slice sheared sideways (gantry tilt), sl
   refusal(read(filesOf(setIn(2, 0x00280030, { vr: 'DS', value: '0.7\\0.9' }))), ['series/IM2.dcm'], 'differ in pixel spacing');
 });
 
+refusals('a localizer (ImageType LOCALIZER) sharing the series\' UID is skipped and listed; without LOCALIZER the same file is refused', () => {
+  const files = named(dicomSeries(spec));
+  // A coronal scout of another size, in the CT's series (as some scanners store it).
+  const scoutSpec: SeriesSpec = { ...spec, dims: [16, 10, 1], hu: sampleHU(16, 10, 1), affine: rotated(spec.affine, [1, 0, 0], 90) };
+  const scout = (imageType: string) => ({
+    name: 'series/SCOUT.dcm',
+    bytes: sliceFile(scoutSpec, withElement(sliceElements(scoutSpec, 0), 0x00080008, { vr: 'CS', value: imageType }), 0),
+  });
+  const alone = volumeFromDicom(files, 'series');
+  const withScout = volumeFromDicom([scout('ORIGINAL\\PRIMARY\\LOCALIZER'), ...files], 'series');
+  assertSameVolume(withScout.volume, alone.volume, 0);
+  assert.is(withScout.series.slices, 3);
+  assert.equal(withScout.series.skipped, ['series/SCOUT.dcm (a localizer, ImageType LOCALIZER: not a slice of the series)']);
+  assert.is(withScout.series.localizers, 1);
+  const line = dicomSeriesLine(withScout.series);
+  assert.match(line, /: 3 slices of 16 x 12, .*; 1 localizer \(ImageType LOCALIZER\) of the series skipped$/);
+  assert.not.match(line, /of no image/);
+  assert.not.match(line, /[\r\n]/);
+  assert.is(alone.series.localizers, 0);
+  // The same file as an AXIAL image: a slice of the series, of another size.
+  refusal(read([scout('ORIGINAL\\PRIMARY\\AXIAL'), ...files]), ['series/SCOUT.dcm'], 'differ in size');
+});
+
 refusals('compressed transfer syntaxes are named, with what to do; unknown ones too', () => {
   for (const [uid, name] of [
     [UID.jpeg2000Lossless, 'JPEG 2000 Image Compression (Lossless Only)'],
@@ -496,6 +520,43 @@ node('labels in another voxel order of the same grid are put on the series\' gri
   const series = readVolume(dir);
   const bare: Volume = { ...series, source: 'bare.nii', space: { ...series.space, qformCode: 0, sformCode: 0 } };
   assert.is(maskOnSeriesGrid(series, bare), bare);
+});
+
+node('a lung mask in another voxel order of the series\' grid is put on it for predict and for evaluate --data; on another grid, refused', async () => {
+  // As above: the series is read with the slices reversed; the lung mask is stored in the NIfTI's order (dcm2niix's).
+  const f = dicomFixture(headToFoot, { slices: [40, 46], step: 8, geometry: 'source' });
+  const dir = folder('lung-data', f.files.map((x) => ({ name: `dicom/${x.name}`, bytes: x.bytes })));
+  const plane = 64 * 64;
+  const labels = Uint8Array.from(f.sourceIndex, (i) => shippedMask.data[i]);
+  writeNifti(join(dir, 'tr_mask.nii.gz'), { dims: f.dims, data: labels, datatype: 'uint8', space: f.nifti.space });
+  // The "lungs": a block of rows, different in each slice, so that a reversal shows.
+  const lungs = Uint8Array.from({ length: 64 * 64 * 6 }, (_, t) => (Math.floor((t % plane) / 64) < 10 + 5 * Math.floor(t / plane) ? 1 : 0));
+  const lungFile = join(dir, 'lungs.nii.gz');
+  writeNifti(lungFile, { dims: f.dims, data: lungs, datatype: 'uint8', space: f.nifti.space });
+  const inSeriesOrder = (k: number) => Array.from(lungs.subarray((5 - k) * plane, (6 - k) * plane));
+
+  // predict: the lung mask against the series read as a volume, and predictFile's region.
+  const { volume } = readScan(join(dir, 'dicom'));
+  const lung = readLungMask(lungFile, volume);
+  for (let k = 0; k < 6; k++) assert.equal(Array.from(lung.voxels.subarray(k * plane, (k + 1) * plane)), inSeriesOrder(k), `predict: slice ${k} is the lung mask's slice ${5 - k}`);
+  const [todo] = predictionInputs(join(dir, 'dicom'), lungFile);
+  const none = { size: 64, predict: async (images: Float32Array[]) => images.map((im) => new Float32Array(im.length)) };
+  const model = defaultTrainConfig('cpu', DEFAULT_DATA_DIR).model;
+  const r = await predictFile(none, todo, { out: join(dir, 'out'), checkpoint: 'none.safetensors', epoch: 1, model, tta: false, pictures: 'none' });
+  assert.equal(r.report.region, lung.voxels, 'predictFile scores within the reordered lung mask');
+
+  // evaluate --data DIR --lung-mask: the same reordering as the labels get.
+  const ds = await loadDataset(dir);
+  const slices = readLungMask(lungFile, datasetImage(ds)).slices;
+  for (let k = 0; k < 6; k++) assert.equal(Array.from(slices[k]), inSeriesOrder(k), `evaluate --data: slice ${k} is the lung mask's slice ${5 - k}`);
+  for (let k = 0; k < 6; k++) assert.equal(Array.from(ds.masks[k]), Array.from(labels.subarray((5 - k) * plane, (6 - k) * plane)).map((v) => (v > 0.5 ? 1 : 0)), `the labels alike, slice ${k}`);
+
+  // The lung mask placed 3.3 mm away: refused, one line, for both.
+  const shifted = { ...f.nifti.space, srow: f.nifti.space.srow.map((row, i) => [...row.slice(0, 3), row[3] + (i === 0 ? 3.3 : 0)]) as typeof f.nifti.space.srow, sformCode: 1 };
+  const away = join(dir, 'lungs-away.nii.gz');
+  writeNifti(away, { dims: f.dims, data: lungs, datatype: 'uint8', space: shifted });
+  refusal(() => readLungMask(away, volume), [away, join(dir, 'dicom')], 'does not lie on the grid of', 'Resample the lung mask');
+  refusal(() => readLungMask(away, datasetImage(ds)), [away], 'does not lie on the grid of', 'Resample the lung mask');
 });
 
 node('a data folder holding two series is refused with how to pick one for training', async () => {

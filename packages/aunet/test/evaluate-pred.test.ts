@@ -15,7 +15,8 @@ import { evaluatePredictions, pairPredictions } from '../src/evaluate-file';
 import { jsonSafe, maskEvaluationCsv, maskEvaluationMarkdown } from '../src/mask-report';
 import { lesionOfLabels, meanScores, poolCases, scoreCase, surfaceCounts, type CaseReport } from '../src/mask-scores';
 import { surfaceScores } from '../src/surface-metrics';
-import { writeNifti } from './nifti-fixture';
+import { spaceFromAffine, type Affine } from '../src/data/space';
+import { flipRows, writeNifti } from './nifti-fixture';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-evaluate-pred-'));
@@ -262,6 +263,37 @@ test('evaluate --pred: a prediction whose voxel size differs is scored with the 
   assert.is(r.code, 0, r.err.join('\n'));
   assert.match(r.out, /note: .*p\.nii\.gz's voxel size 1 x 1 x 1 mm differs from .*shifted\.nii\.gz's 0\.8 x 0\.6 x 2\.5 mm: distances use the label's/);
   assert.match(r.out, /shifted\.nii\.gz\n.*Dice.*\nevery voxel, surfaces in 3-D\s+(\S+\s+){5}1\.60\s+1\.60/);
+});
+
+test('evaluate --pred with oriented headers: a prediction with its rows reversed is put on the label\'s grid; one on another grid is refused; without orientation the order is assumed, and said', () => {
+  const dir = join(tmp, 'grids');
+  const GRID: Affine = [[-0.8, 0, 0, 40], [0, -0.8, 0, 30], [0, 0, 3, -20]];
+  const label = join(dir, 'label.nii.gz');
+  write(label, CLASSES_DIMS, classesLabel, spaceFromAffine(GRID));
+  const straight = join(dir, 'straight.nii.gz');
+  write(straight, CLASSES_DIMS, classesPred, spaceFromAffine(GRID));
+  const f = flipRows(CLASSES_DIMS, classesPred, GRID);
+  const flipped = join(dir, 'flipped.nii.gz');
+  write(flipped, CLASSES_DIMS, f.data, spaceFromAffine(f.affine));
+  const a = evaluatePredictions(straight, label);
+  const b = evaluatePredictions(flipped, label);
+  assert.equal(a.notes, []);
+  assert.equal({ ...b.cases[0], prediction: straight }, a.cases[0], 'the same scores as the prediction stored in the label\'s order');
+  assert.ok(a.cases[0].overlap.dice! > 0 && a.cases[0].overlap.dice! < 1);
+  assert.equal(b.notes, [`${flipped}: its voxels are those of ${label} in another order (as their headers place them): reordered onto the label's grid before scoring`]);
+  // Voxels 0.82 mm across: 0.46 mm apart at the far column, more than 0.1 voxel: not the label's grid.
+  const wide = join(dir, 'wide.nii.gz');
+  write(wide, CLASSES_DIMS, classesPred, spaceFromAffine(GRID.map((r, i) => (i === 0 ? [-0.82, 0, 0, 40] : [...r])) as Affine));
+  const r = evaluate('--pred', wide, '--labels', label);
+  assert.is(r.code, 1);
+  assert.equal(r.err.length, 1, r.err.join('\n'));
+  assert.match(r.err[0], /^error: .*grids\/wide\.nii\.gz does not lie on the grid of its label .*grids\/label\.nii\.gz: .*Resample the prediction onto the grid of its label/);
+  // A prediction without orientation: taken in the stored order, and the notes say so.
+  const bare = join(dir, 'bare.nii.gz');
+  write(bare, CLASSES_DIMS, f.data, space([0.8, 0.8, 3]));
+  const c = evaluatePredictions(bare, label);
+  assert.equal(c.notes, [`${bare} has no orientation (no sform or qform): the prediction's voxels are assumed to be in the label's voxel order, as stored`]);
+  assert.not.equal(c.cases[0].overlap, a.cases[0].overlap, 'scored as stored: rows reversed');
 });
 
 test.run();

@@ -1,6 +1,6 @@
 // Image and label volumes to a list of normalised slices with binary lesion masks.
 import { DataError } from './errors';
-import { toSliceStack, type Volume } from './nifti';
+import { toSliceStack, type NiftiSpace, type Volume } from './nifti';
 import type { CaseRange } from './split';
 import { binaryMask, normaliseImage, type IntensityKind } from './normalise';
 import { resizeImage, resizeNearest } from './transforms';
@@ -34,6 +34,9 @@ export interface SliceDataset {
   sliceAxis: 0 | 1 | 2;
   /** How the image's values were read; see normaliseImage. */
   intensity: IntensityKind;
+  /** The image file's place in space (Volume.space), for one volume: another volume for its
+   *  slices (a lung mask) is put on its grid. Absent for a dataset of several cases. */
+  space?: NiftiSpace;
   imageSource: string;
   maskSource: string;
   /** Per slice, the number of lesion pixels (0 for a slice without lesion). */
@@ -87,6 +90,7 @@ export function buildDataset(image: Volume, mask: Volume, o: { requireLesion?: b
     fileDims: [...image.dims] as [number, number, number],
     sliceAxis: axis,
     intensity: kind,
+    space: image.space,
     imageSource: image.source,
     maskSource: mask.source,
     lesionPixels,

@@ -95,6 +95,8 @@ interface DicomSlice {
   seriesDescription: string;
   seriesNumber: string;
   modality: string;
+  /** ImageType (0008,0008) names LOCALIZER: a scout image, not a slice of the CT stack. */
+  localizer: boolean;
   transferSyntax: string;
   rows: number;
   columns: number;
@@ -287,6 +289,7 @@ function parseDicomFile(file: DicomInput): DicomSlice | DicomNonImage {
     seriesDescription: str('x0008103e'),
     seriesNumber: str('x00200011'),
     modality,
+    localizer: str('x00080008').toUpperCase().split('\\').some((v) => v.trim() === 'LOCALIZER'),
     transferSyntax: syntax,
     rows,
     columns,
@@ -413,8 +416,11 @@ export interface DicomSeriesInfo {
   columns: number;
   /** Column spacing, row spacing, slice spacing (mm). */
   voxelMm: [number, number, number];
-  /** Files of no image that were skipped (a DICOMDIR, reports), with why. */
+  /** Files that were skipped, with why: of no image (a DICOMDIR, reports), or localizers
+   *  (ImageType LOCALIZER) sharing the series' SeriesInstanceUID. */
   skipped: string[];
+  /** How many of `skipped` are localizers. */
+  localizers: number;
   /** The other series found beside it (when one was picked with `series`). */
   otherSeries: number;
 }
@@ -462,6 +468,15 @@ export function volumeFromDicom(files: readonly DicomInput[], source: string, o:
   } else if (groups.size > 1) {
     throw new DataError(`${source} holds ${groups.size} DICOM series: ${listing()}. ${o.howToPick ?? PICK_SERIES_FLAG}`, source);
   } else chosen = [...groups.values()][0];
+  // A localizer (scout) sharing the CT's SeriesInstanceUID, as some scanners store it: another
+  // size and orientation, not a slice of the stack. Skipped, said in `skipped` (unless the series
+  // is localizers only: then it is read, and refused, as it is).
+  const localizers = chosen.filter((s) => s.localizer);
+  const localizerCount = localizers.length < chosen.length ? localizers.length : 0;
+  if (localizerCount) {
+    chosen = chosen.filter((s) => !s.localizer);
+    for (const s of localizers) skipped.push(`${s.name} (a localizer, ImageType LOCALIZER: not a slice of the series)`);
+  }
   const first = chosen[0];
   const seriesName = `series ${first.seriesUid || '(no SeriesInstanceUID)'}${first.seriesDescription ? ` ${JSON.stringify(first.seriesDescription)}` : ''}`;
 
@@ -561,6 +576,7 @@ export function volumeFromDicom(files: readonly DicomInput[], source: string, o:
       columns: nx,
       voxelMm: [columnSpacing, rowSpacing, spacing],
       skipped,
+      localizers: localizerCount,
       otherSeries: groups.size - 1,
     },
   };
@@ -661,7 +677,10 @@ export function dicomFilesFromZip(bytes: Uint8Array, name: string): DicomInput[]
 /** One line saying what series was read: for the commands' output and the page. */
 export function dicomSeriesLine(s: DicomSeriesInfo): string {
   const [x, y, z] = s.voxelMm.map((v) => +v.toFixed(3));
-  const skipped = s.skipped.length ? `; ${s.skipped.length} file(s) of no image skipped` : '';
+  const noImage = s.skipped.length - s.localizers;
+  const skipped =
+    (noImage ? `; ${noImage} file(s) of no image skipped` : '') +
+    (s.localizers ? `; ${s.localizers} localizer${s.localizers === 1 ? '' : 's'} (ImageType LOCALIZER) of the series skipped` : '');
   const others = s.otherSeries ? `; ${s.otherSeries} other series beside it` : '';
   return `DICOM ${s.modality} series ${s.uid}${s.description ? ` "${s.description}"` : ''}: ${s.slices} slices of ${s.columns} x ${s.rows}, voxel ${x} x ${y} x ${z} mm, ${s.transferSyntax}${skipped}${others}`;
 }

@@ -10,10 +10,10 @@ import { writeFileAtomic } from '@aunet/nn';
 import { buildDataset, joinCases, slicesOf, type SliceDataset } from './dataset';
 import { dicomFilesFromZip, isDicom, isZip, volumeFromDicom, type DicomInput, type DicomSeriesInfo, type DicomSeriesOptions } from './dicom';
 import { DataError } from './errors';
-import { encodeNifti, isGzip, parseNifti, toSliceStack, type NiftiImage, type Volume } from './nifti';
+import { encodeNifti, isGzip, parseNifti, toSliceStack, type NiftiImage, type NiftiSpace, type Volume } from './nifti';
 import { NIFTI1_MAX_DIM } from './nifti-layout';
 import { binaryMask } from './normalise';
-import { affineDifference, affineText, voxelCorrespondence, voxelToWorld } from './space';
+import { affineText, sameGrid, voxelCorrespondence, voxelToWorld } from './space';
 import { parseSplitFile, type GivenSplit } from './split';
 
 /** The MedSeg COVID-19 copy shipped with the package (packages/aunet/data/medseg-covid). */
@@ -193,6 +193,9 @@ export interface LungMaskImage {
   sliceAxis: 0 | 1 | 2;
   /** The image file, for messages. */
   source: string;
+  /** The image's place in space (Volume.space): a lung mask with an orientation is put on the
+   *  image's grid (see {@link maskOnImageGrid}). Absent: the mask is taken as stored. */
+  space?: NiftiSpace;
 }
 
 /** The image a lung mask for the slices of `ds` must fit: the image file it was built from.
@@ -201,7 +204,7 @@ export function datasetImage(ds: SliceDataset): LungMaskImage {
   if (ds.cases) {
     throw new DataError(`${ds.imageSource} holds ${ds.cases.length} cases: a lung mask file covers one volume, so --lung-mask takes a single-volume data folder (--lungs auto finds the lungs in every case).`, ds.imageSource);
   }
-  return { dims: ds.fileDims, sliceAxis: ds.sliceAxis, source: ds.imageSource };
+  return { dims: ds.fileDims, sliceAxis: ds.sliceAxis, source: ds.imageSource, space: ds.space };
 }
 
 /** A lung mask read for an image, in the two layouts its users need. */
@@ -216,11 +219,14 @@ export interface LungMask {
 
 /**
  * The lung mask in `file` (inside: values above 0.5, as label masks are read) for `image`,
- * checked against the image file's shape; DataError naming both files when the shapes differ.
+ * put on the image's grid as a label is (see {@link maskOnImageGrid}: reordered when it holds the
+ * image's voxels in another order, refused when it lies elsewhere) when both have an orientation,
+ * then checked against the image file's shape; DataError naming both files when the shapes differ.
  * The one lung-mask loader of `predict`, `evaluate`, `cv` and `ablation`.
  */
 export function readLungMask(file: string, image: LungMaskImage): LungMask {
-  const lung = readVolume(file);
+  const read = readVolume(file);
+  const lung = image.space ? maskOnImageGrid({ ...image, space: image.space }, read, { what: 'lung mask' }) : read;
   const dims = image.dims;
   if (lung.dims.length !== dims.length || lung.dims.some((d, i) => d !== dims[i])) {
     throw new DataError(
@@ -248,17 +254,18 @@ export async function loadDataset(dir: string = resolveDataDir()): Promise<Slice
   return loadPair(findDataFiles(dir));
 }
 
-/** An image (a NIfTI file, or a DICOM series: its mask put on the series' grid) and its mask as a dataset. */
+/** An image (a NIfTI file or a DICOM series) and its mask, put on the image's grid (see {@link maskOnImageGrid}), as a dataset. */
 async function loadPair(files: { image: string; mask: string; dicom: boolean }, o: { requireLesion?: boolean } = {}): Promise<SliceDataset> {
   if (files.dicom) {
     const image = readVolume(files.image, { howToPick: PICK_DATA_SERIES });
     const mask = volumeFromBytes(await readFile(files.mask).catch((err: unknown) => Promise.reject(readError(files.mask, err))), files.mask);
-    return buildDataset(image, maskOnSeriesGrid(image, mask), o);
+    return buildDataset(image, maskOnImageGrid(image, mask, { image: 'the DICOM series' }), o);
   }
   const [imageBytes, maskBytes] = await Promise.all(
     [files.image, files.mask].map((f) => readFile(f).catch((err: unknown) => Promise.reject(readError(f, err)))),
   );
-  return buildDataset(volumeFromBytes(imageBytes, files.image), volumeFromBytes(maskBytes, files.mask), o);
+  const image = volumeFromBytes(imageBytes, files.image);
+  return buildDataset(image, maskOnImageGrid(image, volumeFromBytes(maskBytes, files.mask)), o);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -422,30 +429,47 @@ export function readSplitFile(path: string): GivenSplit {
 }
 
 /**
- * A label volume for a DICOM series, on the series' grid: voxel (i, j, k) of the mask over voxel
- * (i, j, k) of the series, slices ordered along the normal as the series is read (as ITK and 3D
- * Slicer write a segmentation of it). A mask that holds the same voxels in another order (slices
- * reversed, rows flipped, as dcm2niix writes its NIfTI) is reordered onto the series' grid; one
- * on another grid is refused; one without orientation (or of another shape, which buildDataset
- * refuses) is taken as stored.
+ * A mask (a label volume, a lung mask) on its image's grid: voxel (i, j, k) of the mask over voxel
+ * (i, j, k) of the image (for a DICOM series, slices ordered along the normal as the series is
+ * read, as ITK and 3D Slicer write a segmentation of it). When both have an orientation: a mask
+ * on the same grid ({@link sameGrid}: its 8 corner voxels within 0.1 voxel of the image's) is
+ * taken as stored; one that holds the same voxels in another order (slices reversed, rows
+ * flipped, axes swapped, as dcm2niix writes a DICOM series' NIfTI) is reordered onto the image's
+ * grid; one of the image's dims on another grid is refused (DataError, one line). A mask or image
+ * without orientation, or a mask of other dims that is not the image's voxels reordered, is
+ * returned as stored (the callers' dims checks refuse the latter). `o.image` names the image in
+ * the message ("the image", "the DICOM series", "its label"), `o.what` the mask ("mask", "lung mask").
  */
-export function maskOnSeriesGrid(image: Volume, mask: Volume): Volume {
+export function maskOnImageGrid(
+  image: { dims: readonly number[]; space: NiftiSpace; sliceAxis: 0 | 1 | 2; source: string },
+  mask: Volume,
+  o: { image?: string; what?: string } = {},
+): Volume {
   const a = voxelToWorld(image.space);
   const b = voxelToWorld(mask.space);
-  if (!a || !b || image.dims.some((d, i) => d !== mask.dims[i])) return mask;
-  if (affineDifference(a, b) <= 0.01) return mask;
-  const order = voxelCorrespondence({ dims: mask.dims, affine: b }, { dims: image.dims, affine: a });
+  if (!a || !b) return mask;
+  const sameDims = image.dims.length === mask.dims.length && image.dims.every((d, i) => d === mask.dims[i]);
+  if (sameDims && sameGrid({ dims: image.dims, affine: a }, { dims: mask.dims, affine: b })) return mask;
+  const count = (d: readonly number[]) => d.reduce((p, n) => p * n, 1);
+  // Within the same 0.1 voxel as sameGrid: float32 headers written by two tools agree no closer.
+  const order = count(image.dims) === count(mask.dims) ? voxelCorrespondence({ dims: mask.dims, affine: b }, { dims: image.dims, affine: a }, 0.1) : null;
   if (!order) {
+    if (!sameDims) return mask;
+    const name = o.image ?? 'the image';
+    const what = o.what ?? 'mask';
     throw new DataError(
-      `${mask.source} does not lie on the grid of the DICOM series ${image.source}: its voxel-to-world matrix is ${affineText(b)}, the series' ${affineText(a)}, ` +
-        'and its voxels are not the series\' voxels in another order. Resample the mask onto the series (the grid ITK and 3D Slicer read it on).',
+      `${mask.source} does not lie on the grid of ${name} ${image.source}: its voxel-to-world matrix is ${affineText(b)}, that of ${name} ${affineText(a)}, ` +
+        `and its voxels are not those of ${name} in another order. Resample the ${what} onto the grid of ${name} (as ITK and 3D Slicer read it).`,
       mask.source,
     );
   }
   const data = new Float32Array(order.length);
   for (let t = 0; t < order.length; t++) data[t] = mask.data[order[t]];
-  return { ...mask, data, space: image.space, sliceAxis: image.sliceAxis };
+  return { ...mask, dims: [image.dims[0], image.dims[1], image.dims[2]], data, space: image.space, sliceAxis: image.sliceAxis };
 }
+
+/** The former name of {@link maskOnImageGrid}, from when it served DICOM series only. */
+export const maskOnSeriesGrid = (image: Volume, mask: Volume): Volume => maskOnImageGrid(image, mask, { image: 'the DICOM series' });
 
 /** The name of a scan's outputs: scan.nii.gz, scan.zip and the folder scan/ give `scan`. */
 export const scanStem = (path: string) => basename(path).replace(/\.(nii(\.gz)?|zip|dcm)$/i, '');

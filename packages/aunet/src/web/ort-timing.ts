@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext } from 'playwright-core';
 import type { OrtPageConfig, OrtPageResult } from './ort-page';
+import { bundleForBrowser } from './server';
 
 const PAGE_ENTRY = fileURLToPath(new URL('./ort-page.ts', import.meta.url));
 
@@ -41,18 +42,7 @@ export function ortWebVersion(): string {
 
 /** ort-page.ts bundled for the browser by esbuild (in memory). */
 export async function buildOrtPage(): Promise<string> {
-  const { build } = await import('esbuild');
-  const result = await build({
-    entryPoints: [PAGE_ENTRY],
-    bundle: true,
-    platform: 'browser',
-    format: 'esm',
-    target: 'es2022',
-    write: false,
-    logLevel: 'silent',
-    absWorkingDir: fileURLToPath(new URL('../..', import.meta.url)),
-  });
-  return result.outputFiles[0].text;
+  return (await bundleForBrowser(PAGE_ENTRY)).js;
 }
 
 export interface OrtPageServer {

@@ -44,9 +44,15 @@ export interface PageBundle {
 
 /** The page's HTML and its script, bundled by esbuild for the browser (in memory). */
 export async function buildPage(): Promise<PageBundle> {
+  const { js, inputs } = await bundleForBrowser(PAGE_ENTRY);
+  return { html: readFileSync(PAGE_HTML, 'utf8'), js, inputs };
+}
+
+/** One browser script (ES module, ES2022) bundled in memory by esbuild from `entry`, with the source files it took in (relative to packages/aunet). */
+export async function bundleForBrowser(entry: string): Promise<{ js: string; inputs: string[] }> {
   const { build } = await import('esbuild');
   const result = await build({
-    entryPoints: [PAGE_ENTRY],
+    entryPoints: [entry],
     bundle: true,
     platform: 'browser',
     format: 'esm',
@@ -56,7 +62,7 @@ export async function buildPage(): Promise<PageBundle> {
     logLevel: 'silent',
     absWorkingDir: fileURLToPath(new URL('../..', import.meta.url)),
   });
-  return { html: readFileSync(PAGE_HTML, 'utf8'), js: result.outputFiles[0].text, inputs: Object.keys(result.metafile.inputs) };
+  return { js: result.outputFiles[0].text, inputs: Object.keys(result.metafile.inputs) };
 }
 
 export interface WebServerOptions {
