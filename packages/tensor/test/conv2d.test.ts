@@ -7,8 +7,17 @@ import type { Rng } from '../src/random';
 import { forwardAxis, inputGradAxis, rowSpacing } from '../src/ops/conv2d/taps';
 import { inputGradTile, tuning } from '../src/ops/conv2d/tuning';
 
-test.before(setupGPU);
-test.after(() => T.setConv2dVariant('auto'));
+// The direct kernels' test: Winograd, which the tuning table picks for many 3x3 stride-1 passes
+// on the fallback variant, has its own (winograd.test.ts), so every case here runs the direct
+// kernels, whatever the table says.
+test.before(async () => {
+  await setupGPU();
+  T.setConv2dAlgorithm('direct');
+});
+test.after(() => {
+  T.setConv2dVariant('auto');
+  T.setConv2dAlgorithm('auto');
+});
 
 // Tap planning, against the convolution's definition along one axis: output o reads input
 // o*s - p + kk*d through tap kk, so input x receives tap kk from output (x + p - kk*d) / s.
