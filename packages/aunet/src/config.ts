@@ -55,14 +55,15 @@ export interface TrainConfig {
 
 /**
  * `paper`: the paper's setting, 512x512 slices. `cpu`: 128x128 at the full width, which a
- * 2-core machine without a GPU trains in about two hours: 75-107 s an epoch, median 91 s, on a
- * 2-core AMD EPYC with lavapipe (the 5-fold cross-validation in the README).
+ * 2-core machine without a GPU trains in about an hour: 42-58 s an epoch of 72 slices with its
+ * scoring on a 2-core AMD EPYC with lavapipe (Winograd in all three conv passes, 2026-12-07; 75-107
+ * s on the direct kernels, the 5-fold cross-validation in the README).
  */
 export const PRESETS: Record<PresetName, { size: number; epochs: number; lr: number; why: string }> = {
   paper: { size: 512, epochs: 300, lr: 5e-5, why: "the paper's 512x512 slices" },
   // 80 epochs of 18 steps are too few for the paper's 5e-5: measured on the shipped data, 2e-4
   // (with the basic augmentation) reached in 30 epochs what 5e-5 (full augmentation) had after 80.
-  cpu: { size: 128, epochs: 80, lr: 2e-4, why: '128x128 slices at full width, 75-107 s an epoch (median 91 s), about two hours in all, on a 2-core CPU' },
+  cpu: { size: 128, epochs: 80, lr: 2e-4, why: '128x128 slices at full width, 42-58 s an epoch, about an hour in all, on a 2-core CPU' },
 };
 
 /** The paper's training defaults for a preset; `overrides` replace fields (model fields inside `model`). */

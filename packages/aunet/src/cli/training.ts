@@ -12,7 +12,7 @@ import { numberFlag, trackBar, userDataDir, userPath } from './common';
 
 /** Help lines of the flags in {@link CONFIG_FLAGS} that every training command takes. */
 export const CONFIG_HELP = `
-  --preset cpu|paper    cpu: 128x128, full width, ~2 h on a 2-core CPU; paper: 512x512.
+  --preset cpu|paper    cpu: 128x128, full width, ~1 h on a 2-core CPU; paper: 512x512.
                         Default: cpu on a CPU/fallback adapter (lavapipe), paper on a GPU.
   --size N              input side in pixels, a multiple of 16 (default: the preset's)
   --filters LIST        channels per level, e.g. 8,16,32,64,128 (default 32,64,128,256,512)
