@@ -6,6 +6,7 @@
 import { fromSliceStack, toSliceStack, type Volume } from './data/nifti';
 import { normaliseImage } from './data/normalise';
 import { otsuThreshold, reachFromBorder } from './lesions';
+import { envelope } from './surface-metrics';
 
 /** Settings of {@link lungSlice}. Sizes are in pixels of a slice 512 pixels across and scale with
  *  the slice's shorter side: many CT files (the shipped ones among them) give no voxel size, and a
@@ -406,18 +407,17 @@ function close(mask: Uint8Array, nx: number, ny: number, dilateBy: number, erode
 /**
  * Squared Euclidean distance from every pixel of `mask` (`nx` x `ny`) to the nearest pixel that
  * is `value`, into `work.distance` (Felzenszwalb and Huttenlocher: distances along each row, then
- * the lower envelope of parabolas down each column). Beyond the border counts as neither value;
- * 1e20 where no pixel is `value`.
+ * the lower envelope of parabolas down each column, surface-metrics' `envelope`). Beyond the
+ * border counts as neither value; Infinity where no pixel is `value`.
  */
 function squaredDistance(mask: Uint8Array, value: 0 | 1, nx: number, ny: number, work: LungWork): void {
-  const FAR = 1e20;
   const d = work.distance;
   for (let y = 0; y < ny; y++) {
     const row = nx * y;
     let last = -1;
     for (let x = 0; x < nx; x++) {
       if (mask[row + x] === value) last = x;
-      d[row + x] = last < 0 ? FAR : (x - last) * (x - last);
+      d[row + x] = last < 0 ? Infinity : (x - last) * (x - last);
     }
     last = -1;
     for (let x = nx - 1; x >= 0; x--) {
@@ -427,35 +427,8 @@ function squaredDistance(mask: Uint8Array, value: 0 | 1, nx: number, ny: number,
   }
   const { column: f, envelope: v, bounds: z, columnOut: out } = work;
   for (let x = 0; x < nx; x++) {
-    // The parabolas of the column's finite entries only: a far entry is never the nearest.
-    let k = -1;
-    for (let q = 0; q < ny; q++) {
-      const fq = d[x + nx * q];
-      f[q] = fq;
-      if (fq >= FAR) continue;
-      if (k < 0) {
-        k = 0;
-        v[0] = q;
-        z[0] = -Infinity;
-        z[1] = Infinity;
-        continue;
-      }
-      let s = (fq + q * q - (f[v[k]] + v[k] * v[k])) / (2 * q - 2 * v[k]);
-      while (s <= z[k]) {
-        k--;
-        s = (fq + q * q - (f[v[k]] + v[k] * v[k])) / (2 * q - 2 * v[k]);
-      }
-      k++;
-      v[k] = q;
-      z[k] = s;
-      z[k + 1] = Infinity;
-    }
-    if (k < 0) continue; // the whole column is far, as the row pass left it
-    k = 0;
-    for (let q = 0; q < ny; q++) {
-      while (z[k + 1] < q) k++;
-      out[q] = (q - v[k]) * (q - v[k]) + f[v[k]];
-    }
+    for (let q = 0; q < ny; q++) f[q] = d[x + nx * q];
+    envelope(f, 0, out, ny, 1, v, z);
     for (let q = 0; q < ny; q++) d[x + nx * q] = out[q];
   }
 }

@@ -62,7 +62,7 @@ const spacing3 = (spacing: readonly number[]): [number, number, number] => [spac
  * line's `n` values are read from `f` at offset `o` and written to `d`; `v`, `z` are work arrays
  * of n and n + 1. With no finite point every output is Infinity.
  */
-function envelope(f: Float64Array, o: number, d: Float64Array, n: number, s2: number, v: Int32Array, z: Float64Array): void {
+export function envelope(f: Float64Array, o: number, d: Float64Array, n: number, s2: number, v: Int32Array, z: Float64Array): void {
   let k = -1;
   for (let q = 0; q < n; q++) {
     const fq = f[o + q];

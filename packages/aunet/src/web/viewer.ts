@@ -5,6 +5,7 @@
 import { Niivue, NVImage, SLICE_TYPE } from '@niivue/niivue';
 import type { NiftiSpace, Volume } from '../data/nifti';
 import { displayFlips, overlayRgb } from '../overlay';
+import { voxelToWorld as orientedVoxelToWorld } from '../data/space';
 
 export interface Viewer {
   readonly kind: 'niivue' | 'canvas';
@@ -31,19 +32,13 @@ export function hasWebGL2(): boolean {
 
 type Mat = [number[], number[], number[]];
 
-/** The voxel-to-world matrix (3 rows of 4) NIfTI readers use: the sform when set, else the qform. */
+/**
+ * The voxel-to-world matrix (3 rows of 4) NIfTI readers use: the sform when set, else the qform;
+ * with neither, the quaternion fields as stored (identity rotation, the voxel size) rather than
+ * none, so that the viewer always has a grid to draw on.
+ */
 export function voxelToWorld(space: NiftiSpace): Mat {
-  if (space.sformCode > 0) return space.srow.map((r) => [...r]) as Mat;
-  const [b, c, d] = space.quatern;
-  const a = Math.sqrt(Math.max(0, 1 - (b * b + c * c + d * d)));
-  const R = [
-    [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
-    [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
-    [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
-  ];
-  const qfac = space.pixdim[0] < 0 ? -1 : 1;
-  const s = [space.pixdim[1] || 1, space.pixdim[2] || 1, (space.pixdim[3] || 1) * qfac];
-  return R.map((row, i) => [row[0] * s[0], row[1] * s[1], row[2] * s[2], space.qoffset[i]]) as Mat;
+  return orientedVoxelToWorld(space) ?? orientedVoxelToWorld({ ...space, qformCode: 1 })!;
 }
 
 function apply(m: Mat, v: number[]): number[] {
