@@ -221,13 +221,18 @@ export function setWinogradChunkLimit(bytes: number | null): void {
   chunkBytes = bytes;
 }
 
+/** Bytes one storage binding may hold: the adapter's limit, or the tests' stand-in. */
+function bindingLimit(): number {
+  return chunkBytes ?? runtime().adapter.limits.maxStorageBufferBindingSize ?? 128 * 2 ** 20;
+}
+
 function planFor(cv: WinoConv, m: number): WinoPlan | null {
   const share = shareFor(cv.o);
   const pb = share ? PB_SHARED : PB_ALONE;
   const tilesY = tilesAlong(cv.ho, cv.d, m);
   const tilesX = tilesAlong(cv.wo, cv.d, m);
   const perImage = tilesY * tilesX;
-  const limit = chunkBytes ?? runtime().adapter.limits.maxStorageBufferBindingSize ?? 128 * 2 ** 20;
+  const limit = bindingLimit();
   // Bytes of V and M per tile: (m + 2)^2 floats per channel.
   const perTile = 4 * (m + 2) ** 2 * Math.max(cv.c, Math.ceil(cv.o / 4) * 4);
   const nb = Math.min(cv.n, Math.floor(limit / (perTile * Math.ceil(perImage / pb) * pb)));
@@ -851,7 +856,7 @@ export function winogradWeightGrad(x: Tensor, gy: Tensor, g: Geometry, m: 2 | 4 
   // Split the tiles into parts until there are enough invocations, within the binding limit.
   const perPart = a2 * cblocks * ogp;
   const partBytes = a2 * cp * o4 * 16;
-  const limit = chunkBytes ?? runtime().adapter.limits.maxStorageBufferBindingSize ?? 128 * 2 ** 20;
+  const limit = bindingLimit();
   const wanted = Math.max(1, Math.min(p4, Math.ceil(tuning().dw.minInvocations / perPart), Math.floor(limit / partBytes)));
   const span = Math.ceil(p4 / wanted);
   const parts = Math.ceil(p4 / span);
