@@ -105,6 +105,8 @@ export function configFromMetadata(metadata: Record<string, string>, file: strin
     config.allSlices ??= false;
     // Checkpoints written before split files were taken used the seeded shuffle.
     config.splitFile ??= null;
+    // Checkpoints written before the loss could read each level read the summed output.
+    config.deepSupervisionLoss ??= 'summed';
     // Checkpoints written before the architecture had its own name stored it as `model.model`.
     const model = config.model as ModelConfig & { model?: Architecture };
     if (model && model.architecture === undefined && model.model !== undefined) {

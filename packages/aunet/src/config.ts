@@ -10,6 +10,9 @@ export type LossName = 'ftl' | 'dice';
 export type AugmentName = 'none' | 'basic' | 'full';
 export const AUGMENT_NAMES: readonly AugmentName[] = ['none', 'basic', 'full'];
 export type PresetName = 'cpu' | 'paper';
+/** Where the loss reads the network: its summed output alone, or also each deep-supervision level's own map (step.ts). */
+export type DeepSupervisionLoss = 'summed' | 'levels';
+export const DEEP_SUPERVISION_LOSSES: readonly DeepSupervisionLoss[] = ['summed', 'levels'];
 
 export interface TrainConfig {
   preset: PresetName;
@@ -44,6 +47,11 @@ export interface TrainConfig {
   allSlices: boolean;
   /** Random changes to the training slices: {@link AugmentName}; the options are `BASIC_AUGMENT` and `FULL_AUGMENT` in data/transforms.ts. */
   augment: AugmentName;
+  /**
+   * 'summed': one loss on the summed deep-supervision output (the paper's figure). 'levels': also
+   * a loss on each supervised level's own map, weights halving per level (sideLossWeights in step.ts).
+   */
+  deepSupervisionLoss: DeepSupervisionLoss;
   /**
    * The split file the run was given (`--split`), its lists stored whole: the split is then the
    * file's (see splitFromFile), not the seeded shuffle. null: the seeded shuffle.
@@ -89,6 +97,7 @@ export function defaultTrainConfig(preset: PresetName, data: string, overrides: 
     allSlices: false,
     splitFile: null,
     augment: 'basic',
+    deepSupervisionLoss: 'summed',
     data,
     ...rest,
     model: defaultModelConfig({ inputSize: p.size, ...model }),
@@ -122,6 +131,7 @@ export function validateTrainConfig(c: TrainConfig): void {
     bad.push(`splitFile must be null or a split file's lists, got ${JSON.stringify(c.splitFile)}`);
   } else if (c.splitFile !== null && c.allSlices) bad.push('allSlices trains on every slice, so it takes no split file: give one or the other');
   if (!AUGMENT_NAMES.includes(c.augment)) bad.push(`augment must be one of ${AUGMENT_NAMES.join(', ')}, got ${JSON.stringify(c.augment)}`);
+  if (!DEEP_SUPERVISION_LOSSES.includes(c.deepSupervisionLoss)) bad.push(`deepSupervisionLoss must be one of ${DEEP_SUPERVISION_LOSSES.join(', ')}, got ${JSON.stringify(c.deepSupervisionLoss)}`);
   if (!(c.preset in PRESETS)) bad.push(`preset must be one of ${Object.keys(PRESETS).join(', ')}, got ${JSON.stringify(c.preset)}`);
   if (c.model?.inChannels !== 1) bad.push(`model.inChannels must be 1 (single-channel CT slices), got ${c.model?.inChannels}`);
   if (bad.length) throw new Error(`invalid training config: ${bad.join('; ')}`);

@@ -254,27 +254,36 @@ async function writeFoldSplits(base: TrainConfig, folds: number, out: string, lu
 /**
  * K-fold cross-validation of `base`: fold k (1..K) holds out its slices (or, for a dataset of
  * several cases, its cases) for testing and trains in `out/fold-k`; with a split file of one
- * split per fold (nnU-Net's splits_final.json), fold k is its entry k. Writes `out/split.json`
+ * split per fold (nnU-Net's splits_final.json), fold k is its entry k. `onlyFolds` runs some of
+ * the K folds (a screen of recipes on fewer folds), the summary then over those. Writes `out/split.json`
  * (every fold's split) first, then `out/cv.json` and `out/cv.md` after each fold.
  */
 export async function crossValidate(
   base: TrainConfig,
   folds: number,
   out: string,
-  hooks: ExperimentOptions & { onFold?: (k: number, K: number, out: string) => void } = {},
+  hooks: ExperimentOptions & { onFold?: (k: number, K: number, out: string) => void; onlyFolds?: number[] } = {},
 ): Promise<CrossValidation> {
   if (!Number.isInteger(folds) || folds < 2) throw new Error(`cross-validation needs at least 2 folds, got ${folds}`);
+  const run = hooks.onlyFolds ?? Array.from({ length: folds }, (_, i) => i + 1);
+  const outside = run.filter((k) => !Number.isInteger(k) || k < 1 || k > folds);
+  if (!run.length || outside.length || new Set(run).size !== run.length) {
+    throw new Error(`the folds to run must be distinct integers from 1 to ${folds}, got ${run.join(',') || 'none'}`);
+  }
   await writeFoldSplits(base, folds, out, hooks.lungMask);
   const results: FoldResult[] = [];
   let cv: CrossValidation | null = null;
-  for (let k = 1; k <= folds; k++) {
+  for (const k of [...run].sort((a, b) => a - b)) {
     const dir = join(resolve(out), `fold-${k}`);
     hooks.onFold?.(k, folds, dir);
     const r = await runOnce({ ...base, fold: { k, K: folds } }, dir, hooks);
     results.push({ fold: k, out: r.out, status: r.status, epochs: r.epochs, testSlices: r.evaluation.slices.length, ...pooledScores(r) });
     const lung = results.every((f) => f.lung) ? { lung: summarisePair(results.map((f) => f.lung!)) } : {};
     cv = { folds: results, ...summarisePair(results), ...lung };
-    const json = { model: base.model.architecture, loss: base.loss, preset: base.preset, seed: base.seed, epochs: base.epochs, inputSize: base.model.inputSize, K: folds, ...cv };
+    const json = {
+      model: base.model.architecture, loss: base.loss, preset: base.preset, seed: base.seed, epochs: base.epochs, inputSize: base.model.inputSize,
+      augment: base.augment, deepSupervisionLoss: base.deepSupervisionLoss, K: folds, ...cv,
+    };
     await writeJsonAtomic(join(out, 'cv.json'), json);
     await writeFileAtomic(join(out, 'cv.md'), crossValidationMarkdown(cv, base));
   }

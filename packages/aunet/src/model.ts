@@ -143,7 +143,9 @@ export class DecoderLevel extends Module<[Tensor, Tensor], Tensor> {
  *   channel), as the paper's figure.
  * - Deep supervision: a 1x1 conv to one logit map on each of the `deepSupervision` finest decoder
  *   levels (default 3: full, 1/2 and 1/4 resolution), up-sampled (nearest) to full resolution and
- *   summed into the single output the loss sees. `deepSupervision: 1` is a plain 1x1 head.
+ *   summed into the single output. `deepSupervision: 1` is a plain 1x1 head. The trainer's loss
+ *   reads that sum (`deepSupervisionLoss: 'summed'`) or, with 'levels', also each level's own map
+ *   (`forwardWithSides`; see step.ts).
  * - Convolutions followed by instance norm have no bias; instance norms are affine.
  * With the paper's filters this gives 13.0 M parameters (AU-Net) and 12.6 M (U-Net).
  */
@@ -163,6 +165,25 @@ export class AUNet extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    const supervised = this.decode(x);
+    const y = profileSection('head', () => this.head.forward(supervised));
+    if (!y.requiresGrad) for (const t of supervised) t.dispose();
+    return y;
+  }
+
+  /**
+   * For a loss on every side output (`--deep-supervision levels`): the output `forward` gives and
+   * each supervised decoder level's own logit map, up-sampled to the input's size, finest first.
+   */
+  forwardWithSides(x: Tensor): { output: Tensor; sides: Tensor[] } {
+    const supervised = this.decode(x);
+    const r = profileSection('head', () => this.head.forwardWithSides(supervised));
+    if (!r.output.requiresGrad) for (const t of supervised) t.dispose();
+    return r;
+  }
+
+  /** Encoder and decoder: the outputs of the decoder levels the head reads, finest first. */
+  private decode(x: Tensor): Tensor[] {
     const { inChannels, inputSize } = this.config;
     if (x.rank !== 4 || x.shape[1] !== inChannels || x.shape[2] !== inputSize || x.shape[3] !== inputSize) {
       throw new Error(`AUNet: expected input [N, ${inChannels}, ${inputSize}, ${inputSize}], got ${x}`);
@@ -187,9 +208,6 @@ export class AUNet extends Module {
         skips[l].dispose();
       }
     }
-    const supervised = outputs.slice(0, this.config.deepSupervision);
-    const y = profileSection('head', () => this.head.forward(supervised));
-    if (!y.requiresGrad) for (const t of supervised) t.dispose();
-    return y;
+    return outputs.slice(0, this.config.deepSupervision);
   }
 }

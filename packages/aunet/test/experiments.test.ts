@@ -146,6 +146,12 @@ t('cross-validation: each fold tests on its own slices, together all of them; me
   const longer = await crossValidate({ ...base, epochs: 3 }, 3, out, { log: quiet });
   assert.ok(longer.folds.every((f) => f.status === 'resumed' && f.epochs === 3), JSON.stringify(longer.folds.map((f) => [f.status, f.epochs])));
   assert.equal(records(join(out, 'fold-1')).map((r) => r.epoch), [1, 2, 3]);
+  // Some of the folds (a screen of recipes): fold 2 alone, read back, the summary over it.
+  const some = await crossValidate({ ...base, epochs: 3 }, 3, out, { log: quiet, onlyFolds: [2] });
+  assert.equal(some.folds.map((f) => [f.fold, f.status]), [[2, 'done']]);
+  assert.is(some.model_resolution.mean.dice, longer.folds[1].model_resolution.dice);
+  const badFolds = await crossValidate(base, 3, out, { log: quiet, onlyFolds: [2, 4] }).then(() => null, (e: Error) => e.message);
+  assert.match(badFolds ?? 'no error', /distinct integers from 1 to 3, got 2,4/);
 });
 
 const lungCheck = suite('lung mask check');

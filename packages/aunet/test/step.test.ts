@@ -6,11 +6,11 @@ import * as assert from 'uvu/assert';
 import { relativeError } from '@aunet/tensor/reference';
 import { setupGPU, testRng } from '@aunet/tensor/testing';
 import { Adam, manualSeed } from '@aunet/nn';
-import { runtime } from '@aunet/tensor';
+import { noGrad, runtime, scope, tensor, type Tensor } from '@aunet/tensor';
 import { batchThatFits } from '../src/predict';
 import { AUNet, defaultModelConfig } from '../src/model';
-import { lossFromSums, type LossSpec } from '../src/loss';
-import { batchLossAndGradients } from '../src/step';
+import { lossFromSums, pooledLoss, type LossSpec } from '../src/loss';
+import { batchLossAndGradients, sideLossWeights, type StepLossSpec } from '../src/step';
 
 const t = suite('step');
 t.before(setupGPU);
@@ -29,15 +29,21 @@ t('lossFromSums: a perfect prediction, and the partials against finite differenc
   }
 });
 
-for (const loss of ['ftl', 'dice'] as const) {
-  t(`${loss}: a batch of 3 in chunks of 1 and 2 equals the whole batch (loss and every gradient)`, async () => {
+const CHUNK_CASES = [
+  { loss: 'ftl', deepSupervisionLoss: 'summed' },
+  { loss: 'dice', deepSupervisionLoss: 'summed' },
+  { loss: 'ftl', deepSupervisionLoss: 'levels' },
+] as const;
+
+for (const { loss, deepSupervisionLoss } of CHUNK_CASES) {
+  t(`${loss}, loss on the ${deepSupervisionLoss} output${deepSupervisionLoss === 'levels' ? 's' : ''}: a batch of 3 in chunks of 1 and 2 equals the whole batch (loss and every gradient)`, async () => {
     manualSeed(11);
     const net = new AUNet(defaultModelConfig({ filters: [4, 8, 16], inputSize: 16, deepSupervision: 2 }));
     const rng = testRng(`step-${loss}`);
     const n = 3;
     const x = Float32Array.from({ length: n * 256 }, () => rng.uniform());
     const y = Float32Array.from({ length: n * 256 }, () => (rng.uniform() < 0.3 ? 1 : 0));
-    const spec: LossSpec = { loss, alpha: 0.7, beta: 0.3, gamma: 4 / 3 };
+    const spec: StepLossSpec = { loss, alpha: 0.7, beta: 0.3, gamma: 4 / 3, deepSupervisionLoss };
     const run = async (chunk: number) => {
       net.zeroGrad();
       const value = await batchLossAndGradients(net, x, y, n, spec, chunk);
@@ -57,6 +63,46 @@ for (const loss of ['ftl', 'dice'] as const) {
   });
 }
 
+t('sideLossWeights: the output 1, the levels 1/2, 1/4, 1/8, scaled to sum to 1', () => {
+  assert.equal(sideLossWeights(3).map((w) => w * 15), [8, 4, 2, 1]);
+  assert.equal(sideLossWeights(1), [2 / 3, 1 / 3]);
+});
+
+t("levels: the step's loss is the weighted sum of each map's loss, the maps being the output and each level alone at full size", async () => {
+  manualSeed(13);
+  const size = 16;
+  const net = new AUNet(defaultModelConfig({ filters: [4, 8, 16], inputSize: size, deepSupervision: 2 }));
+  const rng = testRng('levels');
+  const n = 2;
+  const x = Float32Array.from({ length: n * size * size }, () => rng.uniform());
+  const y = Float32Array.from({ length: n * size * size }, () => (rng.uniform() < 0.3 ? 1 : 0));
+  const spec: StepLossSpec = { loss: 'ftl', alpha: 0.7, beta: 0.3, gamma: 4 / 3, deepSupervisionLoss: 'levels' };
+  net.eval();
+  const maps = await scope(async () => {
+    const input = tensor(x, [n, 1, size, size]);
+    const plain = noGrad(() => net.forward(input));
+    const { output, sides } = noGrad(() => net.forwardWithSides(input));
+    const f32 = async (t: Tensor) => Float32Array.from(await t.data());
+    return { plain: await f32(plain), output: await f32(output), sides: await Promise.all(sides.map(f32)) };
+  });
+  assert.equal(Array.from(maps.output), Array.from(maps.plain), 'forwardWithSides gives forward\'s output');
+  // The sides add up to the output; level 1 is constant on 2x2 blocks (up-sampled from 8x8).
+  const summed = maps.sides[0].map((v, i) => v + maps.sides[1][i]);
+  assert.ok(relativeError(summed, maps.output) < 1e-6, 'the sides add up to the output');
+  assert.ok(maps.sides[1].every((v, i) => v === maps.sides[1][i - (i % 2) - (Math.floor(i / size) % 2) * size]), 'level 1 up-sampled by nearest');
+  // The host's loss of each map, weighted.
+  const sigmoid = (a: Float32Array) => a.map((v) => 1 / (1 + Math.exp(-v)));
+  const perSlice = (a: Float32Array) => Array.from({ length: n }, (_, j) => a.subarray(j * size * size, (j + 1) * size * size));
+  const masks = perSlice(y).map((m) => Uint8Array.from(m));
+  const expected = [maps.output, ...maps.sides].reduce((acc, m, k) => acc + sideLossWeights(2)[k] * pooledLoss(perSlice(sigmoid(m)), masks, spec), 0);
+  net.train();
+  net.zeroGrad();
+  const value = await batchLossAndGradients(net, x, y, n, spec);
+  console.log(`  levels: step loss ${value.toFixed(6)}, host ${expected.toFixed(6)}`);
+  assert.ok(Math.abs(value - expected) <= 1e-5, `step loss ${value} vs host ${expected}`);
+  net.dispose();
+});
+
 t('training steps, whole and chunked, keep GPU memory flat', async () => {
   manualSeed(12);
   const net = new AUNet(defaultModelConfig({ filters: [4, 8, 16], inputSize: 16, deepSupervision: 2 }));
@@ -64,9 +110,9 @@ t('training steps, whole and chunked, keep GPU memory flat', async () => {
   const rng = testRng('memory');
   const x = Float32Array.from({ length: 2 * 256 }, () => rng.uniform());
   const y = Float32Array.from({ length: 2 * 256 }, () => (rng.uniform() < 0.3 ? 1 : 0));
-  const spec: LossSpec = { loss: 'ftl', alpha: 0.7, beta: 0.3, gamma: 4 / 3 };
   const rt = runtime();
-  for (const chunk of [2, 1]) {
+  for (const [chunk, deepSupervisionLoss] of [[2, 'summed'], [1, 'summed'], [2, 'levels'], [1, 'levels']] as const) {
+    const spec: StepLossSpec = { loss: 'ftl', alpha: 0.7, beta: 0.3, gamma: 4 / 3, deepSupervisionLoss };
     let after1 = 0;
     for (let step = 1; step <= 5; step++) {
       await batchLossAndGradients(net, x, y, 2, spec, chunk);
@@ -75,7 +121,7 @@ t('training steps, whole and chunked, keep GPU memory flat', async () => {
       await rt.sync();
       if (step === 1) after1 = rt.memory().bytesInUse;
     }
-    assert.is(rt.memory().bytesInUse, after1, `chunks of ${chunk}: bytes in use after step 5 equal step 1's`);
+    assert.is(rt.memory().bytesInUse, after1, `${deepSupervisionLoss}, chunks of ${chunk}: bytes in use after step 5 equal step 1's`);
   }
   opt.dispose();
   net.dispose();

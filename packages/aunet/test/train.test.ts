@@ -244,6 +244,15 @@ t('augmentation level: checked, and checkpoints that stored a boolean still load
   assert.is(tiny().augment, 'basic', 'the default');
 });
 
+t('deep-supervision loss: checked, the summed output by default and for checkpoints written before the choice', () => {
+  assert.throws(() => validateTrainConfig({ ...tiny(), deepSupervisionLoss: 'each' as never }), /deepSupervisionLoss must be one of summed, levels/);
+  assert.is(tiny().deepSupervisionLoss, 'summed', 'the default');
+  const { deepSupervisionLoss: _dropped, ...older } = tiny();
+  assert.is(configFromMetadata({ [CONFIG_KEY]: JSON.stringify(older) }, 'old.safetensors').deepSupervisionLoss, 'summed');
+  const levels = { [CONFIG_KEY]: JSON.stringify({ ...tiny(), deepSupervisionLoss: 'levels' }) };
+  assert.is(configFromMetadata(levels, 'new.safetensors').deepSupervisionLoss, 'levels');
+});
+
 t('commands: --help, bad flags, a missing data folder, evaluate', () => {
   for (const command of ['train', 'evaluate'] as const) {
     const help = cli(command, ['--help']);

@@ -332,6 +332,19 @@ export class DeepSupervisionHead extends Module<Tensor[], Tensor> {
   }
 
   forward(levels: Tensor[]): Tensor {
+    return this.run(levels, false).output;
+  }
+
+  /**
+   * The summed output as `forward` gives it, and each level's own logit map up-sampled (nearest)
+   * to the finest level's size, finest first: what a loss on every side output reads. The sides
+   * add up to the output (nearest up-sampling is linear), up to rounding.
+   */
+  forwardWithSides(levels: Tensor[]): { output: Tensor; sides: Tensor[] } {
+    return this.run(levels, true) as { output: Tensor; sides: Tensor[] };
+  }
+
+  private run(levels: Tensor[], withSides: boolean): { output: Tensor; sides?: Tensor[] } {
     const L = this.convs.length;
     if (levels.length !== L) throw new Error(`DeepSupervisionHead: expected ${L} levels (finest first), got ${levels.length}`);
     const [n, , h, w] = levels[0].shape;
@@ -343,12 +356,24 @@ export class DeepSupervisionHead extends Module<Tensor[], Tensor> {
         throw new Error(`DeepSupervisionHead: level ${i} is ${f}, expected [${n}, ${this.channelsPerLevel[i]}, ${hi}, ${wi}] (level 0 halved ${i} times)`);
       }
     });
-    let acc = this.convs[L - 1].forward(levels[L - 1]);
-    for (let i = L - 2; i >= 0; i--) {
-      const up = release(acc, upsample2x(acc));
-      const o = this.convs[i].forward(levels[i]);
-      acc = release(o, release(up, add(up, o)));
+    if (!withSides) {
+      let acc = this.convs[L - 1].forward(levels[L - 1]);
+      for (let i = L - 2; i >= 0; i--) {
+        const up = release(acc, upsample2x(acc));
+        const o = this.convs[i].forward(levels[i]);
+        acc = release(o, release(up, add(up, o)));
+      }
+      return { output: acc };
     }
-    return acc;
+    // The same sum in the same order, each level's map kept and brought to full size on its own.
+    const own = this.convs.map((conv, i) => conv.forward(levels[i]));
+    let acc = own[L - 1];
+    for (let i = L - 2; i >= 0; i--) acc = add(upsample2x(acc), own[i]);
+    const sides = own.map((o, i) => {
+      let s = o;
+      for (let k = 0; k < i; k++) s = upsample2x(s);
+      return s;
+    });
+    return { output: acc, sides };
   }
 }

@@ -1,5 +1,5 @@
 import { test } from 'uvu';
-import { Rng, setConv2dVariant } from '@aunet/tensor';
+import { add, mul, Rng, setConv2dVariant } from '@aunet/tensor';
 import * as R from '@aunet/tensor/reference';
 import type { Ref } from '@aunet/tensor/reference';
 import { randomRef, setupGPU, testRng } from '@aunet/tensor/testing';
@@ -189,23 +189,19 @@ test('Sequential chains its layers', async () => {
   layer.dispose();
 });
 
-test('DeepSupervisionHead: 1x1 convs of three levels, up-sampled and summed', async () => {
-  const rng = testRng('deepsupervision');
-  const channels = [4, 3, 5];
-  const layer = new DeepSupervisionHead(channels, 2, { rng });
-  randomize(layer, rng);
-  const [h, w] = [12, 8];
-  const inputs = channels.map((c, i) => randomRef(rng, [2, c, h >> i, w >> i]));
+/**
+ * The head's reference with level i's map weighted by `weights[i]`: all ones is the summed output,
+ * other weights a sum of the output and the side outputs as a loss on every level would read them.
+ */
+function deepSupervisionReference(weights: number[]) {
   const upTimes = (r: Ref, k: number) => {
     for (let j = 0; j < k; j++) r = R.upsample2x(r);
     return r;
   };
-  await checkLayer({
-    name: 'DeepSupervisionHead', rng, layer, inputs,
-    call: (l, xs) => l.forward(xs),
+  return {
     // The definition: sum over levels of up^i(conv1x1_i(f_i)), each level up-sampled on its own.
-    ref: (xs, ps) => xs.map((f, i) => upTimes(R.conv2d(f, ps[2 * i], ps[2 * i + 1]), i)).reduce(addRef),
-    refBackward: (xs, ps, g) => {
+    ref: (xs: Ref[], ps: Ref[]) => xs.map((f, i) => R.scale(upTimes(R.conv2d(f, ps[2 * i], ps[2 * i + 1]), i), weights[i])).reduce(addRef),
+    refBackward: (xs: Ref[], ps: Ref[], g: Ref) => {
       const dIn: Ref[] = [];
       const dP: Ref[] = [];
       xs.forEach((f, i) => {
@@ -213,7 +209,7 @@ test('DeepSupervisionHead: 1x1 convs of three levels, up-sampled and summed', as
         const convOut = R.conv2d(f, ps[2 * i], ps[2 * i + 1]);
         const chain = [convOut];
         for (let j = 0; j < i; j++) chain.push(R.upsample2x(chain[j]));
-        let gi = g;
+        let gi = R.scale(g, weights[i]);
         for (let j = i - 1; j >= 0; j--) gi = R.upsample2xBackward(chain[j], gi);
         const [df, dw, db] = R.conv2dBackward(f, ps[2 * i], ps[2 * i + 1], {}, gi);
         dIn.push(df);
@@ -221,6 +217,37 @@ test('DeepSupervisionHead: 1x1 convs of three levels, up-sampled and summed', as
       });
       return [...dIn, ...dP];
     },
+  };
+}
+
+test('DeepSupervisionHead: 1x1 convs of three levels, up-sampled and summed', async () => {
+  const rng = testRng('deepsupervision');
+  const channels = [4, 3, 5];
+  const layer = new DeepSupervisionHead(channels, 2, { rng });
+  randomize(layer, rng);
+  const [h, w] = [12, 8];
+  const inputs = channels.map((c, i) => randomRef(rng, [2, c, h >> i, w >> i]));
+  await checkLayer({ name: 'DeepSupervisionHead', rng, layer, inputs, call: (l, xs) => l.forward(xs), ...deepSupervisionReference([1, 1, 1]) });
+  layer.dispose();
+});
+
+test('DeepSupervisionHead.forwardWithSides: the same output, and each level alone at full size', async () => {
+  const rng = testRng('deepsupervision-sides');
+  const channels = [4, 3, 5];
+  const layer = new DeepSupervisionHead(channels, 1, { rng });
+  randomize(layer, rng);
+  const [h, w] = [12, 8];
+  const inputs = channels.map((c, i) => randomRef(rng, [2, c, h >> i, w >> i]));
+  // output + 2 side0 + 3 side1 + 4 side2 weighs level i by 1 + (i + 2): a different weight per
+  // level, so a side that were another level's map, or not at full size, would fail.
+  const sideWeight = (i: number) => i + 2;
+  await checkLayer({
+    name: 'DeepSupervisionHead.forwardWithSides', rng, layer, inputs,
+    call: (l, xs) => {
+      const { output, sides } = l.forwardWithSides(xs);
+      return sides.reduce((acc, s, i) => add(acc, mul(s, sideWeight(i))), output);
+    },
+    ...deepSupervisionReference(channels.map((_, i) => 1 + sideWeight(i))),
   });
   layer.dispose();
 });

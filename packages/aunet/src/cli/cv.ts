@@ -21,6 +21,8 @@ Usage: pnpm --filter aunet cv [options]
 
   --folds K             number of folds (default 5; with --split, the split file's entries).
                         A dataset of several cases is split by case: no case in two parts
+  --only-folds LIST     run only these of the K folds, e.g. 1,2,3 (a screen of recipes on fewer
+                        folds; the summary is then over them); later runs can add the others
   --model aunet|unet    with or without attention (default aunet)
   --loss ftl|dice       focal Tversky or soft Dice (default ftl)
 ${CONFIG_HELP}
@@ -33,7 +35,7 @@ ${CONFIG_HELP}
   -h, --help            this help
 `;
 
-const flags = parseFlags(usage, { ...CONFIG_FLAGS, folds: { type: 'string' }, model: { type: 'string' }, loss: { type: 'string' }, out: { type: 'string' }, 'lung-mask': { type: 'string' } });
+const flags = parseFlags(usage, { ...CONFIG_FLAGS, folds: { type: 'string' }, 'only-folds': { type: 'string' }, model: { type: 'string' }, loss: { type: 'string' }, out: { type: 'string' }, 'lung-mask': { type: 'string' } });
 
 try {
   const foldsFlag = numberFlag('folds', flags.folds, true);
@@ -48,9 +50,14 @@ try {
   const out = userPath(flags.out) ?? join(DEFAULT_RUNS_DIR, `cv-${model}-${loss}-${base.preset}-seed${base.seed}`);
   console.log(`experiment folder: ${out}`);
   const progress = progressHooks();
-  const cv = await crossValidate(base, folds, out, { ...progress, lungMask: userPath(flags['lung-mask']), onFold: (k, K, dir) => console.log(`\n== fold ${k}/${K} (${dir})`) });
+  const onlyFolds = flags['only-folds']?.split(',').map((t) => {
+    const k = Number(t.trim());
+    if (!Number.isInteger(k)) throw new Error(`--only-folds takes comma-separated fold numbers, e.g. 1,2,3; got "${flags['only-folds']}"`);
+    return k;
+  });
+  const cv = await crossValidate(base, folds, out, { ...progress, onlyFolds, lungMask: userPath(flags['lung-mask']), onFold: (k, K, dir) => console.log(`\n== fold ${k}/${K} (${dir})`) });
   progress.stop();
-  console.log(`\n${folds}-fold cross-validation, pooled test scores per fold (%):\n`);
+  console.log(`\n${folds}-fold cross-validation${onlyFolds ? ` (folds ${cv.folds.map((f) => f.fold).join(', ')})` : ''}, pooled test scores per fold (%):\n`);
   console.log(crossValidationMarkdown(cv, base));
   console.log(`summary: ${join(out, 'cv.md')}, ${join(out, 'cv.json')}`);
   process.exit(0);

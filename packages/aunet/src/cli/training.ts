@@ -2,7 +2,7 @@
 // make, and the progress shown while training.
 
 import cliProgress from 'cli-progress';
-import { AUGMENT_NAMES, defaultTrainConfig, parseFilters, PRESETS, type AugmentName, type LossName, type PresetName, type TrainConfig } from '../config';
+import { AUGMENT_NAMES, DEEP_SUPERVISION_LOSSES, defaultTrainConfig, parseFilters, PRESETS, type AugmentName, type DeepSupervisionLoss, type LossName, type PresetName, type TrainConfig } from '../config';
 import { pct } from '../metrics';
 import type { Architecture } from '../model';
 import type { EpochRecord } from '../run-folder';
@@ -23,6 +23,9 @@ export const CONFIG_HELP = `
   --augment KIND        basic: mirrors, quarter turns, intensity jitter (default);
                         full: also rotations of up to 10 degrees and zooms of 0.9-1.1; none
   --no-augment          the same as --augment none
+  --deep-supervision summed|levels   the loss on the summed output of the 3 supervised decoder
+                        levels (default), or also on each level's own map, up-sampled, weighted
+                        1/2, 1/4, 1/8 against the output's 1
   --data DIR            folder with tr_im.nii.gz (or tr_im_lungwindow.nii.gz) and tr_mask.nii.gz,
                         or with the DICOM files of one CT series (subfolders too) and tr_mask.nii.gz
                         on the series' grid, or of several cases (Decathlon / nnU-Net layout):
@@ -47,6 +50,7 @@ export const CONFIG_FLAGS = {
   seed: { type: 'string' },
   augment: { type: 'string' },
   'no-augment': { type: 'boolean' },
+  'deep-supervision': { type: 'string' },
   data: { type: 'string' },
   split: { type: 'string' },
 } as const;
@@ -85,6 +89,7 @@ export function configFromFlags(
     ...(flags.seed !== undefined && { seed: numberFlag('seed', flags.seed, true) }),
     ...(flags['no-augment'] && { augment: 'none' as const }),
     ...(flags.augment !== undefined && { augment: oneOf<AugmentName>('augment', flags.augment, AUGMENT_NAMES) }),
+    ...(flags['deep-supervision'] !== undefined && { deepSupervisionLoss: oneOf<DeepSupervisionLoss>('deep-supervision', flags['deep-supervision'], DEEP_SUPERVISION_LOSSES) }),
     ...(flags.split !== undefined && { splitFile: readSplitFile(userPath(flags.split)) }),
     model: {
       architecture: fixed.architecture,
