@@ -17,7 +17,7 @@ import { voxelToWorld } from './data/space';
 import { toSliceStack, type Volume } from './data/nifti';
 import { resizeBilinear } from './data/transforms';
 import { scoreSlices, type EvaluationReport, type Region } from './evaluate';
-import { voxelSizeMm } from './lesions';
+import { removeSmallComponents, voxelSizeMm } from './lesions';
 import { COMPUTED_LUNGS_SOURCE, sliceLungMasks } from './lungs';
 import { maskEvaluationCsv, maskEvaluationJson, maskEvaluationMarkdown, type MaskEvaluation } from './mask-report';
 import { DEFAULT_TOLERANCE_MM, lesionOfLabels, poolCases, scoreCase, type CaseReport, type LabelsAs } from './mask-scores';
@@ -45,6 +45,11 @@ export interface CheckpointEvaluationOptions extends ScoringOptions {
   /** Without `lungMask`: predictions outside the lungs found in each image slice (lungs.ts)
    *  count as background. */
   computedLungs?: boolean;
+  /** Remove predicted lesions (8-connected) of fewer pixels than this at the data's resolution. */
+  minLesionPixels?: number;
+  /** The slices scored: the split's test slices (default) or its validation slices, on which
+   *  post-processing such as `minLesionPixels` is chosen without looking at the test slices. */
+  part?: 'test' | 'val';
   /** Hears what is about to be scored, once the checkpoint and the data are read. */
   onStart?: (e: Omit<CheckpointEvaluation, 'report' | 'scores'> & { testSlices: number }) => void;
   onProgress?: (done: number, total: number) => void;
@@ -155,7 +160,9 @@ export async function evaluateCheckpoint(file: string, o: CheckpointEvaluationOp
     let region: Region | undefined;
     if (o.lungMask !== undefined) region = { source: o.lungMask, masks: readLungMask(o.lungMask, datasetImage(ds)).slices };
     else if (o.computedLungs) region = { source: COMPUTED_LUNGS_SOURCE, masks: sliceLungMasks(ds.images, ds.width, ds.height) };
-    const test = config.allSlices ? Array.from({ length: ds.count }, (_, i) => i) : splitFor(config, ds.count, ds.cases).test;
+    const part = o.part ?? 'test';
+    if (part === 'val' && config.allSlices) throw new Error(`${file} was trained on all slices: it has no validation slices to score`);
+    const test = config.allSlices ? Array.from({ length: ds.count }, (_, i) => i) : splitFor(config, ds.count, ds.cases)[part];
     o.onStart?.({ checkpoint: file, epoch, config, data, warning, testSlices: test.length });
     o.onProgress?.(0, test.length);
     // evaluateSlices (evaluate.ts) in two steps, to keep the probabilities for the full scores.
@@ -169,7 +176,8 @@ export async function evaluateCheckpoint(file: string, o: CheckpointEvaluationOp
     } else {
       probs = await predictProbabilities(model, images, config.batch, (n) => o.onProgress?.(n, test.length));
     }
-    const report = scoreSlices(probs, size, ds, resized.masks, test, PREDICTION_THRESHOLD, region);
+    const minLesionPixels = o.minLesionPixels ?? 0;
+    const report = scoreSlices(probs, size, ds, resized.masks, test, PREDICTION_THRESHOLD, region, minLesionPixels);
     // At the original resolution as scoreSlices scores it: resized back bilinearly, cut, inside the
     // region; scored per case (each with its own voxel size), a single volume being one case.
     const cut = new Map<number, Uint8Array>();
@@ -178,7 +186,7 @@ export async function evaluateCheckpoint(file: string, o: CheckpointEvaluationOp
       const inside = region?.masks[slice];
       const mask = new Uint8Array(plane);
       for (let i = 0; i < plane; i++) mask[i] = full[i] >= PREDICTION_THRESHOLD && (!inside || inside[i]) ? 1 : 0;
-      cut.set(slice, mask);
+      cut.set(slice, removeSmallComponents(mask, ds.width, ds.height, minLesionPixels));
     });
     const cases: CaseReport[] = [];
     const notes: string[] = [];
@@ -203,7 +211,9 @@ export async function evaluateCheckpoint(file: string, o: CheckpointEvaluationOp
       if (!part.classesKnown) notes.push(`${part.labels}: its voxels are not those of the slices scored, in order (a mask reordered onto its image's grid): the lesion classes are not reported`);
     }
     const scores: MaskEvaluation = {
-      scope: `${file} (epoch ${epoch}) on ${config.allSlices ? 'every slice' : `the ${test.length} test slices`}${ds.cases ? ` (${cases.length} case${cases.length === 1 ? '' : 's'})` : ''} of ${data}, at ${ds.height}x${ds.width}${o.tta ? ', mean over 4 mirrorings' : ''}${region ? `, predictions inside ${region.source}` : ''}`,
+      scope:
+        `${file} (epoch ${epoch}) on ${config.allSlices ? 'every slice' : `the ${test.length} ${part === 'val' ? 'validation' : 'test'} slices`}${ds.cases ? ` (${cases.length} case${cases.length === 1 ? '' : 's'})` : ''} of ${data}, ` +
+        `at ${ds.height}x${ds.width}${o.tta ? ', mean over 4 mirrorings' : ''}${region ? `, predictions inside ${region.source}` : ''}${minLesionPixels > 1 ? `, lesions under ${minLesionPixels} pixels removed` : ''}`,
       labelsAs, toleranceMm, threshold: PREDICTION_THRESHOLD, pooled: poolCases(cases), cases,
       notes: [warning, ...notes].filter((n): n is string => n !== null),
     };

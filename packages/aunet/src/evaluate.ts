@@ -6,7 +6,8 @@ import { resizeDataset, type SliceDataset } from './data/dataset';
 import { resizeBilinear, resizeNearest } from './data/transforms';
 import { SegmentationMetrics, scores, type Scores } from './metrics';
 import type { AUNet } from './model';
-import { mirroredTTA, modelPredictor, predictProbabilities } from './predict';
+import { mirroredTTA, modelPredictor, predictProbabilities, thresholdMask } from './predict';
+import { removeSmallComponents } from './lesions';
 
 export interface ResolutionReport {
   /** Side (model) or height x width (original) the scores were computed at. */
@@ -19,6 +20,9 @@ export interface ResolutionReport {
 export interface EvaluationReport {
   slices: number[];
   threshold: number;
+  /** Lesions (8-connected) of fewer pixels than this at the original resolution were removed
+   *  before scoring (at the model's resolution, the same area in its pixels); absent: none. */
+  minLesionPixels?: number;
   /** Where predictions were kept (a lung mask's file, or the lungs found in the image), when
    *  they were restricted to a region. */
   region?: string;
@@ -32,6 +36,8 @@ export interface EvaluateOptions {
   tta?: boolean;
   /** Keep predictions inside this region only (see {@link scoreSlices}). */
   region?: Region;
+  /** Remove predicted lesions smaller than this, in original pixels (see {@link scoreSlices}). */
+  minLesionPixels?: number;
   onProgress?: (done: number) => void;
 }
 
@@ -64,7 +70,7 @@ export async function evaluateSlices(
   } else {
     probs = await predictProbabilities(model, images, o.batch ?? 4, o.onProgress);
   }
-  return scoreSlices(probs, model.config.inputSize, ds, resized.masks, indices, o.threshold ?? 0.5, o.region);
+  return scoreSlices(probs, model.config.inputSize, ds, resized.masks, indices, o.threshold ?? 0.5, o.region, o.minLesionPixels);
 }
 
 /**
@@ -78,6 +84,12 @@ export async function evaluate(
   o: EvaluateOptions = {},
 ): Promise<EvaluationReport> {
   return evaluateSlices(model, ds, resizeDataset(ds, model.config.inputSize), indices, o);
+}
+
+/** Probabilities with those of the predicted lesions (at `threshold`) under `minPixels` pixels set to 0. */
+export function withoutSmallLesions(p: Float32Array, width: number, height: number, threshold: number, minPixels: number): Float32Array {
+  const kept = removeSmallComponents(thresholdMask(p, threshold), width, height, minPixels);
+  return p.map((v, i) => (kept[i] ? v : 0));
 }
 
 /** Throws when a prediction holds NaN or infinity (a diverged or damaged network). */
@@ -103,9 +115,13 @@ export function resolutionReport(probs: ArrayLike<number>[], masks: Uint8Array[]
  * Scores of the probabilities `probs` (at the model's size `size`) of the slices `indices`, at
  * that size against the resized masks and, resized back bilinearly, at the original size.
  * With a `region` (a lung mask: lesions lie in the lungs) predictions outside it count as
- * background, at the model's size against the region resized by nearest pixel.
+ * background, at the model's size against the region resized by nearest pixel. Then predicted
+ * lesions of fewer than `minLesionPixels` original pixels go (removeSmallComponents), at the
+ * model's size those under the same area in its pixels.
  */
-export function scoreSlices(probs: Float32Array[], size: number, ds: SliceDataset, resizedMasks: Uint8Array[], indices: number[], threshold = 0.5, region?: Region): EvaluationReport {
+export function scoreSlices(
+  probs: Float32Array[], size: number, ds: SliceDataset, resizedMasks: Uint8Array[], indices: number[], threshold = 0.5, region?: Region, minLesionPixels = 0,
+): EvaluationReport {
   checkFinite(probs, indices);
   let full = probs.map((p) => (size === ds.height && size === ds.width ? p : resizeBilinear(p, size, size, ds.height, ds.width)));
   if (region) {
@@ -116,10 +132,16 @@ export function scoreSlices(probs: Float32Array[], size: number, ds: SliceDatase
     probs = probs.map((p, j) => inside(p, resizeNearest(region.masks[indices[j]], ds.height, ds.width, size, size)));
     full = full.map((p, j) => inside(p, region.masks[indices[j]]));
   }
+  if (minLesionPixels > 1) {
+    const atModel = Math.round((minLesionPixels * size * size) / (ds.height * ds.width));
+    probs = probs.map((p) => withoutSmallLesions(p, size, size, threshold, atModel));
+    full = full.map((p) => withoutSmallLesions(p, ds.width, ds.height, threshold, minLesionPixels));
+  }
   return {
     slices: [...indices],
     threshold,
     ...(region ? { region: region.source } : {}),
+    ...(minLesionPixels > 1 ? { minLesionPixels } : {}),
     model: resolutionReport(probs, indices.map((i) => resizedMasks[i]), indices, `${size}x${size}`, threshold),
     original: resolutionReport(full, indices.map((i) => ds.masks[i]), indices, `${ds.height}x${ds.width}`, threshold),
   };

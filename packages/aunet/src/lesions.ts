@@ -183,3 +183,44 @@ export function lesionCsv(r: LesionReport): string {
   rows.push(`volume,${v.lesionPixels},${num(v.lesionMm2, 2)},${v.referencePixels},${num(v.burden, 5)}`);
   return [head, ...rows].join('\n') + '\n';
 }
+
+/**
+ * `mask` (width x height, x fastest) without its lesions of fewer than `minPixels` pixels, a
+ * lesion being an 8-connected component (scipy.ndimage.label with a 3x3 structure): the small
+ * isolated specks a network leaves, which cost precision and rarely hold real lesion. A new
+ * array; `minPixels` 0 or 1 keeps everything.
+ */
+export function removeSmallComponents(mask: Uint8Array, width: number, height: number, minPixels: number): Uint8Array {
+  const out = Uint8Array.from(mask);
+  if (minPixels <= 1) return out;
+  const plane = width * height;
+  const seen = new Uint8Array(plane);
+  const members = new Int32Array(plane);
+  for (let s = 0; s < plane; s++) {
+    if (!mask[s] || seen[s]) continue;
+    // Flood the component from s; `members` holds it, in the order reached.
+    let count = 0;
+    seen[s] = 1;
+    members[count++] = s;
+    for (let k = 0; k < count; k++) {
+      const i = members[k];
+      const x = i % width;
+      const y = (i - x) / width;
+      for (let dy = -1; dy <= 1; dy++) {
+        const yy = y + dy;
+        if (yy < 0 || yy >= height) continue;
+        for (let dx = -1; dx <= 1; dx++) {
+          const xx = x + dx;
+          if (xx < 0 || xx >= width) continue;
+          const j = yy * width + xx;
+          if (mask[j] && !seen[j]) {
+            seen[j] = 1;
+            members[count++] = j;
+          }
+        }
+      }
+    }
+    if (count < minPixels) for (let k = 0; k < count; k++) out[members[k]] = 0;
+  }
+  return out;
+}

@@ -98,6 +98,22 @@ test('--labels-as lung-lesion: the effusion leaves the lesion, the predictions s
   assert.is(lung.scores.toleranceMm, 2);
 });
 
+test('--part val scores the validation slices; --min-lesion removes small predicted lesions, all of them when larger than any', async () => {
+  const val = await evaluateCheckpoint(checkpoint, { part: 'val' });
+  assert.equal(val.report.slices, splitFor(config, SLICES).val);
+  assert.match(val.scores.scope, /on the \d+ validation slices/);
+  const plain = await evaluateCheckpoint(checkpoint);
+  const predicted = (e: typeof plain) => e.report.original.perSlice.map((s) => s.predictedPixels);
+  assert.ok(predicted(plain).some((n) => n > 0), 'the untrained network predicts some lesion');
+  const some = await evaluateCheckpoint(checkpoint, { minLesionPixels: 6 });
+  assert.is(some.report.minLesionPixels, 6);
+  assert.match(some.scores.scope, /lesions under 6 pixels removed/);
+  predicted(some).forEach((n, j) => assert.ok(n <= predicted(plain)[j], `slice ${j}: ${n} > ${predicted(plain)[j]}`));
+  assert.equal(some.scores.cases[0].slices.map((x) => x.predictedPixels), predicted(some), 'the full scores see the same masks');
+  const all = await evaluateCheckpoint(checkpoint, { minLesionPixels: plane + 1 });
+  assert.ok(predicted(all).every((n) => n === 0) && all.report.model.perSlice.every((x) => x.predictedPixels === 0), 'no lesion is larger than the slice');
+});
+
 test('the command: both reports, their names, the table; a bad --labels-as in one line', () => {
   const evaluate = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src/cli/evaluate.ts'), '--checkpoint', checkpoint, ...args], { cwd: pkg, encoding: 'utf8', timeout: 300_000 });
   const out = join(tmp, 'report');
@@ -112,6 +128,10 @@ test('the command: both reports, their names, the table; a bad --labels-as in on
   assert.equal(json.scores.cases[0].classes.map((k: { voxels: number }) => k.voxels), classVoxels);
   for (const f of ['evaluation.csv', 'evaluation.json', 'evaluation.md']) assert.ok(existsSync(join(out, f)), f);
   assert.match(readFileSync(join(out, 'evaluation.md'), 'utf8'), /tiny\.safetensors \(epoch 1\) on the \d+ test slices/);
+  const val = evaluate('--part', 'val', '--min-lesion', '5');
+  assert.is(val.status, 0, val.stderr);
+  assert.match(val.stdout, /predicted lesions under 5 pixels removed/);
+  assert.is(JSON.parse(readFileSync(join(tmp, 'evaluation-tiny-min5-val.json'), 'utf8')).minLesionPixels, 5);
   const bad = evaluate('--labels-as', 'all');
   assert.is(bad.status, 1);
   assert.equal(bad.stderr.trim().split('\n'), ['error: --labels-as takes lesion or lung-lesion; got "all"']);

@@ -55,6 +55,12 @@ Usage: pnpm --filter aunet evaluate --checkpoint FILE [options]
   --lungs auto        without a lung mask: predictions outside the lungs found in each image
                       slice (air threshold, outside air dropped, holes filled) count as
                       background; the report goes to ...-computed-lung.json
+  --min-lesion N      remove predicted lesions (8-connected) of fewer than N pixels at the data's
+                      resolution before scoring (at the model's, the same area); the report's
+                      name gets -min<N>
+  --part test|val     score the split's test slices (default) or its validation slices, on which
+                      to choose --min-lesion and the like without looking at the test slices;
+                      the report's name gets -val
   --pred PATH         a prediction (.nii or .nii.gz; voxels of 0.5 and above are lesion: a 0/1
                       mask, a label map or a probability map) or a folder of them
   --labels PATH       its label volume (0 background, 1-3 lesion classes), on the prediction's
@@ -77,6 +83,8 @@ const flags = parseFlags(usage, {
   tta: { type: 'boolean' },
   'lung-mask': { type: 'string' },
   lungs: { type: 'string' },
+  'min-lesion': { type: 'string' },
+  part: { type: 'string' },
   pred: { type: 'string' },
   labels: { type: 'string' },
   'labels-as': { type: 'string' },
@@ -105,7 +113,7 @@ async function evaluateSaved(): Promise<void> {
   if (flags.pred === undefined || flags.labels === undefined) {
     throw new Error(`--pred PATH and --labels PATH go together (predictions and the labels they are scored against); ${flags.pred === undefined ? '--pred' : '--labels'} is missing`);
   }
-  const checkpointOnly = (['checkpoint', 'data', 'json', 'tta', 'lung-mask', 'lungs'] as const).filter((f) => flags[f] !== undefined);
+  const checkpointOnly = (['checkpoint', 'data', 'json', 'tta', 'lung-mask', 'lungs', 'min-lesion', 'part'] as const).filter((f) => flags[f] !== undefined);
   if (checkpointOnly.length) throw new Error(`${checkpointOnly.map((f) => `--${f}`).join(', ')} belong${checkpointOnly.length === 1 ? 's' : ''} to a checkpoint's evaluation, not to --pred (which scores saved predictions)`);
   const options = scoringOptions();
   const e = evaluatePredictions(userPath(flags.pred), userPath(flags.labels), {
@@ -135,6 +143,10 @@ async function evaluateModel(): Promise<void> {
   if (flags.lungs !== undefined && flags.lungs !== 'auto') throw new Error(`--lungs takes only "auto" (the lungs found in the image); got "${flags.lungs}"`);
   const computedLungs = flags.lungs === 'auto';
   if (computedLungs && lungMask !== undefined) throw new Error('give --lung-mask FILE or --lungs auto, not both');
+  const minLesionPixels = numberFlag('min-lesion', flags['min-lesion'], true) ?? 0;
+  if (minLesionPixels < 0) throw new Error(`--min-lesion takes a number of pixels, 0 or more; got ${minLesionPixels}`);
+  const part = flags.part ?? 'test';
+  if (part !== 'test' && part !== 'val') throw new Error(`--part takes test or val; got "${flags.part}"`);
   const rt = await init();
   console.log(`adapter: ${rt.describe()}`);
   const bar = trackBar(new cliProgress.SingleBar({ format: 'evaluating [{bar}] {value}/{total} slices | {eta_formatted} left', noTTYOutput: true, notTTYSchedule: 15000 }, cliProgress.Presets.shades_classic));
@@ -144,9 +156,13 @@ async function evaluateModel(): Promise<void> {
     tta: !!flags.tta,
     lungMask,
     computedLungs,
+    minLesionPixels,
+    part,
     onStart: ({ config, epoch, data, warning, testSlices }) => {
       if (warning) console.log(warning);
-      const scored = config.allSlices ? `every slice of ${data} (${testSlices}; trained on all slices of its own data, it held none out)` : `${testSlices} test slices of ${data}`;
+      const scored = config.allSlices
+        ? `every slice of ${data} (${testSlices}; trained on all slices of its own data, it held none out)`
+        : `${testSlices} ${part === 'val' ? 'validation' : 'test'} slices of ${data}`;
       console.log(`${file}: ${config.model.architecture}, ${config.model.inputSize}x${config.model.inputSize}, epoch ${epoch}; ${scored}`);
       bar.start(testSlices, 0);
     },
@@ -157,15 +173,17 @@ async function evaluateModel(): Promise<void> {
   const beside = file === SHIPPED_MODEL_FILE ? join(DEFAULT_RUNS_DIR, 'shipped-model', basename(file)) : file;
   const labelsSuffix = options.labelsAs === 'lesion' ? '' : `-${options.labelsAs}-labels`;
   const defaultName = computedLungs ? evaluationFileFor(beside, { tta: !!flags.tta }).replace(/\.json$/, '-computed-lung.json') : evaluationFileFor(beside, { tta: !!flags.tta, lung: lungMask !== undefined });
-  const out = userPath(flags.json) ?? defaultName.replace(/\.json$/, `${labelsSuffix}.json`);
+  const postSuffix = `${minLesionPixels > 1 ? `-min${minLesionPixels}` : ''}${part === 'val' ? '-val' : ''}`;
+  const out = userPath(flags.json) ?? defaultName.replace(/\.json$/, `${labelsSuffix}${postSuffix}.json`);
   mkdirSync(dirname(out), { recursive: true });
   // The paper's figures as before, then every score (the --pred report) under `scores`.
   const report: EvaluationReport & { labelsAs: LabelsAs; scores: unknown } = { ...e.report, labelsAs: options.labelsAs, scores: maskEvaluationJson(e.scores) };
   await writeEvaluation(out, { ...e, report });
   if (lungMask) console.log(`predictions restricted to the lungs of ${lungMask}`);
   if (computedLungs) console.log('predictions restricted to the lungs found in the images (no lung mask file)');
+  if (minLesionPixels > 1) console.log(`predicted lesions under ${minLesionPixels} pixels removed`);
   if (options.labelsAs !== 'lesion') console.log(`lesion: --labels-as ${options.labelsAs} (pleural effusion counts as background)`);
-  console.log(resultsTable(e.report, paperRow(e.config.model.architecture, e.config.loss), e.config.allSlices ? 'slices' : 'test slices'));
+  console.log(resultsTable(e.report, paperRow(e.config.model.architecture, e.config.loss), e.config.allSlices ? 'slices' : `${part === 'val' ? 'validation' : 'test'} slices`));
   console.log(`\nevery score at ${e.report.original.resolution}:`);
   console.log(maskEvaluationText(e.scores));
   for (const note of e.scores.notes) if (note !== e.warning) console.log(`note: ${note}`);
