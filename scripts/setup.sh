@@ -4,6 +4,7 @@
 #   2. installs pnpm at the version pinned in package.json,
 #   3. installs the dependencies from the lockfile,
 #   4. installs Chromium for the browser tests (Debian, as root; else says how),
+#      and Redis for the batch service and its test (Debian's redis-server, likewise),
 #   5. checks that WebGPU finds an adapter; on Debian without one, installs Mesa's lavapipe
 #      (Vulkan on the CPU) from bookworm-backports, since Debian 12's own Mesa 22 is too old for
 #      Dawn. Where it cannot (not root, not Debian), it prints exactly what to run.
@@ -45,6 +46,21 @@ if [ -z "${AUNET_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   else
     printf '\033[1;33m[setup] Chromium is not installed, so the browser tests (web page, kernels in the browser) will FAIL.\n' >&2
     printf '        Install it (Debian: sudo apt-get install -y chromium), or set AUNET_CHROMIUM to a Chrome or Chromium binary.\033[0m\n' >&2
+  fi
+fi
+
+# Redis for the batch segmentation service (worker, submit, queue) and its test
+# (packages/aunet/test/queue.test.ts starts its own redis-server on a free loopback port): Debian's
+# package. Only the binary is needed here; the service installed by the package is not used by the test.
+if [ -z "${AUNET_REDIS_SERVER:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
+  if is_debian && [ "$(id -u)" = 0 ]; then
+    say "installing redis-server from Debian (for the batch service and its test)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null || fail "apt-get update failed: check the network and apt's sources"
+    apt-get install -y -q redis-server >/dev/null || fail "could not install redis-server (see apt's error above)"
+  else
+    printf '\033[1;33m[setup] redis-server is not installed, so the queue test (packages/aunet/test/queue.test.ts) will FAIL.\n' >&2
+    printf '        Install it (Debian: sudo apt-get install -y redis-server), or set AUNET_REDIS_SERVER to a redis-server binary.\033[0m\n' >&2
   fi
 fi
 

@@ -22,6 +22,10 @@ export interface SuiteOptions {
   batch: number | null;
   /** A checkpoint file to take the weights from (scan suite; an absolute path); null for the seeded initial weights. */
   checkpoint: string | null;
+  /** queue suite: jobs submitted, worker processes, workers SIGKILLed; null for the suite's defaults. */
+  jobs: number | null;
+  workers: number | null;
+  kills: number | null;
 }
 
 /** `rate` as a share of the peak, when a peak was given and the rate is known. */
@@ -34,6 +38,8 @@ export interface SuiteResult {
   table: Table;
   records: object[];
   notes: string[];
+  /** A line printed last, after the record count (queue: its `N jobs: N done once, ...` line). */
+  finalLine?: string;
 }
 
 export interface Suite {

@@ -30,6 +30,9 @@ function usage(): string {
     '  --slices N        scan: segment only the volume\'s first N slices (default all)',
     '  --batch N         scan: slices per network call, for every side (default 1)',
     '  --checkpoint FILE scan: the weights of a training run\'s checkpoint (default the seeded initial weights)',
+    '  --jobs N          queue: volumes submitted (default 200; --slices N slices of 64x64 each, default 1)',
+    '  --workers W       queue: worker processes (default 2)',
+    '  --kills K         queue: workers SIGKILLed at random moments, each replaced (default 3; Redis is restarted once too)',
     '  --help            this message',
     '',
     'examples: pnpm bench dispatch; pnpm bench kernels --quick; pnpm bench kernels --only conv2d --json out.json; pnpm bench scan --slices 4',
@@ -50,7 +53,7 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   let suite: string | null = null;
   let json: string | null = null;
-  const options: SuiteOptions = { quick: false, full: false, only: null, peers: new Set(['torch', 'tfjs', 'ort']), steps: null, profile: false, peakGflops: null, slices: null, batch: null, checkpoint: null };
+  const options: SuiteOptions = { quick: false, full: false, only: null, peers: new Set(['torch', 'tfjs', 'ort']), steps: null, profile: false, peakGflops: null, slices: null, batch: null, checkpoint: null, jobs: null, workers: null, kills: null };
   for (let i = 0; i < argv.length; i++) {
     const raw = argv[i];
     if (raw === '--') continue; // `pnpm bench -- kernels` passes the separator through
@@ -97,11 +100,21 @@ function parseArgs(argv: string[]): Args {
         options.checkpoint = resolve(process.env.INIT_CWD ?? process.cwd(), value());
         break;
       case '--slices':
-      case '--batch': {
+      case '--batch':
+      case '--jobs':
+      case '--workers': {
         const v = Number(value());
         if (!Number.isInteger(v) || v < 1) fail(`${flag} takes a positive integer`);
         if (flag === '--slices') options.slices = v;
-        else options.batch = v;
+        else if (flag === '--batch') options.batch = v;
+        else if (flag === '--jobs') options.jobs = v;
+        else options.workers = v;
+        break;
+      }
+      case '--kills': {
+        const v = Number(value());
+        if (!Number.isInteger(v) || v < 0) fail('--kills takes a whole number');
+        options.kills = v;
         break;
       }
       case '--peak': {
@@ -145,6 +158,7 @@ try {
     writeFileSync(jsonPath, `${JSON.stringify(result.records, null, 1)}\n`);
     console.log(`wrote ${jsonPath}`);
   }
+  if (result.finalLine) console.log(result.finalLine);
   process.exit(0);
 } catch (e) {
   const detail = e instanceof Error ? (process.env.BENCH_DEBUG ? (e.stack ?? e.message) : `${e.message}\n(set BENCH_DEBUG=1 for the stack)`) : String(e);

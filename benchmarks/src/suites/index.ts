@@ -23,6 +23,10 @@ export const SUITES: Record<string, { description: string; load: () => Promise<S
     description: 'a small AU-Net trained for --steps N steps (default 10000): GPU, pool and process memory sampled for leaks',
     load: async () => (await import('./soak')).suite,
   },
+  queue: {
+    description: 'the batch service: --jobs N small volumes to --workers W processes, --kills K of them SIGKILLed and Redis restarted once; every job done once?',
+    load: async () => (await import('./queue')).suite,
+  },
   kernels: {
     description: 'every AU-Net kernel on its shapes at 128x128 and 256x256 (512x512 with --full), vs PyTorch and TF.js',
     load: async () => (await import('./kernels')).suite,

@@ -19,3 +19,11 @@ export { train, DivergedError, type TrainOptions, type TrainResult, type StepPro
 export { fetchDataset, md5File, FetchError, MEDSEG_FILES, MEDSEG_DOI_URL, DEFAULT_FETCH_DIR, type DataFile, type FetchOptions, type FetchProgress, type FetchResult } from './fetch';
 export { runOnce, checkLungMask, ablation, ablationMarkdown, crossValidate, crossValidationMarkdown, summarise, ABLATION_ROWS, type RunOutcome, type ExperimentOptions, type PooledScores, type AblationRow, type FoldResult, type CrossValidation, type Summary, type SummaryPair } from './experiments';
 export { SHIPPED_MODEL_FILE, MODEL_CARD_FILE, MODEL_ENV, defaultModel, defaultModelLine, missingModelMessage, requireDefaultModel, shownPath, type DefaultModel } from './shipped-model';
+export { predictionInputHash, fileSha256, predictionDone, removeStaleTemporaries, type PredictionIdentity } from './prediction-files';
+export {
+  QUEUE_NAME, JOB_OPTIONS, COMPUTED_LOG, REUSED_LOG, redisConnection, redisState, requireRedis, segmentationQueue,
+  type SegmentationJob, type SegmentationResult, type SegmentationProgress,
+} from './service/queue';
+export { segmentationJobs, submitSegmentation, waitForBatch, queueStatus, type SubmitOptions, type SubmittedJob, type BatchState, type BatchSummary, type QueueStatus } from './service/submit';
+export { startSegmentationWorker, type SegmentationWorker, type SegmentationWorkerOptions } from './service/worker';
+export { startLocalRedis, freePort, type LocalRedis } from './service/local-redis';

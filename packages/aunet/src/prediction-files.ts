@@ -3,11 +3,14 @@
 // the lungs are found in the image),
 // segment one, and write its outputs atomically (the mask,
 // the probabilities, the CSV and JSON report, the slice pictures), all built by
-// prediction-report.ts, which the web page uses for the same mask and report. Node-only.
+// prediction-report.ts, which the web page uses for the same mask and report. The JSON is
+// written last and names the input's and the model's sha256: it marks the outputs complete, so
+// that the batch service (src/service/) can tell a job already done. Node-only.
 
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { basename, join, relative } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '@aunet/nn';
 import { DataError } from './data/errors';
 import { dicomSeriesLine } from './data/dicom';
@@ -78,14 +81,22 @@ export interface PredictionFileOptions {
   pictures?: OverlayStyle | 'none';
 }
 
+/** A name for a temporary beside `path`, in writeFileAtomic's pattern (so {@link removeStaleTemporaries} finds it). */
+const temporaryName = (path: string) => join(path, '..', `.${basename(path)}.${process.pid}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`);
+
 /**
  * Writes a report's files into `out` under `stem` (see predictionFileNames), each atomically;
- * returns their paths. The mask comes first: an output that cannot be written (too large for
- * NIfTI-1) is refused before anything is.
+ * returns their paths. The JSON of an earlier run is removed first and the new one written last,
+ * so that a JSON beside the other files says they are complete and of the run it describes. The
+ * mask comes first: an output that cannot be written (too large for NIfTI-1) is refused before
+ * anything is. The slice pictures are written into a temporary folder swapped in whole, so that
+ * NAME_png never mixes two runs' slices.
  */
 export async function writePredictionFiles(out: string, stem: string, report: PredictionReport, run: PredictionRun, o: PredictionFileOptions = {}): Promise<string[]> {
   const names = predictionFileNames(join(out, stem));
   const written: string[] = [];
+  await mkdir(out, { recursive: true });
+  await rm(names.json, { force: true });
   await writeNifti(names.mask, maskImage(report));
   written.push(names.mask);
   if (o.probabilities) {
@@ -93,15 +104,105 @@ export async function writePredictionFiles(out: string, stem: string, report: Pr
     written.push(names.probabilities);
   }
   await writeFileAtomic(names.csv, reportCsv(report));
-  await writeJsonAtomic(names.json, reportJson(report, run));
   written.push(names.csv, names.json);
   const style = o.pictures ?? 'fill';
   if (style !== 'none') {
-    await mkdir(names.pictures, { recursive: true });
-    for (const { name, png } of slicePictures(report, style)) await writeFileAtomic(join(names.pictures, name), png);
+    const fresh = temporaryName(names.pictures);
+    await mkdir(fresh);
+    for (const { name, png } of slicePictures(report, style)) await writeFileAtomic(join(fresh, name), png);
+    const old = temporaryName(names.pictures);
+    const hadOld = await rename(names.pictures, old).then(() => true, (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return false;
+      throw e;
+    });
+    await rename(fresh, names.pictures);
+    if (hadOld) await rm(old, { recursive: true, force: true });
     written.push(names.pictures);
   }
+  await writeJsonAtomic(names.json, reportJson(report, run));
   return written;
+}
+
+/**
+ * Removes the temporaries a killed writer left in `out` for the outputs of `stem`
+ * (.NAME_lesions.nii.gz.PID.XXX.tmp and the like, NAME_png's temporary folders). Only for a
+ * caller that knows no other process writes these outputs now: the batch worker holding the
+ * job's lock. Returns how many it removed.
+ */
+export async function removeStaleTemporaries(out: string, stem: string): Promise<number> {
+  const escaped = stem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(`^\\.${escaped}_(lesions\\.nii\\.gz|probabilities\\.nii\\.gz|lesions\\.csv|lesions\\.json|png)\\.\\d+\\.[a-z0-9]+\\.tmp$`);
+  let names: string[];
+  try {
+    names = await readdir(out);
+  } catch {
+    return 0;
+  }
+  const stale = names.filter((n) => pattern.test(n));
+  for (const n of stale) await rm(join(out, n), { recursive: true, force: true });
+  return stale.length;
+}
+
+/**
+ * sha256 of what a prediction reads: the input's bytes (for a DICOM folder, each DICOM file's
+ * path inside it and its bytes, in path order), the lung mask's bytes and the series asked for.
+ */
+export function predictionInputHash(input: PredictionInput): string {
+  const h = createHash('sha256');
+  const field = (label: string, bytes: Uint8Array | string) => {
+    h.update(`${label} ${typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength}\n`);
+    h.update(bytes);
+  };
+  if (statSync(input.file).isDirectory()) {
+    for (const f of findDicomFiles(input.file)) {
+      field('path', relative(input.file, f).split('\\').join('/'));
+      field('file', readFileSync(f));
+    }
+  } else field('file', readFileSync(input.file));
+  if (input.lungMask) field('lung-mask', readFileSync(input.lungMask));
+  if (input.series) field('series', input.series);
+  return h.digest('hex');
+}
+
+const fileHashes = new Map<string, { size: number; mtimeMs: number; sha256: string }>();
+
+/** sha256 of a file (a checkpoint), remembered while its size and modification time stay the same. */
+export function fileSha256(file: string): string {
+  const { size, mtimeMs } = statSync(file);
+  const known = fileHashes.get(file);
+  if (known && known.size === size && known.mtimeMs === mtimeMs) return known.sha256;
+  const sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
+  fileHashes.set(file, { size, mtimeMs, sha256 });
+  return sha256;
+}
+
+/** The checkpoint's sha256; none where `checkpoint` names no file (a stand-in predictor's label). */
+const checkpointSha256 = (checkpoint: string) => (existsSync(checkpoint) && statSync(checkpoint).isFile() ? fileSha256(checkpoint) : undefined);
+
+/** What must match for outputs already written to count as this prediction's. */
+export interface PredictionIdentity extends PredictionFileOptions {
+  inputSha256: string;
+  modelSha256: string;
+  threshold: number;
+  tta: boolean;
+}
+
+/**
+ * Whether `out` holds complete outputs of `stem` for this input, model and options: the JSON
+ * (written last) names the same hashes, threshold and TTA, and every other file asked for is
+ * there.
+ */
+export function predictionDone(out: string, stem: string, want: PredictionIdentity): boolean {
+  const names = predictionFileNames(join(out, stem));
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(readFileSync(names.json, 'utf8'));
+  } catch {
+    return false;
+  }
+  if (json.inputSha256 !== want.inputSha256 || json.modelSha256 !== want.modelSha256 || json.threshold !== want.threshold || json.tta !== want.tta) return false;
+  const needed = [names.mask, names.csv, ...(want.probabilities ? [names.probabilities] : []), ...((want.pictures ?? 'fill') !== 'none' ? [names.pictures] : [])];
+  return needed.every((f) => existsSync(f));
 }
 
 /** How `predict` segments each input: the predictor, and what it was made from (for the JSON). */
@@ -115,6 +216,10 @@ export interface PredictFileOptions extends PredictionFileOptions {
   epoch: number;
   model: PredictionRun['model'];
   tta: boolean;
+  /** The input's and the checkpoint's sha256 for the JSON, when the caller has them already
+   *  (computed otherwise: see {@link predictionInputHash}, {@link fileSha256}). */
+  inputSha256?: string;
+  modelSha256?: string;
   /** Called once the volume is read (before the first batch) with the number of slices to segment. */
   onStart?: (slices: number) => void;
   /** Called once a DICOM series is read, with one line saying which (series, slices, voxel size). */
@@ -157,7 +262,10 @@ export async function predictFile(predictor: SlicePredictor, input: PredictionIn
   });
   const seconds = (performance.now() - t0) / 1000;
   const report = predictionReport(volume, prediction, { lung });
-  const run: PredictionRun = { input: input.file, checkpoint: o.checkpoint, epoch: o.epoch, model: o.model, tta: o.tta, seconds };
+  const run: PredictionRun = {
+    input: input.file, checkpoint: o.checkpoint, epoch: o.epoch, model: o.model, tta: o.tta, seconds,
+    inputSha256: o.inputSha256 ?? predictionInputHash(input), modelSha256: o.modelSha256 ?? checkpointSha256(o.checkpoint),
+  };
   const files = await writePredictionFiles(o.out, name, report, run, o);
   return { name, stem: join(o.out, name), report, slices: segmentedSlices(report), seconds, files };
 }

@@ -114,6 +114,11 @@ export interface PredictionRun {
   tta: boolean;
   /** Seconds the prediction took. */
   seconds: number;
+  /** sha256 of the input (see predictionInputHash in prediction-files.ts) and of the checkpoint
+   *  file: with them the JSON says which input and model its outputs are of, so that the batch
+   *  service completes a job whose outputs exist without recomputing. Node-only callers set them. */
+  inputSha256?: string;
+  modelSha256?: string;
 }
 
 /** Slices the network segmented: along the header's slice axis. */
@@ -136,6 +141,8 @@ export function reportJson(r: PredictionReport, run: PredictionRun): Record<stri
     epoch: run.epoch,
     model: run.model,
     tta: run.tta,
+    ...(run.inputSha256 && { inputSha256: run.inputSha256 }),
+    ...(run.modelSha256 && { modelSha256: run.modelSha256 }),
     threshold: r.prediction.threshold,
     intensity: r.prediction.intensity,
     burdenReference: BURDEN_REFERENCE_JSON[r.reference](r),

@@ -31,7 +31,7 @@ import { volumeLungMask } from '../src/lungs';
 import { AUNet } from '../src/model';
 import { displayFlips, overlayRgb } from '../src/overlay';
 import { mirror, mirroredTTA, modelPredictor, predictVolume, type SlicePredictor } from '../src/predict';
-import { predictFile, predictionInputs } from '../src/prediction-files';
+import { predictFile, predictionInputHash, predictionInputs } from '../src/prediction-files';
 import { maskNifti, predictionFileNames, predictionReport, reportCsv, reportJson, slicePictures, storedDims, withThreshold } from '../src/prediction-report';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
@@ -272,7 +272,7 @@ w('predict\'s files are the builder\'s outputs: mask, probabilities, CSV, JSON a
   assert.equal(gunzipped(names.mask), maskNifti(page), 'the mask file is the page\'s download');
   assert.is(readFileSync(names.csv, 'utf8'), reportCsv(page), 'the CSV file is the page\'s');
   const json = JSON.parse(readFileSync(names.json, 'utf8'));
-  assert.equal(json, JSON.parse(JSON.stringify(reportJson(page, { ...RUN, input, seconds: json.seconds }))));
+  assert.equal(json, JSON.parse(JSON.stringify(reportJson(page, { ...RUN, input, seconds: json.seconds, inputSha256: predictionInputHash(todo) }))));
   assert.is(json.threshold, 0.4);
   // Without a lung mask the burden is over the lungs found in the image (here air pockets of the
   // pattern, enclosed by brighter pixels).
