@@ -13,7 +13,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const EXPECTED: Record<string, string[]> = {
   'packages/tensor': ['browser.test.ts', 'conv2d.test.ts', 'device.test.ts', 'nnops.test.ts', 'ops.test.ts', 'modules.test.ts', 'profile.test.ts', 'runtime.test.ts', 'torch.test.ts', 'winograd.test.ts'],
   'packages/nn': ['checkpoint.test.ts', 'layers.test.ts', 'losses.test.ts', 'module.test.ts', 'optim.test.ts', 'train.test.ts'],
-  'packages/aunet': ['browser.test.ts', 'chaos.test.ts', 'data.test.ts', 'device.test.ts', 'dicom.test.ts', 'dicom-commands.test.ts', 'experiments.test.ts', 'fetch.test.ts', 'hostile.test.ts', 'lungs.test.ts', 'metrics.test.ts', 'model.test.ts', 'modules.test.ts', 'onnx.test.ts', 'predict.test.ts', 'run-folder.test.ts', 'step.test.ts', 'train.test.ts', 'kernels-browser.test.ts', 'web.test.ts', 'web-time.test.ts', 'surface-metrics.test.ts', 'evaluate-pred.test.ts', 'evaluate-checkpoint.test.ts', 'cases.test.ts', 'cases-train.test.ts', 'package.test.ts', 'lesions.test.ts'],
+  'packages/aunet': ['browser.test.ts', 'chaos.test.ts', 'data.test.ts', 'device.test.ts', 'dicom.test.ts', 'dicom-commands.test.ts', 'experiments.test.ts', 'fetch.test.ts', 'hostile.test.ts', 'lungs.test.ts', 'metrics.test.ts', 'model.test.ts', 'modules.test.ts', 'onnx.test.ts', 'predict.test.ts', 'run-folder.test.ts', 'step.test.ts', 'train.test.ts', 'kernels-browser.test.ts', 'web.test.ts', 'web-time.test.ts', 'surface-metrics.test.ts', 'evaluate-pred.test.ts', 'evaluate-checkpoint.test.ts', 'cases.test.ts', 'cases-train.test.ts', 'queue.test.ts', 'package.test.ts', 'lesions.test.ts'],
   benchmarks: ['scan.test.ts'],
   scripts: ['runner.test.ts'],
 };

@@ -12,7 +12,7 @@ import { request as httpRequest, type IncomingMessage, type ClientRequest } from
 import { request as httpsRequest } from 'node:https';
 import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
+import { defaultOutputDir } from './package-dir';
 
 /** One file to fetch: its name in the folder, its MD5 (hex) and, unless a base URL is given, where it lives. */
 export interface DataFile {
@@ -34,8 +34,8 @@ export const MEDSEG_FILES: readonly Required<DataFile>[] = [
   { name: 'val_im.nii.gz', md5: '098e8ab8b2e85f7c66abf8a92721ee95', url: 'https://ndownloader.figshare.com/files/25953983' },
 ];
 
-/** Where `fetch-data` puts the files by default: packages/aunet/data/medseg-official. */
-export const DEFAULT_FETCH_DIR = fileURLToPath(new URL('../data/medseg-official', import.meta.url));
+/** Where `fetch-data` puts the files by default: packages/aunet/data/medseg-official in the repository, ./data/medseg-official when installed (see package-dir.ts). */
+export const DEFAULT_FETCH_DIR = defaultOutputDir('data/medseg-official');
 
 /** Why fetching failed, in one line meant for the user. `partial` is the .part file kept for a resume, if any. */
 export class FetchError extends Error {

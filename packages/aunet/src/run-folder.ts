@@ -19,13 +19,13 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync,
 import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { saveCheckpoint, writeFileAtomic, writeJsonAtomic, type Adam, type Module } from '@aunet/nn';
 import { CheckpointError, checkpointMetadata, configFromMetadata, epochFromMetadata, loadModel, readCheckpointMetadata, STATE_KEY, type CheckpointRecord, type LoadedCheckpoint } from './checkpoint';
 import type { TrainConfig } from './config';
 import { splitRecord, type CaseRange, type Split, type SplitRecord } from './data/split';
 import type { EvaluationReport } from './evaluate';
 import { PAPER_TABLE1, paperRow, type Scores } from './metrics';
+import { defaultOutputDir } from './package-dir';
 
 export const LAST = 'last.safetensors';
 export const BEST = 'best.safetensors';
@@ -35,8 +35,8 @@ export const SPLIT_FILE = 'split.json';
 export const EVALUATION_FILE = 'evaluation.json';
 export const LOCK_FILE = '.lock';
 
-/** packages/aunet/runs: where `train` writes its run folders by default, and where `web` looks for the latest. */
-export const DEFAULT_RUNS_DIR = fileURLToPath(new URL('../runs', import.meta.url));
+/** Where `train` writes its run folders by default, and where `web` looks for the latest: packages/aunet/runs in the repository, ./runs when installed (see package-dir.ts). */
+export const DEFAULT_RUNS_DIR = defaultOutputDir('runs');
 
 /**
  * One line of metrics.jsonl. A run on all slices (`allSlices`) has no validation or test

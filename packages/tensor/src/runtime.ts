@@ -2,6 +2,9 @@
 // dispatches and submits them in batches, a pipeline cache keyed by WGSL source, a uniform
 // arena that is rewritten per batch (so uniforms never leak), the buffer pool, and errors
 // turned into exceptions that name the kernel.
+// The reference below stays in the built declarations (`preserve`), so that a project using
+// them has WebGPU's types (GPUDevice, GPUBuffer, ...) from @webgpu/types, which `webgpu` brings.
+/// <reference types="@webgpu/types" preserve="true" />
 
 import { WebGPUError, type OutOfMemoryError } from './errors';
 import { Profiler, type Profile } from './profile';

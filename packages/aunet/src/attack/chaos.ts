@@ -7,9 +7,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Rng } from '@aunet/tensor';
 import { checkRunFolder, EVALUATION_FILE, isTemporary, LAST, runState } from '../run-folder';
+import { moduleFile, moduleLoaderArgs } from '../package-dir';
 
 export interface ChaosOptions {
   out: string;
@@ -35,14 +35,14 @@ export interface ChaosReport {
   problems: string[];
 }
 
-const TRAIN_CLI = fileURLToPath(new URL('../cli/train.ts', import.meta.url));
+const TRAIN_CLI = moduleFile('cli/train');
 const TINY = ['--preset', 'cpu', '--size', '32', '--filters', '4,8', '--lr', '1e-3'];
 
 /** Start the trainer on `out` (a new run, or --resume once a checkpoint exists). */
 function startTrainer(o: ChaosOptions, epochs: number) {
   const resume = existsSync(join(o.out, LAST));
   const args = resume ? ['--resume', o.out, '--epochs', String(epochs)] : [...(o.trainFlags ?? TINY), '--seed', String(o.seed), '--epochs', String(epochs), '--out', o.out];
-  const child = spawn(process.execPath, ['--import', 'tsx', TRAIN_CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...moduleLoaderArgs(), TRAIN_CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));

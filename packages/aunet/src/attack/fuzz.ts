@@ -23,6 +23,7 @@ import { isGzip, parseNifti, toSliceStack, type Volume } from '../data/nifti';
 import { binaryMask, normaliseImage } from '../data/normalise';
 import { resizeImage, resizeNearest } from '../data/transforms';
 import { describeCase, makeCase, type FuzzCase } from './fuzz-mutations';
+import { moduleLoaderArgs } from '../package-dir';
 
 export type OutcomeKind = 'ok' | 'clear' | 'uncaught';
 
@@ -219,10 +220,10 @@ export async function runFuzz(o: {
 /** Cases start..end-1 in one child; resolves with the index to go on from. */
 function runInChild(seed: number, start: number, end: number, timeoutMs: number, record: (r: CaseResult) => void): Promise<number> {
   return new Promise((done, fail) => {
-    // The child loads this file through tsx, as the parent was; a small heap, so that a case
-    // that grows memory without end dies soon (an uncaught case) instead of swapping.
+    // The child loads this file as the parent was (through tsx from source); a small heap, so
+    // that a case that grows memory without end dies soon (an uncaught case) instead of swapping.
     const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], {
-      execArgv: ['--import', import.meta.resolve('tsx'), '--max-old-space-size=512'],
+      execArgv: [...moduleLoaderArgs(), '--max-old-space-size=512'],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
     let stderr = '';

@@ -2,15 +2,44 @@
 // folder the user ran the command in, the CPU-adapter check that picks a preset, one-line
 // failures that stop the progress bars first, and the results table.
 
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { AdapterReport } from '@aunet/tensor';
 import { resolveDataDir } from '../data/files';
 import type { EvaluationReport } from '../evaluate';
 import { PAPER_TABLE1, pct, type Scores } from '../metrics';
+import { defaultOutputDir, INSTALLED, OUTPUT_FOLDERS, PACKAGE_DIR } from '../package-dir';
+import { shownPath } from '../shipped-model';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** How the user starts a command: `pnpm --filter aunet` in the repository; `aunet` through the package's bin (cli/aunet.ts sets it). */
+let program = 'pnpm --filter aunet';
+
+/** Name the program the usage texts show (the `aunet` command's dispatcher calls it). */
+export function setProgram(name: string): void {
+  program = name;
+}
+
+/** The program as the usage texts show it: `pnpm --filter aunet`, or `aunet`. */
+export function programName(): string {
+  return program;
+}
+
+/**
+ * A usage text as this invocation reads it. The texts are written for the repository
+ * (`pnpm --filter aunet predict`, `packages/aunet/models/...`): through the `aunet` command the
+ * program is `aunet`, and in an installed copy the package's files are where it is installed
+ * and the default output folders are in the current folder (see package-dir.ts).
+ */
+export function localUsage(text: string): string {
+  let out = text.replaceAll('pnpm --filter aunet ', `${program} `);
+  if (INSTALLED) {
+    for (const folder of OUTPUT_FOLDERS) out = out.replaceAll(`packages/aunet/${folder}`, folder);
+    out = out.replaceAll('packages/aunet/', `${shownPath(PACKAGE_DIR.replace(/[\\/]+$/, ''))}/`);
+  }
+  return out;
+}
 
 /**
  * Parse `argv` against `options`; print `usage` and exit 0 on --help, or exit 2 on a bad flag.
@@ -22,7 +51,7 @@ export function parseFlags<O extends Options>(usage: string, options: O, argv = 
     const { values } = parseArgs({ args: argv, options: { verbose: { type: 'boolean' }, ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
     const v = values as Record<string, unknown>;
     if (v.help) {
-      process.stdout.write(usage.trimEnd() + '\n');
+      process.stdout.write(localUsage(usage).trimEnd() + '\n');
       process.exit(0);
     }
     if (v.verbose) process.env.AUNET_VERBOSE = '1';
@@ -49,8 +78,8 @@ export function invocationDir(env: NodeJS.ProcessEnv = process.env, entry = proc
   return process.cwd();
 }
 
-/** Where `predict` writes without --out: beside the package's runs/, wherever the command was run from. */
-export const DEFAULT_PREDICTIONS_DIR = join(fileURLToPath(new URL('../..', import.meta.url)), 'predictions');
+/** Where `predict` writes without --out: beside the package's runs/ in the repository (wherever the command was run from), ./predictions when installed (see package-dir.ts). */
+export const DEFAULT_PREDICTIONS_DIR = defaultOutputDir('predictions');
 
 /** A path given on the command line, absolute: relative ones from the folder the user ran the command in. */
 export function userPath(path: string): string;

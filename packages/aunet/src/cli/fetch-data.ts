@@ -3,7 +3,7 @@
 import { relative } from 'node:path';
 import cliProgress from 'cli-progress';
 import { DEFAULT_FETCH_DIR, fetchDataset, MEDSEG_DOI_URL, MEDSEG_FILES, type FetchProgress } from '../fetch';
-import { fail, invocationDir, numberFlag, parseFlags, userPath } from './common';
+import { fail, invocationDir, numberFlag, parseFlags, programName, userPath } from './common';
 
 const names = MEDSEG_FILES.map((f) => f.name);
 
@@ -96,7 +96,7 @@ try {
   console.log(`done: ${fetched} downloaded, ${results.length - fetched} already present; all MD5 sums match.`);
   if (results.some((r) => r.name === 'tr_im.nii.gz')) {
     const rel = relative(invocationDir(), out) || '.';
-    console.log(`train on them: pnpm --filter aunet train --data ${rel.startsWith('..') ? out : rel}`);
+    console.log(`train on them: ${programName()} train --data ${rel.startsWith('..') ? out : rel}`);
   }
   process.exit(0);
 } catch (e) {

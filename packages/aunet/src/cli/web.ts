@@ -3,6 +3,7 @@
 
 import { latestBestCheckpoint } from '../run-folder';
 import { defaultModel, defaultModelLine, missingModelMessage } from '../shipped-model';
+import { FROM_SOURCE } from '../package-dir';
 import { startWebServer } from '../web/server';
 import { fail, invocationDir, numberFlag, parseFlags, userPath } from './common';
 
@@ -60,7 +61,8 @@ try {
       note = `${missing[0].toUpperCase()}${missing.slice(1)}.`;
     }
   }
-  console.log('bundling the page…');
+  // From source the page is bundled now (seconds); the build serves the bundle it made.
+  if (FROM_SOURCE) console.log('bundling the page…');
   const server = await startWebServer({ checkpoint, shipped, note, port, host });
   const i = server.info;
   console.log(

@@ -9,12 +9,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { BrowserContext } from 'playwright-core';
 import type { OrtPageConfig, OrtPageResult } from './ort-page';
-import { bundleForBrowser } from './server';
-
-const PAGE_ENTRY = fileURLToPath(new URL('./ort-page.ts', import.meta.url));
+import { browserBundle } from './server';
 
 /**
  * The ONNX Runtime Web peers: the build of onnxruntime-web each loads (a file of its dist/) and
@@ -40,9 +37,9 @@ export function ortWebVersion(): string {
   return (JSON.parse(readFileSync(join(ortDistDir(), '..', 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-/** ort-page.ts bundled for the browser by esbuild (in memory). */
+/** ort-page.ts bundled for the browser (see browserBundle). */
 export async function buildOrtPage(): Promise<string> {
-  return (await bundleForBrowser(PAGE_ENTRY)).js;
+  return (await browserBundle('ort-page')).js;
 }
 
 export interface OrtPageServer {

@@ -1,6 +1,7 @@
-// The web page's server (Node only): bundles src/web/page.ts with esbuild, and serves the page,
-// the bundle and the checkpoint's bytes from 127.0.0.1. Nothing else: the page asks nothing of any
-// other host, and its Content-Security-Policy forbids it to.
+// The web page's server (Node only): bundles src/web/page.ts with esbuild (the build reads the
+// bundle scripts/build.ts made instead), and serves the page, the bundle and the checkpoint's
+// bytes from 127.0.0.1. Nothing else: the page asks nothing of any other host, and its
+// Content-Security-Policy forbids it to.
 
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -9,9 +10,14 @@ import { fileURLToPath } from 'node:url';
 import { configFromMetadata, epochFromMetadata, readCheckpointMetadata } from '../checkpoint';
 import { readCheckpointBytes } from '../run-folder';
 import type { TrainConfig } from '../config';
+import { FROM_SOURCE } from '../package-dir';
 
-const PAGE_ENTRY = fileURLToPath(new URL('./page.ts', import.meta.url));
+/** The page's HTML (scripts/build.ts copies it beside the built server). */
 const PAGE_HTML = fileURLToPath(new URL('./index.html', import.meta.url));
+
+/** The package's scripts for the browser, src/web/NAME.ts: the web page, and web-time's ONNX Runtime page. */
+export const BROWSER_ENTRIES = ['page', 'ort-page'] as const;
+export type BrowserEntry = (typeof BROWSER_ENTRIES)[number];
 
 /** What the page learns about the server's checkpoint (GET /model/info.json). */
 export interface ServedModelInfo {
@@ -42,10 +48,21 @@ export interface PageBundle {
   inputs: string[];
 }
 
-/** The page's HTML and its script, bundled by esbuild for the browser (in memory). */
+/** The page's HTML and its script, bundled for the browser. */
 export async function buildPage(): Promise<PageBundle> {
-  const { js, inputs } = await bundleForBrowser(PAGE_ENTRY);
+  const { js, inputs } = await browserBundle('page');
   return { html: readFileSync(PAGE_HTML, 'utf8'), js, inputs };
+}
+
+/**
+ * One of the package's browser scripts: from source, bundled by esbuild now (in memory); in the
+ * build, as scripts/build.ts bundled it (dist/web/NAME.bundle.js, its inputs in NAME.bundle.json),
+ * since an installed package has neither esbuild nor the sources.
+ */
+export async function browserBundle(entry: BrowserEntry): Promise<{ js: string; inputs: string[] }> {
+  if (FROM_SOURCE) return bundleForBrowser(fileURLToPath(new URL(`./${entry}.ts`, import.meta.url)));
+  const built = (ext: string) => readFileSync(fileURLToPath(new URL(`./${entry}.bundle.${ext}`, import.meta.url)), 'utf8');
+  return { js: built('js'), inputs: (JSON.parse(built('json')) as { inputs: string[] }).inputs };
 }
 
 /** One browser script (ES module, ES2022) bundled in memory by esbuild from `entry`, with the source files it took in (relative to packages/aunet). */
