@@ -153,6 +153,34 @@ q('a hostile file fails once, unretried, with the loader\'s one line; the batch 
   assert.match(shown.stdout, /latest failures:/);
 });
 
+q('a failure that is not the input\'s (the output folder is a file) is retried with backoff, then failed with its reason; the worker goes on', async () => {
+  const worker = spawnWorker(redis.url, { lockSeconds: 3 });
+  await worker.ready;
+  const notAFolder = join(tmp, 'not-a-folder');
+  writeFileSync(notAFolder, 'a file where the outputs would go');
+  await withRedis(async (c) => {
+    const [job] = await submitSegmentation(c, [files[0]], { out: notAFolder, attempts: 3, backoffMs: 200 });
+    const t0 = performance.now();
+    const summary = await waitForBatch(c, [job], undefined, { pollMs: 200 });
+    const waited = performance.now() - t0;
+    assert.is(summary.failed.length, 1);
+    const queue = segmentationQueue(c);
+    const failed = (await Job.fromId(queue, job.id))!;
+    assert.is(failed.attemptsMade, 3, 'tried 3 times');
+    assert.match(failed.failedReason, /not-a-folder/);
+    assert.not.match(failed.failedReason, /\n/);
+    // Backoff 200 ms, then 400 ms: the retries waited at least that long.
+    assert.ok(waited >= 600, `the batch took ${waited.toFixed(0)} ms`);
+    assert.match(worker.output(), new RegExp(`job ${job.id}: attempt 1 failed, retried later`));
+    // The worker is still taking jobs.
+    const [good] = await submitSegmentation(c, [files[1]], { out: join(tmp, 'after-failure') });
+    assert.is((await waitForBatch(c, [good], undefined, { pollMs: 200 })).done.length, 1);
+    await queue.close();
+  });
+  worker.child.kill('SIGTERM');
+  assert.equal(await worker.exited, { code: 0, signal: null }, worker.output());
+});
+
 async function withRedis<T>(f: (c: ReturnType<typeof redisConnection>) => Promise<T>): Promise<T> {
   const c = redisConnection(redis.url);
   try {

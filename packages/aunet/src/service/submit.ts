@@ -16,6 +16,10 @@ export interface SubmitOptions {
   tta?: boolean;
   probabilities?: boolean;
   pictures?: OverlayStyle | 'none';
+  /** Tries per job before it fails (default JOB_OPTIONS': 4); a file the loader refuses is tried once whatever this says. */
+  attempts?: number;
+  /** The first wait before a retry, doubling after each (default JOB_OPTIONS': 5 s). */
+  backoffMs?: number;
 }
 
 /** A job as submitted. */
@@ -60,7 +64,11 @@ export async function submitSegmentation(connection: Redis, paths: string[], o: 
   const jobs = segmentationJobs(paths, o);
   const queue = segmentationQueue(connection);
   try {
-    const added = await queue.addBulk(jobs.map((data) => ({ name: 'segment', data })));
+    const opts = {
+      ...(o.attempts !== undefined && { attempts: o.attempts }),
+      ...(o.backoffMs !== undefined && { backoff: { type: 'exponential', delay: o.backoffMs } }),
+    };
+    const added = await queue.addBulk(jobs.map((data) => ({ name: 'segment', data, opts })));
     return added.map((job, i) => ({ id: job.id!, file: jobs[i].file, stem: join(jobs[i].out, outputStem(jobs[i].file)) }));
   } finally {
     await queue.close();
