@@ -1,3 +1,4 @@
+import './quick-compile';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as R from '../src/reference/index';

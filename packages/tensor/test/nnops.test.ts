@@ -1,3 +1,4 @@
+import './quick-compile';
 import { test } from 'uvu';
 import * as R from '../src/reference/index';
 import { checkOp, expectClose, randomRef, setupGPU, testRng, toTensor } from '../src/testing';

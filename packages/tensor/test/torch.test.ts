@@ -4,6 +4,7 @@
 // so this runs without Python. Every other suite checks the ops against the library's own float64
 // reference (src/reference); a misreading shared by an op and its reference shows up only here.
 
+import './quick-compile';
 import { test } from 'uvu';
 import { readFileSync } from 'node:fs';
 import * as T from '@aunet/tensor';
