@@ -33,7 +33,7 @@ export const suite: Suite = {
       log(`${jobs} volumes of ${slices} slice${slices > 1 ? 's' : ''} of 64x64 in ${tmp}; Redis on ${redis.url}`);
       const r = await queueChaos({ redis, files, out: join(tmp, 'out'), workers, kills, restartRedis: true, lockSeconds: LOCK_SECONDS, seed: Date.now() % 100_000, log });
       const record = {
-        jobs, workers, kills: r.kills, redis_restarts: r.redisRestarts, slices_per_job: slices,
+        jobs, workers, kills: r.kills, kills_holding_job: r.killsHoldingJob, redis_restarts: r.redisRestarts, slices_per_job: slices,
         seconds: sig(r.seconds), jobs_per_s: sig(r.jobsPerSecond), worker_start_s: sig(r.startSeconds),
         done_once: r.doneOnce, lost: r.lost, duplicated: r.duplicated, stuck: r.stuck, reused: r.reused, failed: r.failed.length,
       };

@@ -9,7 +9,7 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '@aunet/nn';
 import { DataError } from './data/errors';
@@ -125,11 +125,11 @@ export async function writePredictionFiles(out: string, stem: string, report: Pr
 
 /**
  * Removes the temporaries a killed writer left in `out` for the outputs of `stem`
- * (.NAME_lesions.nii.gz.PID.XXX.tmp and the like, NAME_png's temporary folders). Only for a
- * caller that knows no other process writes these outputs now: the batch worker holding the
- * job's lock. Returns how many it removed.
+ * (.NAME_lesions.nii.gz.PID.XXX.tmp and the like, NAME_png's temporary folders) and not
+ * modified for `olderThanMs`: a writer still at work keeps touching its own (the batch worker
+ * passes a quarter of its lock). Returns how many it removed.
  */
-export async function removeStaleTemporaries(out: string, stem: string): Promise<number> {
+export async function removeStaleTemporaries(out: string, stem: string, olderThanMs = 0): Promise<number> {
   const escaped = stem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const pattern = new RegExp(`^\\.${escaped}_(lesions\\.nii\\.gz|probabilities\\.nii\\.gz|lesions\\.csv|lesions\\.json|png)\\.\\d+\\.[a-z0-9]+\\.tmp$`);
   let names: string[];
@@ -138,7 +138,10 @@ export async function removeStaleTemporaries(out: string, stem: string): Promise
   } catch {
     return 0;
   }
-  const stale = names.filter((n) => pattern.test(n));
+  const now = Date.now();
+  const old = async (n: string) => now - (await stat(join(out, n)).then((s) => s.mtimeMs, () => now)) >= olderThanMs;
+  const stale: string[] = [];
+  for (const n of names) if (pattern.test(n) && (await old(n))) stale.push(n);
   for (const n of stale) await rm(join(out, n), { recursive: true, force: true });
   return stale.length;
 }
@@ -189,8 +192,8 @@ export interface PredictionIdentity extends PredictionFileOptions {
 
 /**
  * Whether `out` holds complete outputs of `stem` for this input, model and options: the JSON
- * (written last) names the same hashes, threshold and TTA, and every other file asked for is
- * there.
+ * (written last) names the same hashes, threshold, TTA and picture style (and a probability map
+ * where one is asked for), and every other file asked for is there.
  */
 export function predictionDone(out: string, stem: string, want: PredictionIdentity): boolean {
   const names = predictionFileNames(join(out, stem));
@@ -201,6 +204,9 @@ export function predictionDone(out: string, stem: string, want: PredictionIdenti
     return false;
   }
   if (json.inputSha256 !== want.inputSha256 || json.modelSha256 !== want.modelSha256 || json.threshold !== want.threshold || json.tta !== want.tta) return false;
+  // The same pictures (their style), and the probability map when asked for: outputs of other options are not these.
+  const outputs = json.outputs as { probabilities?: boolean; pictures?: string } | undefined;
+  if (outputs?.pictures !== (want.pictures ?? 'fill') || (want.probabilities && !outputs.probabilities)) return false;
   const needed = [names.mask, names.csv, ...(want.probabilities ? [names.probabilities] : []), ...((want.pictures ?? 'fill') !== 'none' ? [names.pictures] : [])];
   return needed.every((f) => existsSync(f));
 }
@@ -265,6 +271,7 @@ export async function predictFile(predictor: SlicePredictor, input: PredictionIn
   const run: PredictionRun = {
     input: input.file, checkpoint: o.checkpoint, epoch: o.epoch, model: o.model, tta: o.tta, seconds,
     inputSha256: o.inputSha256 ?? predictionInputHash(input), modelSha256: o.modelSha256 ?? checkpointSha256(o.checkpoint),
+    outputs: { probabilities: !!o.probabilities, pictures: o.pictures ?? 'fill' },
   };
   const files = await writePredictionFiles(o.out, name, report, run, o);
   return { name, stem: join(o.out, name), report, slices: segmentedSlices(report), seconds, files };

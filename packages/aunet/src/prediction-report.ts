@@ -119,6 +119,8 @@ export interface PredictionRun {
    *  service completes a job whose outputs exist without recomputing. Node-only callers set them. */
   inputSha256?: string;
   modelSha256?: string;
+  /** The outputs written beside the mask, so that outputs of other options are not taken for these. */
+  outputs?: { probabilities: boolean; pictures: string };
 }
 
 /** Slices the network segmented: along the header's slice axis. */
@@ -143,6 +145,7 @@ export function reportJson(r: PredictionReport, run: PredictionRun): Record<stri
     tta: run.tta,
     ...(run.inputSha256 && { inputSha256: run.inputSha256 }),
     ...(run.modelSha256 && { modelSha256: run.modelSha256 }),
+    ...(run.outputs && { outputs: run.outputs }),
     threshold: r.prediction.threshold,
     intensity: r.prediction.intensity,
     burdenReference: BURDEN_REFERENCE_JSON[r.reference](r),

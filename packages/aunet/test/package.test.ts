@@ -5,7 +5,7 @@
 // - @aunet/tensor: a convolution and its gradients on the adapter, against the float64 reference;
 // - aunet: the shipped model loaded and three shipped slices segmented through the library
 //   (Dice against their labels), from the package's own model and data files;
-// - `aunet --help` (`npx aunet help`: npx keeps `--help` for itself), `npx aunet predict --help`,
+// - `aunet --help`, `npx aunet --help` and `npx aunet help`, `npx aunet predict --help`,
 //   `npx aunet predict --input` (the library's mask, written under the project's folder) and the
 //   one-line errors;
 // - the declarations: a TypeScript file of the project type-checks against them (Node's module
@@ -16,6 +16,10 @@
 // cache that `scripts/setup.sh` filled, with the versions of the workspace's lockfile pinned
 // (overrides), since a fresh resolution would pick newer versions that are not in the store.
 // Without Chromium the browser test fails, saying so.
+// The small conv2d variant for this process and the commands it starts (inherited through the
+// environment), as the other tests that run the network: on an empty shader cache the default
+// variant's kernels took this file from 45 s to 210 s.
+import './conv-variant';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
@@ -301,14 +305,14 @@ usingIt('aunet from the build: the shipped model segments shipped slices, read f
   assert.ok(r.model.dice > 0.6, `Dice ${r.model.dice}`);
 });
 
-const npx = (args: string[]) => run('npx', ['--no', 'aunet', ...args], project);
+// --yes=false: never download (the package is installed). Not `--no`: npm 11's npx reads
+// `--no aunet` as a flag's value, finds no command and answers `--help` with npm's own help.
+const npx = (args: string[]) => run('npx', ['--yes=false', 'aunet', ...args], project);
 
-usingIt('aunet --help and npx aunet help list the commands; npx aunet predict --help is the command\'s help, named aunet', async () => {
+usingIt('aunet --help, npx aunet --help and npx aunet help list the commands; npx aunet predict --help is the command\'s help, named aunet', async () => {
   await install();
-  // npx answers `npx aunet --help` with npm's own help (npm 11 takes --help after the package
-  // name); the command's --help is reached through the installed bin (as npm scripts and
-  // `npx -- aunet --help` reach it), and `npx aunet help` prints the same.
   const help = ok(run(join(project, 'node_modules', '.bin', 'aunet'), ['--help'], project), 'aunet --help');
+  assert.is(ok(npx(['--help']), 'npx aunet --help'), help);
   assert.is(ok(npx(['help']), 'npx aunet help'), help);
   for (const c of ['train', 'predict', 'evaluate', 'web', 'export', 'fetch-data', 'cv', 'ablation']) assert.match(help, new RegExp(`^  ${c} `, 'm'), `${c} in:\n${help}`);
   assert.match(help, 'predict its outputs into predictions/');

@@ -4,6 +4,10 @@
 // the middle, then every job's outputs there once and identical to `predict`'s for the same file;
 // a hostile file failing once, unretried, with the loader's line; a batch submitted again
 // completed without recomputing; a worker stopped by SIGTERM finishing its job first.
+// The small conv2d variant, for the workers and commands it starts too (inherited): on an empty
+// shader cache the default variant's kernels made each worker's start-up take minutes. Not
+// quick-compile: the network runs here more than it compiles, and unoptimised it runs slower.
+import './conv-variant';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -23,7 +27,7 @@ import { SHIPPED_MODEL_FILE } from '../src/shipped-model';
 
 const pkg = fileURLToPath(new URL('..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'aunet-queue-'));
-const cli = (name: string, args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src/cli', `${name}.ts`), ...args], { cwd: pkg, encoding: 'utf8', timeout: 120_000 });
+const cli = (name: string, args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(pkg, 'src/cli', `${name}.ts`), ...args], { cwd: pkg, encoding: 'utf8', timeout: 300_000 });
 
 let redis: LocalRedis;
 let files: string[];
@@ -38,7 +42,11 @@ q.before(async () => {
   redis = await startLocalRedis({ dir: join(tmp, 'redis') });
 });
 
+const spawned: ReturnType<typeof spawnWorker>[] = [];
+
 q.after(async () => {
+  // Workers a failed check left running go too (they would keep the test process alive).
+  for (const w of spawned) w.child.kill('SIGKILL');
   await redis?.stop();
   rmSync(tmp, { recursive: true, force: true });
 });
@@ -50,10 +58,13 @@ q('a batch survives workers SIGKILLed at random and a Redis restart: every job d
 
   const t0 = performance.now();
   const stamp = (l: string) => console.log(`  [${((performance.now() - t0) / 1000).toFixed(1)} s] ${l}`);
-  chaos = await queueChaos({ redis, files, out, workers: 3, kills: 2, restartRedis: true, lockSeconds: 3, seed: Date.now() % 1000, log: stamp });
+  const seed = Number(process.env.SEED ?? Date.now() % 1000);
+  stamp(`kill moments seeded ${seed} (replay with SEED=${seed})`);
+  chaos = await queueChaos({ redis, files, out, workers: 3, kills: 2, restartRedis: true, lockSeconds: 3, seed, log: stamp });
   const summary = `${chaos.jobs} jobs: ${chaos.doneOnce} done once, ${chaos.lost} lost, ${chaos.duplicated} duplicated, ${chaos.stuck} stuck`;
   stamp(`${summary}; ${chaos.kills} kills, ${chaos.redisRestarts} Redis restart, ${chaos.reused} reused, batch ${chaos.seconds.toFixed(1)} s`);
   assert.is(chaos.kills, 2);
+  assert.ok(chaos.killsHoldingJob >= 1, 'a worker was killed in the middle of a job');
   assert.is(chaos.redisRestarts, 1);
   assert.equal(chaos.failed, []);
   assert.is(summary, `${files.length} jobs: ${files.length} done once, 0 lost, 0 duplicated, 0 stuck`);
@@ -96,6 +107,7 @@ q('a hostile file fails once, unretried, with the loader\'s one line; the batch 
   });
 
   const worker = spawnWorker(redis.url, { lockSeconds: 3 });
+  spawned.push(worker);
   await worker.ready;
 
   // Hostile files, through the command a user runs.
@@ -144,6 +156,9 @@ q('a hostile file fails once, unretried, with the loader\'s one line; the batch 
     eventsConnection.disconnect();
     const d = { inputSha256: predictionInputHash({ file: big }), modelSha256: fileSha256(SHIPPED_MODEL_FILE), threshold: 0.5, tta: false };
     assert.ok(predictionDone(join(tmp, 'big-out'), 'vol-000', d));
+    // Outputs of other options are not these: another picture style, a probability map not written.
+    assert.not.ok(predictionDone(join(tmp, 'big-out'), 'vol-000', { ...d, pictures: 'outline' }));
+    assert.not.ok(predictionDone(join(tmp, 'big-out'), 'vol-000', { ...d, probabilities: true }));
   });
 
   const shown = cli('queue', ['--redis', redis.url]);
@@ -155,6 +170,7 @@ q('a hostile file fails once, unretried, with the loader\'s one line; the batch 
 
 q('a failure that is not the input\'s (the output folder is a file) is retried with backoff, then failed with its reason; the worker goes on', async () => {
   const worker = spawnWorker(redis.url, { lockSeconds: 3 });
+  spawned.push(worker);
   await worker.ready;
   const notAFolder = join(tmp, 'not-a-folder');
   writeFileSync(notAFolder, 'a file where the outputs would go');

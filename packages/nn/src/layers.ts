@@ -338,7 +338,8 @@ export class DeepSupervisionHead extends Module<Tensor[], Tensor> {
   /**
    * The summed output as `forward` gives it, and each level's own logit map up-sampled (nearest)
    * to the finest level's size, finest first: what a loss on every side output reads. The sides
-   * add up to the output (nearest up-sampling is linear), up to rounding.
+   * add up to the output (nearest up-sampling is linear), up to rounding. Unlike `forward` it
+   * keeps its intermediate maps: without autodiff, call it inside a `scope`, which frees them.
    */
   forwardWithSides(levels: Tensor[]): { output: Tensor; sides: Tensor[] } {
     return this.run(levels, true) as { output: Tensor; sides: Tensor[] };

@@ -128,6 +128,8 @@ export interface QueueChaosReport {
   /** Jobs completed without recomputing (their outputs were there: a retry after a kill between writing and completing). */
   reused: number;
   kills: number;
+  /** Of the kills, those of a worker in the middle of a job (the kills that must lose nothing). */
+  killsHoldingJob: number;
   redisRestarts: number;
   /** From submitting to the last job settled; the workers' start-up before it not counted. */
   seconds: number;
@@ -160,6 +162,15 @@ export async function queueChaos(o: QueueChaosOptions): Promise<QueueChaosReport
     void w.exited.then(() => workers.delete(w));
     return w;
   };
+  try {
+    return await attackBatch(o, log, rand, workers, start);
+  } finally {
+    // On any way out, no worker is left behind (a failed check would otherwise leave them reconnecting for ever).
+    for (const w of workers) w.child.kill('SIGKILL');
+  }
+}
+
+async function attackBatch(o: QueueChaosOptions, log: (line: string) => void, rand: () => number, workers: Set<WorkerProcess>, start: () => WorkerProcess): Promise<QueueChaosReport> {
   const t0 = performance.now();
   await Promise.all(Array.from({ length: o.workers }, () => start().ready));
   const startSeconds = (performance.now() - t0) / 1000;
@@ -170,6 +181,7 @@ export async function queueChaos(o: QueueChaosOptions): Promise<QueueChaosReport
   // Kill moments as fractions of the batch settled (random, apart), and Redis's restart half-way.
   const killAt = Array.from({ length: o.kills }, () => 0.05 + 0.85 * rand()).sort((a, b) => a - b);
   let kills = 0;
+  let killsHoldingJob = 0;
   let redisRestarts = 0;
   let busy = Promise.resolve();
   const attack = (settled: number) => {
@@ -186,6 +198,7 @@ export async function queueChaos(o: QueueChaosOptions): Promise<QueueChaosReport
         const victim = pool[Math.floor(rand() * pool.length)];
         victim.child.kill('SIGKILL');
         kills++;
+        if (victim.holding().length) killsHoldingJob++;
         log(`SIGKILL worker ${victim.child.pid}${victim.holding().length ? ` holding job ${victim.holding().join(', ')}` : ' (idle)'} (${kills}/${o.kills}) at ${settled}/${n} settled; starting another`);
         start().ready.catch((e) => log(`a replacement worker did not start: ${(e as Error).message}`));
       });
@@ -260,7 +273,7 @@ export async function queueChaos(o: QueueChaosOptions): Promise<QueueChaosReport
   await redis.quit();
   await Promise.all([...workers].map((w) => (w.child.kill('SIGTERM'), w.exited)));
   return {
-    jobs: n, doneOnce, lost, duplicated, stuck, failed, reused, kills, redisRestarts, seconds,
+    jobs: n, doneOnce, lost, duplicated, stuck, failed, reused, kills, killsHoldingJob, redisRestarts, seconds,
     jobsPerSecond: summary.done.length / seconds, startSeconds, submitted,
   };
 }

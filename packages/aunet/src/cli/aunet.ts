@@ -52,7 +52,7 @@ const usageError = (message: string): never => {
   process.exit(2);
 };
 
-// \`help\` as well as --help: npx answers \`npx aunet --help\` with its own help, never starting this.
+// `help` as well as --help (`aunet help predict` is `aunet predict --help`).
 if (name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
   process.stdout.write(help());
   process.exit(0);

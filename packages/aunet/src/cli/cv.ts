@@ -22,7 +22,8 @@ Usage: pnpm --filter aunet cv [options]
   --folds K             number of folds (default 5; with --split, the split file's entries).
                         A dataset of several cases is split by case: no case in two parts
   --only-folds LIST     run only these of the K folds, e.g. 1,2,3 (a screen of recipes on fewer
-                        folds; the summary is then over them); later runs can add the others
+                        folds): cv.md and cv.json then summarise these; a later call with more
+                        folds (or without the flag) reads the finished ones back and trains the rest
   --model aunet|unet    with or without attention (default aunet)
   --loss ftl|dice       focal Tversky or soft Dice (default ftl)
 ${CONFIG_HELP}

@@ -17,7 +17,7 @@ the next run. Afterwards train on them with --data DIR (or AUNET_DATA=DIR).
 
 Usage: pnpm --filter aunet fetch-data [options]
 
-  --out DIR          where to put the files (default: data/medseg-official in this package)
+  --out DIR          where to put the files (default: packages/aunet/data/medseg-official)
   --files LIST       comma-separated names (default: all: ${names.join(',')})
   --base-url URL     fetch each file from URL/NAME instead (a mirror); default: $AUNET_DATA_URL,
                      else the figshare addresses above

@@ -6,7 +6,7 @@ import cliProgress from 'cli-progress';
 import { oneLine, redisConnection, redisState, requireRedis } from '../service/queue';
 import { segmentationJobs, submitSegmentation, waitForBatch } from '../service/submit';
 import type { OverlayStyle } from '../overlay';
-import { fail, numberFlag, trackBar, userPath } from './common';
+import { fail, localUsage, numberFlag, trackBar, userPath } from './common';
 
 const usage = `
 Put volumes on the batch queue for the workers (see worker): one job per .nii / .nii.gz file,
@@ -54,7 +54,7 @@ try {
 }
 const { values: flags, positionals } = parsed;
 if (flags.help) {
-  process.stdout.write(usage.trimEnd() + '\n');
+  process.stdout.write(localUsage(usage).trimEnd() + '\n');
   process.exit(0);
 }
 

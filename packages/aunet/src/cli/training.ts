@@ -25,7 +25,8 @@ export const CONFIG_HELP = `
   --no-augment          the same as --augment none
   --deep-supervision summed|levels   the loss on the summed output of the 3 supervised decoder
                         levels (default), or also on each level's own map, up-sampled, weighted
-                        1/2, 1/4, 1/8 against the output's 1
+                        1/2, 1/4, 1/8 against the output's 1 (the epoch's train loss is then that
+                        weighted sum; the validation loss stays the output's alone)
   --data DIR            folder with tr_im.nii.gz (or tr_im_lungwindow.nii.gz) and tr_mask.nii.gz,
                         or with the DICOM files of one CT series (subfolders too) and tr_mask.nii.gz
                         on the series' grid, or of several cases (Decathlon / nnU-Net layout):

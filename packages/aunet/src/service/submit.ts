@@ -152,8 +152,9 @@ export async function waitForBatch(
     onChange(state());
   });
   // The final outcome is read from the job itself (a retried attempt's 'failed' event is not final).
-  events.on('completed', ({ jobId }) => void poll([jobId]));
-  events.on('failed', ({ jobId }) => void poll([jobId]));
+  // A poll that fails (Redis going away, the wait ending) is made again by the timer below.
+  events.on('completed', ({ jobId }) => void poll([jobId]).catch(() => {}));
+  events.on('failed', ({ jobId }) => void poll([jobId]).catch(() => {}));
 
   async function poll(ids = [...pending.keys()]) {
     for (const id of ids) {

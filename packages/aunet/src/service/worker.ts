@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { init } from '@aunet/tensor';
 import { DataError } from '../data/errors';
-import { mirroredTTA, modelPredictor, type SlicePredictor } from '../predict';
+import { batchThatFits, mirroredTTA, modelPredictor, type SlicePredictor } from '../predict';
 import { fileSha256, outputStem, predictFile, predictionDone, predictionInputHash, removeStaleTemporaries } from '../prediction-files';
 import { loadRunCheckpoint } from '../run-folder';
 import { COMPUTED_LOG, QUEUE_NAME, REUSED_LOG, oneLine, redisConnection, redisState, requireRedis, type SegmentationJob, type SegmentationProgress, type SegmentationResult } from './queue';
@@ -74,7 +74,7 @@ function oneAtATime(predictor: SlicePredictor): SlicePredictor {
 }
 
 /**
- * Starts a worker: the device, the model (run once on a blank slice, so that its shaders are
+ * Starts a worker: the device, the model (run on blank slices at every batch size, so that its shaders are
  * compiled before the first job's lock is taken), then the queue. Resolves once it takes jobs.
  */
 export async function startSegmentationWorker(o: SegmentationWorkerOptions): Promise<SegmentationWorker> {
@@ -95,7 +95,10 @@ export async function startSegmentationWorker(o: SegmentationWorkerOptions): Pro
   const s = config.model.inputSize;
   const plain = oneAtATime(modelPredictor(model, batch));
   const tta = mirroredTTA(plain);
-  await plain.predict([new Float32Array(s * s)]);
+  // Every batch size a volume can need (full batches and the remainder), so that no shader is
+  // compiled while a job's lock is held (on lavapipe a cold compile takes seconds a kernel).
+  const blank = new Float32Array(s * s);
+  for (let k = 1; k <= batchThatFits(config.model, batch); k++) await plain.predict(Array.from({ length: k }, () => blank));
 
   let closedBy: string | null = null;
   const processor = async (job: Job<SegmentationJob, SegmentationResult>): Promise<SegmentationResult> => {
@@ -104,15 +107,18 @@ export async function startSegmentationWorker(o: SegmentationWorkerOptions): Pro
     const stemName = outputStem(d.file);
     const stem = join(d.out, stemName);
     try {
-      for (const f of [d.file, d.lungMask]) if (f && !existsSync(f)) throw new DataError(`${f} does not exist on worker ${name}: the input must be on storage every worker sees, under the same path`, f);
+      // Not a DataError: the file may exist on the other workers (a mount missing here), so the job is retried, maybe elsewhere.
+      for (const f of [d.file, d.lungMask]) if (f && !existsSync(f)) throw new Error(`${f} does not exist on worker ${name}: the input must be on storage every worker sees, under the same path`);
       const inputSha256 = predictionInputHash(input);
       const identity = { inputSha256, modelSha256, threshold: d.threshold, tta: d.tta, probabilities: d.probabilities, pictures: d.pictures };
       if (predictionDone(d.out, stemName, identity)) {
         await job.log(`${REUSED_LOG} by ${name}: ${stem}_lesions.json names this input and model`);
         return { stem, reused: true, slices: 0, seconds: 0, worker: name };
       }
-      // This worker holds the job's lock: temporaries left for these outputs are a killed worker's.
-      await removeStaleTemporaries(d.out, stemName);
+      // Temporaries for these outputs untouched for a quarter of a lock are a killed worker's: its
+      // job comes back at least half a lock after its last renewal. A live writer's (another job
+      // for the same outputs: a batch submitted again while it runs) are fresher, and stay.
+      await removeStaleTemporaries(d.out, stemName, lockMs / 4);
       const t0 = performance.now();
       const r = await predictFile(d.tta ? tta : plain, input, {
         out: d.out,
@@ -156,7 +162,11 @@ export async function startSegmentationWorker(o: SegmentationWorkerOptions): Pro
     maxStalledCount: 5,
     autorun: false,
   });
-  worker.on('error', (e) => connection.onError(e));
+  // Connection trouble is told by redisState; anything else the worker reports, once per error.
+  worker.on('error', (e) => {
+    if (connection.redis.status !== 'ready') connection.onError(e);
+    else log(`worker: ${oneLine(e)}`);
+  });
   worker.on('active', (job) => log(`job ${job.id}: ${job.data.file} (attempt ${job.attemptsMade + 1})`));
   worker.on('completed', (job, r) => log(`job ${job.id}: ${r.reused ? 'outputs already there, not recomputed' : `${r.slices} slices in ${r.seconds.toFixed(1)} s`} -> ${r.stem}_lesions.*`));
   worker.on('failed', (job, e) => {
