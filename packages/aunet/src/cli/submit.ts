@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { oneLine, redisConnection, redisState, requireRedis } from '../service/queue';
-import { segmentationJobs, submitSegmentation, waitForBatch } from '../service/submit';
+import { enqueueJobs, segmentationJobs, waitForBatch } from '../service/submit';
 import type { OverlayStyle } from '../overlay';
 import { fail, localUsage, numberFlag, trackBar, userPath } from './common';
 
@@ -68,13 +68,13 @@ try {
   const say = (line: string) => console.error(line);
   const paths = positionals.map((p) => userPath(p));
   const options = { out: userPath(flags.out), threshold, tta: !!flags.tta, probabilities: !!flags.probabilities, pictures };
-  // The inputs are checked (they exist, one job each) before Redis is asked for anything.
-  segmentationJobs(paths, options);
+  // The inputs are read into jobs (checked: they exist, one job each) before Redis is asked for anything.
+  const batch = segmentationJobs(paths, options);
   const redis = redisConnection(flags.redis);
   await requireRedis(redis, flags.redis);
   // From here on, an outage is told once and waited through (a restart of Redis mid-batch).
   redisState(redis, say, 'submit');
-  const jobs = await submitSegmentation(redis, paths, options);
+  const jobs = await enqueueJobs(redis, batch);
   for (const j of jobs) console.log(`${j.id}\t${j.file}`);
   console.log(`submitted ${jobs.length} job${jobs.length === 1 ? '' : 's'}`);
   if (!flags.wait) {

@@ -61,7 +61,11 @@ export function segmentationJobs(paths: string[], o: SubmitOptions = {}): Segmen
 
 /** Enqueues one job per volume or series of `paths` (see {@link segmentationJobs}); returns them with their ids. */
 export async function submitSegmentation(connection: Redis, paths: string[], o: SubmitOptions = {}): Promise<SubmittedJob[]> {
-  const jobs = segmentationJobs(paths, o);
+  return enqueueJobs(connection, segmentationJobs(paths, o), o);
+}
+
+/** Enqueues `jobs` (made by {@link segmentationJobs}) with `o`'s tries and backoff; returns them with their ids. */
+export async function enqueueJobs(connection: Redis, jobs: SegmentationJob[], o: Pick<SubmitOptions, 'attempts' | 'backoffMs'> = {}): Promise<SubmittedJob[]> {
   const queue = segmentationQueue(connection);
   try {
     const opts = {
